@@ -1,0 +1,424 @@
+//! The record endpoint's wire model, decoded leniently.
+//!
+//! Real payloads mix types (`"status": "0"` next to `"matched": 0`, MCCs as strings,
+//! `null` anywhere, arrays missing). Decoding walks a `serde_json::Value` with small
+//! converters instead of strict derives, so one odd field never loses a whole record.
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
+use serde_json::{Map, Value};
+
+/// Why a response body could not be used at all.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("response is not JSON: {0}")]
+    NotJson(String),
+    #[error("response is not a JSON object")]
+    NotObject,
+    #[error("response has no usable `status`")]
+    NoStatus,
+}
+
+/// The envelope of every answer: `{"status": "0", "reason": "...", "data": {...}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The status as an integer, whether it came as `"0"` or `0`.
+    pub status: i64,
+    pub reason: Option<String>,
+    /// `None` when `data` is missing, `null`, or not an object.
+    pub data: Option<Record>,
+}
+
+/// One order's record (`data`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    pub order_id: Option<String>,
+    pub flow_id: Option<i64>,
+    pub verification: Option<Verification>,
+    pub sms: Vec<SmsAttempt>,
+    pub call: Vec<CallAttempt>,
+    pub sna: Vec<SnaAttempt>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Verification {
+    /// -1 not verified yet, 0 verified, 1 sending, 2 failed, 3 no such id (4: code already used).
+    pub matched: Option<i64>,
+    pub verified_date: Option<String>,
+    pub ori_receiver: Option<String>,
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SmsAttempt {
+    pub submit_tm: Option<String>,
+    pub send_tm: Option<String>,
+    pub done_tm: Option<String>,
+    pub mcc: Option<i64>,
+    pub mnc: Option<i64>,
+    pub charge_cnt: Option<i64>,
+    pub pay: Option<f64>,
+    /// -1 sending, 0 delivered, 1 failed.
+    pub status: Option<i64>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallAttempt {
+    /// 0 success, anything else failure, absent while the call is under way.
+    pub termination_code: Option<i64>,
+    pub termination_reason: Option<String>,
+    pub submit_time: Option<String>,
+    pub answer_time: Option<String>,
+    pub hangup_time: Option<String>,
+    pub cost: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnaAttempt {
+    pub post_verification_time: Option<String>,
+    pub verification_back_time: Option<String>,
+    pub mcc: Option<i64>,
+    pub mnc: Option<i64>,
+    /// -1 not verified, 0 success, 1 failure.
+    pub status: Option<i64>,
+    pub reason: Option<String>,
+}
+
+impl Record {
+    /// True when the provider answered "success" but knows nothing of the order.
+    pub fn is_empty(&self) -> bool {
+        self.verification.is_none()
+            && self.sms.is_empty()
+            && self.call.is_empty()
+            && self.sna.is_empty()
+    }
+}
+
+/// Decodes a response body.
+pub fn decode_reply(body: &[u8]) -> Result<Reply, DecodeError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let object = value.as_object().ok_or(DecodeError::NotObject)?;
+    let status = object
+        .get("status")
+        .and_then(int)
+        .ok_or(DecodeError::NoStatus)?;
+    Ok(Reply {
+        status,
+        reason: object.get("reason").and_then(text),
+        data: object.get("data").and_then(Value::as_object).map(record),
+    })
+}
+
+fn record(o: &Map<String, Value>) -> Record {
+    Record {
+        order_id: o.get("orderId").and_then(text),
+        flow_id: o.get("flowId").and_then(int),
+        verification: o
+            .get("verifications")
+            .and_then(first_object)
+            .map(|v| Verification {
+                matched: v.get("matched").and_then(int),
+                verified_date: v.get("verifiedDate").and_then(text),
+                ori_receiver: v.get("oriReceiver").and_then(text),
+                channel: v.get("channel").and_then(text),
+            }),
+        sms: objects(o.get("sms"))
+            .map(|a| SmsAttempt {
+                submit_tm: a.get("submitTm").and_then(text),
+                send_tm: a.get("sendTm").and_then(text),
+                done_tm: a.get("doneTm").and_then(text),
+                mcc: a.get("mcc").and_then(int),
+                mnc: a.get("mnc").and_then(int),
+                charge_cnt: a.get("chargeCnt").and_then(int),
+                pay: a.get("pay").and_then(money),
+                status: a.get("status").and_then(int),
+                reason: a.get("reason").and_then(text),
+            })
+            .collect(),
+        call: objects(o.get("call"))
+            .map(|a| CallAttempt {
+                termination_code: a.get("terminationCode").and_then(int),
+                termination_reason: a.get("terminationReason").and_then(text),
+                submit_time: a.get("submitTime").and_then(text),
+                answer_time: a.get("answerTime").and_then(text),
+                hangup_time: a.get("hangupTime").and_then(text),
+                cost: a.get("cost").and_then(money),
+            })
+            .collect(),
+        sna: objects(o.get("sna"))
+            .map(|a| SnaAttempt {
+                post_verification_time: a.get("postVerificationTime").and_then(text),
+                verification_back_time: a.get("verificationBackTime").and_then(text),
+                mcc: a.get("mcc").and_then(int),
+                mnc: a.get("mnc").and_then(int),
+                status: a.get("status").and_then(int),
+                reason: a.get("reason").and_then(text),
+            })
+            .collect(),
+    }
+}
+
+/// An integer sent as a number or as a string (`0`, `"0"`, `" -18 "`, `404.0`).
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+                .map(|f| f as i64)
+        }),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<i64>().ok().or_else(|| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() < 9e15)
+                    .map(|f| f as i64)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A string sent as a string or as a number; blank strings count as absent.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A non-negative finite amount sent as a decimal string or a number.
+fn money(v: &Value) -> Option<f64> {
+    let amount = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }?;
+    (amount.is_finite() && amount >= 0.0).then_some(amount)
+}
+
+/// Objects of an array; a lone object counts as a one-element array, anything else as empty.
+fn objects(v: Option<&Value>) -> impl Iterator<Item = &Map<String, Value>> {
+    let items: &[Value] = match v {
+        Some(Value::Array(items)) => items,
+        Some(single @ Value::Object(_)) => std::slice::from_ref(single),
+        _ => &[],
+    };
+    items.iter().filter_map(Value::as_object)
+}
+
+/// `verifications` is documented as one object; tolerate an array of them.
+fn first_object(v: &Value) -> Option<&Map<String, Value>> {
+    match v {
+        Value::Object(o) => Some(o),
+        Value::Array(items) => items.iter().find_map(Value::as_object),
+        _ => None,
+    }
+}
+
+/// Parses a provider time into Unix milliseconds: RFC 3339 with an offset, or
+/// `yyyy-MM-dd HH:mm:ss` (optionally with `T` and fractions) read in `zone`.
+pub fn parse_time_ms(text: &str, zone: &FixedOffset) -> Option<i64> {
+    let t = text.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Some(dt.timestamp_millis());
+    }
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y/%m/%d %H:%M:%S%.f",
+    ] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(t, format) {
+            return zone
+                .from_local_datetime(&naive)
+                .single()
+                .map(|dt| dt.timestamp_millis());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The provider's example response, verbatim.
+    pub const PROVIDER_SAMPLE: &str = r#"{
+    "status": "0",
+    "reason": "success",
+    "data": {
+        "orderId": "1234566",
+        "flowId": 1,
+        "verifications":
+        {
+            "matched": 0,
+            "verifiedDate": "2022-07-12T13:39:47+08:00",
+            "oriReceiver": "91856321412",
+            "channel": "call",
+            "orderId": "1234566"
+        },
+        "sms": [
+            {
+                "submitTm": "2022-07-12T13:39:45+08:00",
+                "sendTm": "2022-07-12T13:39:45+08:00",
+                "doneTm": "2022-07-12T13:39:49+08:00",
+                "mcc": 460,
+                "mnc": 10,
+                "sender": "",
+                "chargeCnt": 1,
+                "pay": "0.000002",
+                "status": 0,
+                "reason": "successR"
+            }
+        ],
+        "call": [
+            {
+                "terminationCode": 100005,
+                "terminationReason": "Temporarily Unavailable",
+                "submitTime": "2022-07-12T13:59:55+08:00",
+                "callTime": "2022-07-12T13:59:56+08:00",
+                "ringingTime": "2022-07-12T13:59:56+08:00",
+                "answerTime": "2022-07-12T13:59:56+08:00",
+                "hangupTime": "2022-07-12T13:59:56+08:00",
+                "callDuration": 0,
+                "chargedDuration": 0,
+                "displayNum": null,
+                "billPeriodstring": "20+20",
+                "code": "661",
+                "rate": "0.138",
+                "cost": "0"
+            }
+        ]
+    }
+}"#;
+
+    fn cst() -> FixedOffset {
+        FixedOffset::east_opt(8 * 3600).unwrap()
+    }
+
+    #[test]
+    fn decodes_the_provider_sample_verbatim() {
+        let reply = decode_reply(PROVIDER_SAMPLE.as_bytes()).unwrap();
+        assert_eq!(reply.status, 0);
+        assert_eq!(reply.reason.as_deref(), Some("success"));
+        let record = reply.data.unwrap();
+        assert_eq!(record.order_id.as_deref(), Some("1234566"));
+        assert_eq!(record.flow_id, Some(1));
+        let v = record.verification.unwrap();
+        assert_eq!(v.matched, Some(0));
+        assert_eq!(v.channel.as_deref(), Some("call"));
+        assert_eq!(v.ori_receiver.as_deref(), Some("91856321412"));
+        assert_eq!(record.sms.len(), 1);
+        let sms = &record.sms[0];
+        assert_eq!(
+            (sms.mcc, sms.mnc, sms.status, sms.charge_cnt),
+            (Some(460), Some(10), Some(0), Some(1))
+        );
+        assert_eq!(sms.pay, Some(0.000002));
+        assert_eq!(record.call.len(), 1);
+        assert_eq!(record.call[0].termination_code, Some(100005));
+        assert_eq!(record.call[0].cost, Some(0.0));
+        assert!(record.sna.is_empty());
+    }
+
+    #[test]
+    fn numbers_as_strings_and_strings_as_numbers() {
+        let body = r#"{"status": -18, "data": {"orderId": 77, "verifications": {"matched": "2"},
+            "sms": [{"status": "1", "mcc": "404", "mnc": " 10 ", "chargeCnt": "2", "pay": 0.5}],
+            "call": [{"terminationCode": "0", "cost": "0.0123"}],
+            "sna": [{"status": 0.0, "mcc": 460.0}]}}"#;
+        let reply = decode_reply(body.as_bytes()).unwrap();
+        assert_eq!(reply.status, -18);
+        let r = reply.data.unwrap();
+        assert_eq!(r.order_id.as_deref(), Some("77"));
+        assert_eq!(r.verification.unwrap().matched, Some(2));
+        assert_eq!(
+            (r.sms[0].status, r.sms[0].mcc, r.sms[0].mnc),
+            (Some(1), Some(404), Some(10))
+        );
+        assert_eq!(r.sms[0].charge_cnt, Some(2));
+        assert_eq!(r.sms[0].pay, Some(0.5));
+        assert_eq!(r.call[0].termination_code, Some(0));
+        assert_eq!(r.call[0].cost, Some(0.0123));
+        assert_eq!((r.sna[0].status, r.sna[0].mcc), (Some(0), Some(460)));
+    }
+
+    #[test]
+    fn nulls_missing_arrays_and_unknown_fields() {
+        let body = r#"{"status":"0","reason":null,"extra":{"x":1},"data":{"verifications":null,
+            "sms":null,"call":{"terminationCode":null,"submitTime":null},"unknown":[1,2]}}"#;
+        let r = decode_reply(body.as_bytes()).unwrap().data.unwrap();
+        assert!(r.verification.is_none());
+        assert!(r.sms.is_empty());
+        assert_eq!(r.call.len(), 1, "a lone object counts as one attempt");
+        assert_eq!(r.call[0].termination_code, None);
+        assert!(r.sna.is_empty());
+    }
+
+    #[test]
+    fn hostile_values_do_not_lose_the_record() {
+        let body = r#"{"status":"0","data":{"verifications":[{"matched":"x"}],
+            "sms":[1, "two", {"status": true, "mcc": "abc", "pay": "-1", "submitTm": 5}],
+            "sna":"nope"}}"#;
+        let r = decode_reply(body.as_bytes()).unwrap().data.unwrap();
+        assert_eq!(r.verification.unwrap().matched, None);
+        assert_eq!(r.sms.len(), 1);
+        assert_eq!(
+            (r.sms[0].status, r.sms[0].mcc, r.sms[0].pay),
+            (None, None, None)
+        );
+        assert_eq!(r.sms[0].submit_tm.as_deref(), Some("5"));
+        assert!(r.sna.is_empty());
+    }
+
+    #[test]
+    fn envelope_errors() {
+        assert!(matches!(
+            decode_reply(b"<html>502</html>"),
+            Err(DecodeError::NotJson(_))
+        ));
+        assert!(matches!(
+            decode_reply(br#"{"status":"0","data":"#),
+            Err(DecodeError::NotJson(_))
+        ));
+        assert_eq!(decode_reply(b"[1]"), Err(DecodeError::NotObject));
+        assert_eq!(
+            decode_reply(br#"{"reason":"x"}"#),
+            Err(DecodeError::NoStatus)
+        );
+        assert_eq!(
+            decode_reply(br#"{"status":"ok"}"#),
+            Err(DecodeError::NoStatus)
+        );
+        let empty = decode_reply(br#"{"status":"0","data":null}"#).unwrap();
+        assert!(empty.data.is_none());
+        let no_record = decode_reply(br#"{"status":"0","data":{}}"#).unwrap();
+        assert!(no_record.data.unwrap().is_empty());
+    }
+
+    #[test]
+    fn times_with_offset_and_without() {
+        let with_offset = parse_time_ms("2022-07-12T13:39:45+08:00", &cst()).unwrap();
+        let naive = parse_time_ms("2022-07-12 13:39:45", &cst()).unwrap();
+        assert_eq!(with_offset, naive);
+        assert_eq!(with_offset, 1_657_604_385_000);
+        let utc = FixedOffset::east_opt(0).unwrap();
+        assert_eq!(
+            parse_time_ms("2022-07-12 05:39:45", &utc),
+            Some(with_offset)
+        );
+        assert_eq!(
+            parse_time_ms("2022-07-12T05:39:45Z", &cst()),
+            Some(with_offset)
+        );
+        assert_eq!(
+            parse_time_ms("2022-07-12 13:39:45.250", &cst()),
+            Some(with_offset + 250)
+        );
+        assert_eq!(parse_time_ms("yesterday", &cst()), None);
+        assert_eq!(parse_time_ms("", &cst()), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! Wires the parts into the running daemon and shuts them down in order.
+//!
+//! ```text
+//! spool dir ──notify/rescan──▶ spool ──admit──▶ store (redb)
+//!                                 │                 ▲
+//!                                 ▼ new orders      │ progress, finalized
+//!                             scheduler ────────────┘
+//!                 time-ordered queue ──▶ workers (max_in_flight, rate limit) ──▶ ITNIO API
+//!                                 │ outcome rules
+//!                                 ▼
+//!                              metrics ──▶ http (/metrics, /, /healthz, /readyz)
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::api::{ApiClient, ApiError};
+use crate::config::Config;
+use crate::http::{self, BindError, PageInfo};
+use crate::metrics::Metrics;
+use crate::scheduler::Scheduler;
+use crate::spool::{LineRules, Spool, SpoolError, SpoolRunner};
+use crate::status::Status;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Runs the daemon until `shutdown` turns true, then stops taking files, lets
+/// in-flight queries finish (bounded), persists and returns.
+pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+    let status = Arc::new(Status::new());
+    let metrics = Arc::new(Metrics::new(&config.app_ids()));
+    let listener = http::bind(config.listen).await?;
+    let state_dir = config.state_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir))
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+    let store = Arc::new(store);
+    let client = Arc::new(ApiClient::new(&config.api, config.secret())?);
+
+    let page = PageInfo {
+        spool_dir: config.spool.dir.display().to_string(),
+        state_dir: config.state_dir.display().to_string(),
+        api_url: client.record_url().to_string(),
+        apps: config.app_ids(),
+    };
+    let server = tokio::spawn(http::serve(
+        listener,
+        metrics.clone(),
+        status.clone(),
+        page,
+        shutdown.clone(),
+    ));
+    tracing::info!(listen = %config.listen, api = client.record_url(), spool = %config.spool.dir.display(), state = %store.path().display(), "itnio-otp-exporter {} started", env!("CARGO_PKG_VERSION"));
+
+    let mut scheduler = Scheduler::new(&config, store.clone(), metrics.clone(), status.clone());
+    let load_store = store.clone();
+    let (pending, broken) = tokio::task::spawn_blocking(move || load_store.load_pending())
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+    for id in &broken {
+        tracing::error!(order_id = %id, "pending order in the state database cannot be decoded; it is skipped");
+    }
+    let loaded = scheduler.load(pending);
+    status.state_loaded.store(true, Ordering::Release);
+    tracing::info!(resumed = loaded, "pending orders loaded");
+
+    let (orders_tx, orders_rx) = mpsc::unbounded_channel();
+    let stop_spool = Arc::new(AtomicBool::new(false));
+    let spool = Spool {
+        dir: config.spool.dir.clone(),
+        rules: LineRules::from_config(&config),
+        max_file_bytes: config.spool.max_file_bytes,
+        store: store.clone(),
+        metrics: metrics.clone(),
+        orders: orders_tx,
+    };
+    let runner = SpoolRunner::start(
+        spool,
+        config.spool.rescan_interval,
+        stop_spool.clone(),
+        status.clone(),
+    )?;
+
+    // The spool stops first so no new file is taken while the scheduler drains.
+    let mut spool_shutdown = shutdown.clone();
+    let spool_status = status.clone();
+    let spool_stopper = tokio::spawn(async move {
+        let _ = spool_shutdown.wait_for(|stop| *stop).await;
+        spool_status.stopping.store(true, Ordering::Release);
+        stop_spool.store(true, Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || runner.stop()).await;
+    });
+
+    let drain = config.api.timeout.min(Duration::from_secs(10)) + Duration::from_secs(1);
+    scheduler
+        .run(client, &config, orders_rx, shutdown, drain)
+        .await;
+    let _ = spool_stopper.await;
+    let _ = server.await;
+    tracing::info!("itnio-otp-exporter stopped");
+    Ok(())
+}

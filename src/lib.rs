@@ -1,0 +1,21 @@
+//! itnio-otp-exporter: turns ITNIO Tech OTP order records into Prometheus metrics.
+//!
+//! Data flow: `spool` (order ids dropped by issuing apps) → `store` (durable pending set)
+//! → `scheduler` (one time-ordered queue drives every poll) → `api` (signed record queries)
+//! → `outcome` (pure rules: record → fate + metric samples) → `metrics` → `http`.
+//! `daemon` wires them together; `sim` is a stand-in for the provider; `cli` is the
+//! command line.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod geo;
+pub mod http;
+pub mod metrics;
+pub mod outcome;
+pub mod scheduler;
+pub mod sim;
+pub mod spool;
+pub mod status;
+pub mod store;

@@ -1,0 +1,264 @@
+//! The Prometheus metrics (names, types and labels are a contract: dashboards and
+//! alerts depend on them letter for letter).
+
+use prometheus::{
+    CounterVec, Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::outcome::{AttemptResult, Channel, OrderSamples, Outcome};
+
+/// Delivery and verification latency buckets: 0.5 s to 10 min.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0,
+];
+const API_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const POLL_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 89.0];
+
+/// Spool line results (label `result`).
+pub const SPOOL_RESULTS: [&str; 3] = ["accepted", "duplicate", "rejected"];
+
+pub struct Metrics {
+    registry: Registry,
+    pub orders: IntCounterVec,
+    pub fallbacks: IntCounterVec,
+    pub attempts: IntCounterVec,
+    pub delivery_latency: HistogramVec,
+    pub verification_latency: HistogramVec,
+    pub cost_usd: CounterVec,
+    pub sms_segments: IntCounterVec,
+    pub orders_pending: IntGaugeVec,
+    pub oldest_pending_age: Gauge,
+    pub spool_lines: IntCounterVec,
+    pub spool_files_quarantined: IntCounterVec,
+    pub api_requests: IntCounterVec,
+    pub api_duration: Histogram,
+    pub api_up: IntGauge,
+    pub polls_per_order: Histogram,
+    pub build_info: IntGaugeVec,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    /// Registers every metric; `app_ids` pre-creates the per-app pending gauges.
+    pub fn new(app_ids: &[String]) -> Metrics {
+        let registry = Registry::new();
+        // Names and label sets are constants, so registration cannot fail.
+        macro_rules! reg {
+            ($metric:expr) => {{
+                let m = $metric.expect("valid metric definition");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("unique metric name");
+                m
+            }};
+        }
+        let hist = |name: &str, help: &str, buckets: &[f64]| {
+            HistogramOpts::new(name, help).buckets(buckets.to_vec())
+        };
+        let m = Metrics {
+            orders: reg!(IntCounterVec::new(
+                opts("otp_orders_total", "Finalized OTP orders by outcome; channel is the verification's channel, else the last attempt's, else none."),
+                &["app_id", "channel", "country", "outcome"]
+            )),
+            fallbacks: reg!(IntCounterVec::new(
+                opts("otp_channel_fallbacks_total", "Channel switches inside finalized orders (attempts in submit order)."),
+                &["app_id", "from", "to", "country"]
+            )),
+            attempts: reg!(IntCounterVec::new(
+                opts("otp_delivery_attempts_total", "Delivery attempts of finalized orders by result."),
+                &["app_id", "channel", "country", "mcc", "result"]
+            )),
+            delivery_latency: reg!(HistogramVec::new(
+                hist("otp_delivery_latency_seconds", "Delivery latency of delivered attempts (SMS submit to DLR, call submit to answer, SNA request to result).", LATENCY_BUCKETS),
+                &["channel", "country"]
+            )),
+            verification_latency: reg!(HistogramVec::new(
+                hist("otp_verification_latency_seconds", "Time from the first attempt's submit to verification, for verified orders.", LATENCY_BUCKETS),
+                &["app_id", "channel", "country"]
+            )),
+            cost_usd: reg!(CounterVec::new(
+                opts("otp_cost_usd_total", "Money spent on finalized orders in USD (SMS pay plus call cost)."),
+                &["app_id", "channel", "country", "mcc"]
+            )),
+            sms_segments: reg!(IntCounterVec::new(
+                opts("otp_sms_segments_total", "Billed SMS segments of finalized orders."),
+                &["app_id", "country", "mcc"]
+            )),
+            orders_pending: reg!(IntGaugeVec::new(
+                opts("otp_exporter_orders_pending", "Orders being tracked."),
+                &["app_id"]
+            )),
+            oldest_pending_age: reg!(Gauge::with_opts(opts(
+                "otp_exporter_oldest_pending_age_seconds",
+                "Age of the oldest pending order (0 when none)."
+            ))),
+            spool_lines: reg!(IntCounterVec::new(
+                opts("otp_exporter_spool_lines_total", "Spool lines read, by result."),
+                &["result"]
+            )),
+            spool_files_quarantined: reg!(IntCounterVec::new(
+                opts("otp_exporter_spool_files_quarantined_total", "Spool files moved to quarantine whole, by reason."),
+                &["reason"]
+            )),
+            api_requests: reg!(IntCounterVec::new(
+                opts("otp_exporter_api_requests_total", "Record queries by the API's status, or http_NNN, timeout, connect_error, invalid_response."),
+                &["status"]
+            )),
+            api_duration: reg!(Histogram::with_opts(hist(
+                "otp_exporter_api_request_duration_seconds",
+                "Record query latency.",
+                API_BUCKETS
+            ))),
+            api_up: reg!(IntGauge::with_opts(opts(
+                "otp_exporter_api_up",
+                "1 while the API accepts our credentials and answers."
+            ))),
+            polls_per_order: reg!(Histogram::with_opts(hist(
+                "otp_exporter_polls_per_order",
+                "Record queries spent per finalized order.",
+                POLL_BUCKETS
+            ))),
+            build_info: reg!(IntGaugeVec::new(
+                opts("otp_exporter_build_info", "Build information; always 1."),
+                &["version"]
+            )),
+            registry,
+        };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        for result in SPOOL_RESULTS {
+            m.spool_lines.with_label_values(&[result]);
+        }
+        for app in app_ids {
+            m.orders_pending.with_label_values(&[app.as_str()]);
+        }
+        // Unknown until the first answer; 1 is optimistic and 0 would page on start.
+        m.api_up.set(1);
+        m
+    }
+
+    /// Adds a finalized order's samples, all at once.
+    pub fn record_order(&self, app_id: &str, samples: &OrderSamples, polls: u32) {
+        let outcome = samples.outcome.as_str();
+        self.orders
+            .with_label_values(&[app_id, samples.channel, samples.country, outcome])
+            .inc();
+        for (from, to) in &samples.fallbacks {
+            self.fallbacks
+                .with_label_values(&[app_id, from.as_str(), to.as_str(), samples.country])
+                .inc();
+        }
+        for a in &samples.attempts {
+            let channel = a.channel.as_str();
+            self.attempts
+                .with_label_values(&[
+                    app_id,
+                    channel,
+                    a.country,
+                    a.mcc.as_str(),
+                    a.result.as_str(),
+                ])
+                .inc();
+            if let (AttemptResult::Delivered, Some(latency)) = (a.result, a.latency_seconds) {
+                self.delivery_latency
+                    .with_label_values(&[channel, a.country])
+                    .observe(latency);
+            }
+            // SNA carries no price; SMS and calls always get a (possibly zero) cost series.
+            if a.channel != Channel::Sna {
+                self.cost_usd
+                    .with_label_values(&[app_id, channel, a.country, a.mcc.as_str()])
+                    .inc_by(a.cost_usd);
+            }
+            if a.channel == Channel::Sms {
+                self.sms_segments
+                    .with_label_values(&[app_id, a.country, a.mcc.as_str()])
+                    .inc_by(u64::from(a.segments));
+            }
+        }
+        if let (Outcome::Verified, Some(latency)) =
+            (samples.outcome, samples.verification_latency_seconds)
+        {
+            self.verification_latency
+                .with_label_values(&[app_id, samples.channel, samples.country])
+                .observe(latency);
+        }
+        self.polls_per_order.observe(f64::from(polls));
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buffer = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec only fails on invalid metric families, which we never build.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        buffer
+    }
+}
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::AttemptSample;
+
+    #[test]
+    fn an_order_emits_every_family_with_contract_labels() {
+        let m = Metrics::new(&["app".to_string()]);
+        let samples = OrderSamples {
+            outcome: Outcome::Verified,
+            channel: "call",
+            country: "IN",
+            attempts: vec![
+                AttemptSample {
+                    channel: Channel::Sms,
+                    country: "IN",
+                    mcc: "404".into(),
+                    result: AttemptResult::Failed,
+                    latency_seconds: None,
+                    cost_usd: 0.25,
+                    segments: 2,
+                },
+                AttemptSample {
+                    channel: Channel::Call,
+                    country: "IN",
+                    mcc: "404".into(),
+                    result: AttemptResult::Delivered,
+                    latency_seconds: Some(7.0),
+                    cost_usd: 0.5,
+                    segments: 0,
+                },
+            ],
+            fallbacks: vec![(Channel::Sms, Channel::Call)],
+            verification_latency_seconds: Some(30.0),
+        };
+        m.record_order("app", &samples, 4);
+        let text = String::from_utf8(m.render()).unwrap();
+        for line in [
+            r#"otp_orders_total{app_id="app",channel="call",country="IN",outcome="verified"} 1"#,
+            r#"otp_channel_fallbacks_total{app_id="app",country="IN",from="sms",to="call"} 1"#,
+            r#"otp_delivery_attempts_total{app_id="app",channel="sms",country="IN",mcc="404",result="failed"} 1"#,
+            r#"otp_delivery_attempts_total{app_id="app",channel="call",country="IN",mcc="404",result="delivered"} 1"#,
+            r#"otp_delivery_latency_seconds_count{channel="call",country="IN"} 1"#,
+            r#"otp_verification_latency_seconds_count{app_id="app",channel="call",country="IN"} 1"#,
+            r#"otp_cost_usd_total{app_id="app",channel="sms",country="IN",mcc="404"} 0.25"#,
+            r#"otp_cost_usd_total{app_id="app",channel="call",country="IN",mcc="404"} 0.5"#,
+            r#"otp_sms_segments_total{app_id="app",country="IN",mcc="404"} 2"#,
+            r#"otp_exporter_orders_pending{app_id="app"} 0"#,
+            r#"otp_exporter_spool_lines_total{result="rejected"} 0"#,
+            r#"otp_exporter_polls_per_order_sum 4"#,
+            r#"otp_exporter_build_info{version=""#,
+            "# TYPE otp_delivery_latency_seconds histogram",
+            "# TYPE otp_exporter_api_up gauge",
+            r#"otp_delivery_latency_seconds_bucket{channel="call",country="IN",le="0.5"} 0"#,
+            r#"otp_delivery_latency_seconds_bucket{channel="call",country="IN",le="600"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line}\n{text}");
+        }
+    }
+}

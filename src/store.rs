@@ -1,0 +1,304 @@
+//! Durable state in one redb file under `state_dir`: the pending orders and the ids
+//! finalized in the last 24 hours (for duplicate detection). Every change is one
+//! ACID transaction, so kill -9 at any instant leaves either the old or the new state.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::outcome::Outcome;
+
+/// order id → JSON of [`PendingState`].
+const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
+/// order id → Unix ms when it was finalized.
+const FINALIZED: TableDefinition<&str, i64> = TableDefinition::new("finalized");
+
+/// How long a finalized id still counts as a duplicate.
+pub const FINALIZED_MEMORY_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create state directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open state database {path}: {detail}")]
+    Open { path: PathBuf, detail: String },
+    #[error("state database error: {0}")]
+    Db(String),
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// What is persisted of a pending order between polls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingState {
+    pub app_id: String,
+    pub issued_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_absent_ms: Option<i64>,
+    #[serde(default)]
+    pub polls: u32,
+}
+
+/// A pending order as loaded at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingOrder {
+    pub order_id: String,
+    pub state: PendingState,
+}
+
+/// Whether the store took a new order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Accepted,
+    Duplicate,
+}
+
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) `state_dir/state.redb`.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::CreateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join("state.redb");
+        let open_err = |detail: String| StoreError::Open {
+            path: path.clone(),
+            detail,
+        };
+        let db = Database::create(&path).map_err(|e| open_err(e.to_string()))?;
+        // Create the tables so that readers never see them missing.
+        let txn = db.begin_write().map_err(|e| open_err(e.to_string()))?;
+        txn.open_table(PENDING)
+            .map_err(|e| open_err(e.to_string()))?;
+        txn.open_table(FINALIZED)
+            .map_err(|e| open_err(e.to_string()))?;
+        txn.commit().map_err(|e| open_err(e.to_string()))?;
+        Ok(Store { db, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every pending order. A value that cannot be decoded (written by a future
+    /// version, say) is reported by id instead of aborting the load.
+    pub fn load_pending(&self) -> Result<(Vec<PendingOrder>, Vec<String>), StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PENDING)?;
+        let mut orders = Vec::with_capacity(table.len()? as usize);
+        let mut broken = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            match serde_json::from_slice::<PendingState>(value.value()) {
+                Ok(state) => orders.push(PendingOrder {
+                    order_id: key.value().to_string(),
+                    state,
+                }),
+                Err(_) => broken.push(key.value().to_string()),
+            }
+        }
+        Ok((orders, broken))
+    }
+
+    /// Records new orders in one transaction; an id already pending or finalized in
+    /// the last 24 h (or repeated within `orders`) is a duplicate.
+    pub fn admit(
+        &self,
+        orders: &[(&str, PendingState)],
+        now_ms: i64,
+    ) -> Result<Vec<Admission>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut admissions = Vec::with_capacity(orders.len());
+        {
+            let mut pending = txn.open_table(PENDING)?;
+            let finalized = txn.open_table(FINALIZED)?;
+            for (order_id, state) in orders {
+                let recently_final = finalized
+                    .get(*order_id)?
+                    .is_some_and(|at| now_ms - at.value() < FINALIZED_MEMORY_MS);
+                if recently_final || pending.get(*order_id)?.is_some() {
+                    admissions.push(Admission::Duplicate);
+                    continue;
+                }
+                pending.insert(*order_id, encode(state).as_slice())?;
+                admissions.push(Admission::Accepted);
+            }
+        }
+        txn.commit()?;
+        Ok(admissions)
+    }
+
+    /// Persists progress of pending orders and finalizes others, in one transaction.
+    pub fn apply(
+        &self,
+        updates: &[(&str, &PendingState)],
+        finalized_ids: &[&str],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if updates.is_empty() && finalized_ids.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut pending = txn.open_table(PENDING)?;
+            let mut finalized = txn.open_table(FINALIZED)?;
+            for (order_id, state) in updates {
+                pending.insert(*order_id, encode(state).as_slice())?;
+            }
+            for order_id in finalized_ids {
+                pending.remove(*order_id)?;
+                finalized.insert(*order_id, now_ms)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Forgets finalized ids older than 24 h; returns how many.
+    pub fn purge_finalized(&self, now_ms: i64) -> Result<usize, StoreError> {
+        let txn = self.db.begin_write()?;
+        let before;
+        let after;
+        {
+            let mut finalized = txn.open_table(FINALIZED)?;
+            before = finalized.len()?;
+            finalized.retain(|_, at| now_ms - at < FINALIZED_MEMORY_MS)?;
+            after = finalized.len()?;
+        }
+        txn.commit()?;
+        Ok((before - after) as usize)
+    }
+
+    /// Counts of (pending, finalized) rows.
+    pub fn counts(&self) -> Result<(u64, u64), StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok((
+            txn.open_table(PENDING)?.len()?,
+            txn.open_table(FINALIZED)?.len()?,
+        ))
+    }
+}
+
+fn encode(state: &PendingState) -> Vec<u8> {
+    // Serializing a plain struct of strings and numbers cannot fail.
+    serde_json::to_vec(state).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(issued_ms: i64) -> PendingState {
+        PendingState {
+            app_id: "app".into(),
+            issued_ms,
+            outcome: None,
+            decided_ms: None,
+            first_absent_ms: None,
+            polls: 0,
+        }
+    }
+
+    #[test]
+    fn admit_detects_duplicates_pending_finalized_and_within_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let got = store
+            .admit(&[("a", state(1)), ("b", state(2)), ("a", state(3))], 10)
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Admission::Accepted,
+                Admission::Accepted,
+                Admission::Duplicate
+            ]
+        );
+        store.apply(&[], &["b"], 100).unwrap();
+        let got = store
+            .admit(&[("a", state(4)), ("b", state(5)), ("c", state(6))], 200)
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Admission::Duplicate,
+                Admission::Duplicate,
+                Admission::Accepted
+            ]
+        );
+        // After 24 h a finalized id is forgotten.
+        let later = 100 + FINALIZED_MEMORY_MS;
+        assert_eq!(
+            store.admit(&[("b", state(7))], later).unwrap(),
+            vec![Admission::Accepted]
+        );
+    }
+
+    #[test]
+    fn state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .admit(&[("x", state(1)), ("y", state(2))], 10)
+                .unwrap();
+            let mut progressed = state(1);
+            progressed.outcome = Some(Outcome::Verified);
+            progressed.decided_ms = Some(50);
+            progressed.polls = 3;
+            store.apply(&[("x", &progressed)], &["y"], 60).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let (pending, broken) = store.load_pending().unwrap();
+        assert!(broken.is_empty());
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].order_id, "x");
+        assert_eq!(pending[0].state.outcome, Some(Outcome::Verified));
+        assert_eq!(pending[0].state.polls, 3);
+        assert_eq!(store.counts().unwrap(), (1, 1));
+        assert_eq!(store.purge_finalized(60 + FINALIZED_MEMORY_MS).unwrap(), 1);
+        assert_eq!(store.counts().unwrap(), (1, 0));
+    }
+
+    #[test]
+    fn unusable_state_dir_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = Store::open(&file.join("sub")).unwrap_err().to_string();
+        assert!(err.contains("cannot create state directory"), "{err}");
+    }
+}
