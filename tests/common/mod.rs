@@ -1,0 +1,420 @@
+//! Helpers for integration tests: they run the real binary as a child process over
+//! real sockets and a real spool directory.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_itnio-otp-exporter");
+pub const API_KEY: &str = "test-key";
+pub const API_SECRET: &str = "s3cr3t-Test-Secret-9f2";
+
+/// A free loopback port (bound and released; fine for tests on one machine).
+pub fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// A child process whose stderr is captured, killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub log: Arc<Mutex<String>>,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("RUST_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn binary");
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        Proc {
+            child,
+            log,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("----- {} log -----\n{}", self.name, self.log());
+        }
+    }
+}
+
+/// A plain HTTP/1.1 request; returns (status, body).
+pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    Ok((status, body))
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    http(addr, "GET", path, &[], "")
+}
+
+/// Polls `f` until it returns Some or `within` passes.
+pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// md5(key + secret + ts), computed here independently of the crate's own code.
+pub fn sign(key: &str, secret: &str, ts: &str) -> String {
+    let out = Command::new("md5sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(format!("{key}{secret}{ts}").as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("md5sum");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The simulator as a child process.
+pub struct Sim {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    /// Seconds the simulator's clock is ahead (its `--clock-offset`), for signing sends.
+    pub clock_offset_secs: i64,
+}
+
+impl Sim {
+    pub fn start(extra: &[&str]) -> Sim {
+        let addr = free_addr();
+        let listen = addr.to_string();
+        let mut args = vec!["simulate", "--listen", &listen, "--api-key", API_KEY, "--api-secret", API_SECRET];
+        args.extend_from_slice(extra);
+        let proc = Proc::spawn("simulator", &args, &[]);
+        let sim = Sim { proc, addr, clock_offset_secs: 0 };
+        wait_for(Duration::from_secs(20), || get(addr, "/").ok().filter(|(s, _)| *s == 200))
+            .unwrap_or_else(|| panic!("simulator did not start:\n{}", sim.proc.log()));
+        sim
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/otp", self.addr)
+    }
+
+    /// Sends an OTP through the simulator's send endpoint, signed as the provider requires.
+    pub fn send(&self, app_id: &str, to: &str, order_id: &str) {
+        let ts = (unix_now() as i64 + self.clock_offset_secs).to_string();
+        let sign = sign(API_KEY, API_SECRET, &ts);
+        let body = format!(r#"{{"appId":"{app_id}","to":"{to}","orderId":"{order_id}"}}"#);
+        let (status, reply) = http(
+            self.addr,
+            "POST",
+            "/otp/verification/send",
+            &[
+                ("Content-Type", "application/json;charset=UTF-8"),
+                ("Api-Key", API_KEY),
+                ("Timestamp", &ts),
+                ("Sign", &sign),
+            ],
+            &body,
+        )
+        .expect("send");
+        assert_eq!(status, 200, "{reply}");
+        assert!(reply.contains("\"status\":\"0\""), "send refused: {reply}");
+    }
+
+    pub fn truth(&self) -> serde_json::Value {
+        let (status, body) = get(self.addr, "/sim/truth").expect("truth");
+        assert_eq!(status, 200);
+        serde_json::from_str(&body).expect("truth JSON")
+    }
+
+    pub fn set_faults(&self, yaml: &str) {
+        let (status, body) = http(self.addr, "PUT", "/sim/faults", &[("Content-Type", "application/yaml")], yaml).expect("faults");
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// Test timing: the simulator's 5 min validity at time scale 0.02 is 6 s.
+pub const TIME_SCALE: &str = "0.02";
+
+/// The exporter as a child process with its own config, state and spool.
+pub struct Exporter {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+pub fn exporter_config(dir: &Path, listen: SocketAddr, base_url: &str, extra: &str) -> PathBuf {
+    let config = dir.join("config.yml");
+    std::fs::create_dir_all(dir.join("spool")).unwrap();
+    let text = format!(
+        r#"listen: "{listen}"
+state_dir: "{state}"
+api:
+  base_url: "{base_url}"
+  api_key: "{API_KEY}"
+  api_secret: "${{TEST_ITNIO_SECRET}}"
+  timeout: 3s
+  max_in_flight: 16
+  max_requests_per_second: 400
+default_app: app-a
+apps:
+  - id: app-a
+  - id: app-b
+spool:
+  dir: "{spool}"
+  rescan_interval: 2s
+tracking:
+  verification_window: 6s
+  settle_timeout: 2400ms
+  not_found_grace: 2400ms
+  max_age: 15s
+polling:
+  first_delay: 200ms
+  max_interval: 1s
+{extra}"#,
+        state = dir.join("state").display(),
+        spool = dir.join("spool").display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+impl Exporter {
+    pub fn start(dir: &Path, config: &Path, addr: SocketAddr, log_level: &str) -> Exporter {
+        let config_arg = config.display().to_string();
+        let proc = Proc::spawn(
+            "exporter",
+            &["--log-level", log_level, "run", "--config", &config_arg],
+            &[("TEST_ITNIO_SECRET", API_SECRET)],
+        );
+        let exporter = Exporter {
+            proc,
+            addr,
+            dir: dir.to_path_buf(),
+            config: config.to_path_buf(),
+        };
+        wait_for(Duration::from_secs(20), || get(addr, "/readyz").ok().filter(|(s, _)| *s == 200))
+            .unwrap_or_else(|| panic!("exporter not ready:\n{}", exporter.proc.log()));
+        exporter
+    }
+
+    pub fn spool(&self) -> PathBuf {
+        self.dir.join("spool")
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let (status, body) = get(self.addr, "/metrics").expect("scrape");
+        assert_eq!(status, 200);
+        Metrics::parse(&body)
+    }
+
+    pub fn metrics_text(&self) -> String {
+        get(self.addr, "/metrics").expect("scrape").1
+    }
+}
+
+/// Writes a spool file atomically (dot-file, then rename), as issuing apps must.
+pub fn drop_spool_file(spool: &Path, name: &str, text: &str) {
+    let tmp = spool.join(format!(".{name}.partial"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, spool.join(name)).unwrap();
+}
+
+/// Parsed samples of a text exposition.
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    pub samples: Vec<(String, BTreeMap<String, String>, f64)>,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect("sample line");
+            let value: f64 = value.parse().expect("sample value");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => {
+                    let mut labels = BTreeMap::new();
+                    let body = rest.trim_end_matches('}');
+                    for pair in split_labels(body) {
+                        if let Some((k, v)) = pair.split_once('=') {
+                            labels.insert(k.to_string(), v.trim_matches('"').to_string());
+                        }
+                    }
+                    (name.to_string(), labels)
+                }
+                None => (series.to_string(), BTreeMap::new()),
+            };
+            samples.push((name, labels, value));
+        }
+        Metrics { samples }
+    }
+
+    /// Sum of `name` over series whose labels include all of `filter`.
+    pub fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|(n, labels, _)| n == name && filter.iter().all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v)))
+            .map(|(_, _, v)| v)
+            .sum()
+    }
+
+    /// Non-zero series of `name`, keyed by the given label names.
+    pub fn by(&self, name: &str, keys: &[&str]) -> BTreeMap<Vec<String>, f64> {
+        let mut out = BTreeMap::new();
+        for (n, labels, v) in &self.samples {
+            if n == name && *v != 0.0 {
+                let key = keys.iter().map(|k| labels.get(*k).cloned().unwrap_or_default()).collect();
+                *out.entry(key).or_insert(0.0) += v;
+            }
+        }
+        out
+    }
+}
+
+fn split_labels(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for c in body.chars() {
+        match c {
+            '\\' if in_quotes && !escaped => {
+                escaped = true;
+                current.push(c);
+                continue;
+            }
+            '"' if !escaped => in_quotes = !in_quotes,
+            ',' if !in_quotes => {
+                out.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        escaped = false;
+        current.push(c);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Runs `promtool check metrics` on a scrape; returns its combined output.
+pub fn promtool_check(text: &str) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (Debian package prometheus)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let combined = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success() && combined.trim().is_empty(), combined)
+}

@@ -1,0 +1,170 @@
+//! Bad input gets a clear error and loses nothing; secrets stay secret; the example
+//! snippets really drop orders the spool accepts.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use itnio_otp_exporter::spool::{parse_line, LineRules};
+
+fn check_config(text: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, text).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["check-config", "--config", path.to_str().unwrap()]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn check_config_accepts_the_example_and_names_bad_keys_with_lines() {
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config.yml")).unwrap();
+    let (ok, out) = check_config(&example, &[("ITNIO_API_SECRET", "x")]);
+    assert!(ok, "{out}");
+    assert!(out.contains("valid"), "{out}");
+
+    let (ok, out) = check_config(&example, &[]);
+    assert!(!ok);
+    assert!(out.contains("ITNIO_API_SECRET") && out.contains("api.api_secret"), "{out}");
+
+    let bad = example.replace("  timeout: 10s", "  timeout: ten seconds");
+    let (ok, out) = check_config(&bad, &[("ITNIO_API_SECRET", "x")]);
+    assert!(!ok);
+    let line = example.lines().position(|l| l.starts_with("  timeout:")).unwrap() + 1;
+    assert!(out.contains("api.timeout") && out.contains(&format!("line {line}")), "{out}");
+
+    let bad = example.replace("  rescan_interval: 30s", "  rescan_interval: 30s\n  rescan_intervall: 5s");
+    let (ok, out) = check_config(&bad, &[("ITNIO_API_SECRET", "x")]);
+    assert!(!ok);
+    assert!(out.contains("rescan_intervall") && out.contains("line "), "{out}");
+
+    let (ok, out) = check_config("", &[]);
+    assert!(!ok && out.contains("error"), "{out}");
+    let missing = Command::new(BIN).args(["check-config", "--config", "/nonexistent/c.yml"]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/c.yml"));
+}
+
+#[test]
+fn the_secret_never_shows_in_errors_logs_pages_or_metrics() {
+    // In a config error about another key.
+    let text = format!(
+        "api:\n  api_key: k\n  api_secret: \"{API_SECRET}\"\n  max_in_flight: 0\napps:\n  - id: a\n"
+    );
+    let (ok, out) = check_config(&text, &[]);
+    assert!(!ok && out.contains("max_in_flight"));
+    assert!(!out.contains(API_SECRET), "{out}");
+
+    // In a running daemon at debug level, talking to the simulator.
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(&["--seed", "2", "--time-scale", TIME_SCALE]);
+    let addr = free_addr();
+    let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
+    let started = unix_now();
+    let exporter = Exporter::start(tmp.path(), &config, addr, "trace");
+    sim.send("app-a", "4477001234", "secret-1");
+    drop_spool_file(&exporter.spool(), "o", "secret-1\n");
+    wait_for(Duration::from_secs(30), || {
+        (exporter.metrics().sum("otp_orders_total", &[]) == 1.0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", exporter.proc.log()));
+    let signatures: Vec<String> = (started - 2..unix_now() + 2)
+        .map(|ts| sign(API_KEY, API_SECRET, &ts.to_string()))
+        .collect();
+    let mut seen = exporter.proc.log();
+    seen.push_str(&get(addr, "/").unwrap().1);
+    seen.push_str(&get(addr, "/metrics").unwrap().1);
+    assert!(seen.contains("order finalized"), "the log was captured");
+    assert!(!seen.contains(API_SECRET), "secret leaked");
+    for sig in &signatures {
+        assert!(!seen.contains(sig.as_str()), "signature leaked");
+    }
+}
+
+#[test]
+fn an_unreachable_api_keeps_orders_pending_and_the_daemon_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let dead = free_addr();
+    let config = exporter_config(tmp.path(), addr, &format!("http://{dead}/otp"), "");
+    let exporter = Exporter::start(tmp.path(), &config, addr, "info");
+    drop_spool_file(&exporter.spool(), "o", "p1\np2\n");
+    let m = wait_for(Duration::from_secs(10), || {
+        let m = exporter.metrics();
+        (m.sum("otp_exporter_api_requests_total", &[("status", "connect_error")]) >= 2.0).then_some(m)
+    })
+    .unwrap_or_else(|| panic!("{}", exporter.proc.log()));
+    assert_eq!(m.sum("otp_exporter_orders_pending", &[]), 2.0);
+    assert_eq!(get(addr, "/healthz").unwrap().0, 200);
+    // max_age (15 s) passes with the API unreachable: the orders expire, counted once.
+    let m = wait_for(Duration::from_secs(30), || {
+        let m = exporter.metrics();
+        (m.sum("otp_orders_total", &[]) == 2.0).then_some(m)
+    })
+    .unwrap_or_else(|| panic!("{}", exporter.proc.log()));
+    assert_eq!(m.sum("otp_orders_total", &[("outcome", "expired"), ("channel", "none"), ("country", "unknown")]), 2.0);
+}
+
+fn rules() -> LineRules {
+    LineRules {
+        apps: ["ad454212".to_string()].into_iter().collect(),
+        default_app: Some("ad454212".into()),
+    }
+}
+
+/// Runs a snippet that should leave exactly one spool file naming `order_id`.
+fn assert_snippet_drops(what: &str, run: impl FnOnce(&std::path::Path) -> std::process::Output, order_id: &str) {
+    let spool = tempfile::tempdir().unwrap();
+    let out = run(spool.path());
+    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    let files: Vec<_> = std::fs::read_dir(spool.path()).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "{what}: exactly one file, no leftovers");
+    let name = files[0].file_name().to_string_lossy().into_owned();
+    assert!(!name.starts_with('.') && !name.ends_with(".tmp"), "{what}: {name}");
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    let orders: Vec<_> = text.lines().filter_map(|l| parse_line(l, &rules(), 0).unwrap()).collect();
+    assert_eq!(orders.len(), 1, "{what}: {text}");
+    assert_eq!(orders[0].order_id, order_id);
+    assert!(orders[0].issued_ms > 1_700_000_000_000, "{what}: issuedAt is now");
+}
+
+#[test]
+fn example_snippets_drop_orders_atomically() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/drop-order");
+    assert_snippet_drops(
+        "shell",
+        |spool| Command::new("sh").arg(format!("{examples}/drop-order.sh")).arg("SH-1").arg(spool).output().unwrap(),
+        "SH-1",
+    );
+    assert_snippet_drops(
+        "python",
+        |spool| Command::new("python3").arg(format!("{examples}/drop_order.py")).arg("PY-1").arg(spool).output().unwrap(),
+        "PY-1",
+    );
+    if Command::new("java").arg("-version").output().is_ok_and(|o| o.status.success()) {
+        // Java 11+ runs a single source file directly.
+        assert_snippet_drops(
+            "java",
+            |spool| Command::new("java").arg(format!("{examples}/DropOrder.java")).arg("JAVA-1").arg(spool.to_str().unwrap()).output().unwrap(),
+            "JAVA-1",
+        );
+    } else {
+        eprintln!("java not installed: the Java snippet is not run");
+    }
+    if Command::new("php").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        assert_snippet_drops(
+            "php",
+            |spool| Command::new("php").arg(format!("{examples}/drop_order.php")).arg("PHP-1").arg(spool).output().unwrap(),
+            "PHP-1",
+        );
+    } else {
+        eprintln!("php not installed: the PHP snippet is not run");
+    }
+}
