@@ -142,6 +142,18 @@ pub async fn execute(command: Command) -> Result<(), CliError> {
     }
 }
 
+/// Builds the simulator's arguments exactly as its command line would.
+pub fn simulate_args(argv: &[String]) -> Result<sim::SimulateArgs, CliError> {
+    #[derive(Parser)]
+    struct Simulate {
+        #[command(flatten)]
+        args: sim::SimulateArgs,
+    }
+    Simulate::try_parse_from(argv)
+        .map(|s| s.args)
+        .map_err(|e| CliError::Other(format!("simulator arguments: {e}")))
+}
+
 /// Scales a provider-realistic duration for the demo, keeping it usable.
 fn scaled(d: Duration, scale: f64, floor: Duration) -> Duration {
     Duration::from_secs_f64(d.as_secs_f64() * scale).max(floor)
@@ -170,15 +182,28 @@ async fn demo(args: DemoArgs) -> Result<(), CliError> {
 
     let (api_key, api_secret) = ("demo-key".to_string(), "demo-secret".to_string());
     let validity = Duration::from_secs(300);
-    let sim_args = sim::SimulateArgs::for_demo(
-        args.sim_listen,
-        api_key.clone(),
-        api_secret.clone(),
-        args.seed,
-        args.time_scale,
-        validity,
-        args.scenario.clone(),
-    );
+    let mut sim_argv: Vec<String> = [
+        "simulate",
+        "--listen",
+        &args.sim_listen.to_string(),
+        "--api-key",
+        &api_key,
+        "--api-secret",
+        &api_secret,
+        "--seed",
+        &args.seed.to_string(),
+        "--time-scale",
+        &args.time_scale.to_string(),
+        "--validity",
+        &format!("{}s", validity.as_secs()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(scenario) = &args.scenario {
+        sim_argv.extend(["--scenario".to_string(), scenario.display().to_string()]);
+    }
+    let sim_args = simulate_args(&sim_argv)?;
     let simulator = sim::start(sim_args).await?;
     let base_url = simulator.base_url();
 

@@ -40,6 +40,9 @@ pub enum DaemonError {
     Internal(String),
 }
 
+/// A spool file must be this quiet before it is read (in-place writers, see `spool`).
+const SPOOL_MIN_FILE_AGE: Duration = Duration::from_millis(500);
+
 /// Runs the daemon until `shutdown` turns true, then stops taking files, lets
 /// in-flight queries finish (bounded), persists and returns.
 pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
@@ -86,6 +89,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         dir: config.spool.dir.clone(),
         rules: LineRules::from_config(&config),
         max_file_bytes: config.spool.max_file_bytes,
+        min_file_age: SPOOL_MIN_FILE_AGE,
         store: store.clone(),
         metrics: metrics.clone(),
         orders: orders_tx,
@@ -108,9 +112,18 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     });
 
     let drain = config.api.timeout.min(Duration::from_secs(10)) + Duration::from_secs(1);
-    scheduler
-        .run(client, &config, orders_rx, shutdown, drain)
-        .await;
+    // A task of its own: the scheduler blocks briefly (block_in_place) to commit.
+    let scheduler = tokio::spawn(scheduler.run(
+        client,
+        config.api.max_in_flight as usize,
+        config.api.max_requests_per_second,
+        orders_rx,
+        shutdown,
+        drain,
+    ));
+    if let Err(e) = scheduler.await {
+        tracing::error!(error = %e, "scheduler task failed");
+    }
     let _ = spool_stopper.await;
     let _ = server.await;
     tracing::info!("itnio-otp-exporter stopped");

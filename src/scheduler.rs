@@ -175,7 +175,8 @@ impl Scheduler {
         loaded
     }
 
-    fn add_from_spool(&mut self, batch: Vec<SpoolOrder>) {
+    /// Starts tracking orders the spool accepted.
+    pub fn add_from_spool(&mut self, batch: Vec<SpoolOrder>) {
         let now = now_ms();
         for order in batch {
             let state = PendingState {
@@ -417,14 +418,14 @@ impl Scheduler {
     pub async fn run(
         mut self,
         client: Arc<ApiClient>,
-        config: &Config,
+        workers: usize,
+        max_requests_per_second: u32,
         mut intake: mpsc::UnboundedReceiver<Vec<SpoolOrder>>,
         mut shutdown: watch::Receiver<bool>,
         drain: Duration,
     ) {
-        let workers = config.api.max_in_flight as usize;
-        let per_second =
-            NonZeroU32::new(config.api.max_requests_per_second).unwrap_or(NonZeroU32::MIN);
+        let workers = workers.max(1);
+        let per_second = NonZeroU32::new(max_requests_per_second).unwrap_or(NonZeroU32::MIN);
         let limiter: Arc<DefaultDirectRateLimiter> =
             Arc::new(RateLimiter::direct(Quota::per_second(per_second)));
         let (job_tx, job_rx) = mpsc::channel::<Job>(workers);

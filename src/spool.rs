@@ -195,6 +195,9 @@ pub struct Spool {
     pub dir: PathBuf,
     pub rules: LineRules,
     pub max_file_bytes: u64,
+    /// Files modified more recently than this are left for the next scan, so that a
+    /// writer that writes in place (instead of renaming) is not read half-way.
+    pub min_file_age: Duration,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub orders: OrderSender,
@@ -208,6 +211,8 @@ pub struct ScanTotals {
     pub duplicate: u64,
     pub rejected: u64,
     pub quarantined_files: u64,
+    /// Files left for later because they were modified a moment ago.
+    pub deferred: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +239,10 @@ impl Spool {
     /// Reads every file in the spool once.
     pub fn scan(&self, stop: &AtomicBool) -> Result<ScanTotals, SpoolError> {
         let mut entries: Vec<(SystemTime, PathBuf)> = Vec::new();
+        let mut deferred = 0;
+        let fresh_after = SystemTime::now()
+            .checked_sub(self.min_file_age)
+            .unwrap_or(UNIX_EPOCH);
         let listing = fs::read_dir(&self.dir).map_err(|source| SpoolError::Dir {
             path: self.dir.clone(),
             source,
@@ -248,11 +257,18 @@ impl Spool {
                 .metadata()
                 .and_then(|m| m.modified())
                 .unwrap_or(UNIX_EPOCH);
+            if modified > fresh_after {
+                deferred += 1;
+                continue;
+            }
             entries.push((modified, entry.path()));
         }
         // Oldest first, so orders enter roughly in issue order.
         entries.sort();
-        let mut totals = ScanTotals::default();
+        let mut totals = ScanTotals {
+            deferred,
+            ..ScanTotals::default()
+        };
         for (_, path) in entries {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -522,15 +538,21 @@ impl SpoolRunner {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
+                    let mut wait = rescan_interval;
                     match spool.scan(&stop) {
-                        Ok(t) if t.files + t.quarantined_files > 0 => {
-                            tracing::debug!(?t, "spool scanned")
+                        Ok(t) => {
+                            if t.files + t.quarantined_files > 0 {
+                                tracing::debug!(?t, "spool scanned");
+                            }
+                            if t.deferred > 0 {
+                                // Look again once the fresh files have been quiet long enough.
+                                wait = wait.min(spool.min_file_age + Duration::from_millis(50));
+                            }
                         }
-                        Ok(_) => {}
                         Err(e) => tracing::error!(error = %e, "spool scan failed"),
                     }
                     status.spool_scanned.store(true, Ordering::Release);
-                    match wakes.recv_timeout(rescan_interval) {
+                    match wakes.recv_timeout(wait) {
                         Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                         Ok(Wake::Event) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                     }
@@ -691,6 +713,7 @@ mod tests {
             dir: spool_dir,
             rules: rules(),
             max_file_bytes,
+            min_file_age: Duration::ZERO,
             store: store.clone(),
             metrics: Arc::new(Metrics::new(&["ad454212".into()])),
             orders: tx,
@@ -770,6 +793,31 @@ mod tests {
         );
         assert!(text.contains("otp_exporter_spool_lines_total{result=\"duplicate\"} 3"));
         assert!(text.contains("otp_exporter_spool_lines_total{result=\"rejected\"} 2"));
+    }
+
+    #[test]
+    fn files_still_being_written_wait_for_a_quiet_moment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut spool, mut rx, _store) = spool_in(tmp.path(), 1 << 20);
+        spool.min_file_age = Duration::from_secs(60);
+        let path = spool.dir.join("in-place");
+        fs::write(&path, "w1\n").unwrap();
+        let totals = spool.scan(&AtomicBool::new(false)).unwrap();
+        assert_eq!((totals.files, totals.deferred), (0, 1));
+        assert!(path.exists());
+        let old = SystemTime::now() - Duration::from_secs(120);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let totals = spool.scan(&AtomicBool::new(false)).unwrap();
+        assert_eq!((totals.files, totals.accepted, totals.deferred), (1, 1, 0));
+        assert_eq!(
+            rx.try_recv().unwrap()[0].issued_ms / 1000,
+            old.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+        );
     }
 
     #[test]

@@ -14,11 +14,14 @@ const PREFIXES: &[&str] = &["91", "62", "55", "234", "63", "1", "44", "52", "84"
 type Counts = BTreeMap<Vec<String>, f64>;
 
 fn add(map: &mut Counts, key: &[&str], by: f64) {
-    *map.entry(key.iter().map(|s| s.to_string()).collect()).or_insert(0.0) += by;
+    *map.entry(key.iter().map(|s| s.to_string()).collect())
+        .or_insert(0.0) += by;
 }
 
 fn s<'a>(v: &'a serde_json::Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_else(|| panic!("truth field {key} missing in {v}"))
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("truth field {key} missing in {v}"))
 }
 
 #[test]
@@ -31,7 +34,14 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
     )
     .unwrap();
     let scenario_arg = scenario.display().to_string();
-    let sim = Sim::start(&["--seed", "7", "--time-scale", TIME_SCALE, "--scenario", &scenario_arg]);
+    let sim = Sim::start(&[
+        "--seed",
+        "7",
+        "--time-scale",
+        TIME_SCALE,
+        "--scenario",
+        &scenario_arg,
+    ]);
     let addr = free_addr();
     let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
     let exporter = Exporter::start(tmp.path(), &config, addr, "debug");
@@ -50,14 +60,19 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
             bare.push_str(&order_id);
             bare.push('\n');
         } else {
-            json.push_str(&format!("{{\"orderId\":\"{order_id}\",\"appId\":\"app-b\",\"issuedAt\":{}}}\n", unix_now()));
+            json.push_str(&format!(
+                "{{\"orderId\":\"{order_id}\",\"appId\":\"app-b\",\"issuedAt\":{}}}\n",
+                unix_now()
+            ));
         }
     }
     // Ten ids the provider never saw (not_found), three bad lines, two duplicates.
     for i in 0..10 {
         bare.push_str(&format!("ghost-{i}\n"));
     }
-    json.push_str("this is not an id\n{\"orderId\": \"x\", \"appId\": \"nobody\"}\n{\"orderId\": \n");
+    json.push_str(
+        "this is not an id\n{\"orderId\": \"x\", \"appId\": \"nobody\"}\n{\"orderId\": \n",
+    );
     json.push_str("e2e-0001\n");
     bare.push_str("e2e-0001\n");
     drop_spool_file(&exporter.spool(), "batch-a", &bare);
@@ -66,7 +81,8 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
     let expected_orders = (total_sent + 10) as f64;
     let done = wait_for(Duration::from_secs(90), || {
         let m = exporter.metrics();
-        (m.sum("otp_orders_total", &[]) >= expected_orders && m.sum("otp_exporter_orders_pending", &[]) == 0.0)
+        (m.sum("otp_orders_total", &[]) >= expected_orders
+            && m.sum("otp_exporter_orders_pending", &[]) == 0.0)
             .then_some(m)
     });
     let m = done.unwrap_or_else(|| {
@@ -80,18 +96,37 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
     // Expected samples from the simulator's ground truth.
     let truth = sim.truth();
     let orders = truth["orders"].as_array().expect("truth.orders");
-    assert_eq!(orders.len(), total_sent, "the simulator knows every order sent");
-    let (mut want_orders, mut want_fallbacks, mut want_attempts) = (Counts::new(), Counts::new(), Counts::new());
+    assert_eq!(
+        orders.len(),
+        total_sent,
+        "the simulator knows every order sent"
+    );
+    let (mut want_orders, mut want_fallbacks, mut want_attempts) =
+        (Counts::new(), Counts::new(), Counts::new());
     let (mut want_latency, mut want_verify_latency, mut want_cost, mut want_segments) =
         (Counts::new(), Counts::new(), Counts::new(), Counts::new());
     for o in orders {
-        let (app, channel, country, outcome) = (s(o, "appId"), s(o, "channel"), s(o, "country"), s(o, "outcome"));
+        let (app, channel, country, outcome) = (
+            s(o, "appId"),
+            s(o, "channel"),
+            s(o, "country"),
+            s(o, "outcome"),
+        );
         add(&mut want_orders, &[app, channel, country, outcome], 1.0);
         for f in o["fallbacks"].as_array().unwrap() {
-            add(&mut want_fallbacks, &[app, f[0].as_str().unwrap(), f[1].as_str().unwrap(), country], 1.0);
+            add(
+                &mut want_fallbacks,
+                &[app, f[0].as_str().unwrap(), f[1].as_str().unwrap(), country],
+                1.0,
+            );
         }
         for a in o["attempts"].as_array().unwrap() {
-            let (ch, co, mcc, result) = (s(a, "channel"), s(a, "country"), s(a, "mcc"), s(a, "result"));
+            let (ch, co, mcc, result) = (
+                s(a, "channel"),
+                s(a, "country"),
+                s(a, "mcc"),
+                s(a, "result"),
+            );
             add(&mut want_attempts, &[app, ch, co, mcc, result], 1.0);
             if a["latency"].as_bool() == Some(true) {
                 add(&mut want_latency, &[ch, co], 1.0);
@@ -101,39 +136,93 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
             add(&mut want_verify_latency, &[app, channel, country], 1.0);
         }
         add(&mut want_cost, &[app], o["costUsd"].as_f64().unwrap());
-        add(&mut want_segments, &[app], o["smsSegments"].as_f64().unwrap());
+        add(
+            &mut want_segments,
+            &[app],
+            o["smsSegments"].as_f64().unwrap(),
+        );
     }
-    add(&mut want_orders, &["app-a", "none", "unknown", "not_found"], 10.0);
+    add(
+        &mut want_orders,
+        &["app-a", "none", "unknown", "not_found"],
+        10.0,
+    );
     want_cost.retain(|_, v| *v != 0.0);
     want_segments.retain(|_, v| *v != 0.0);
 
-    assert_eq!(m.by("otp_orders_total", &["app_id", "channel", "country", "outcome"]), want_orders);
-    assert_eq!(m.by("otp_channel_fallbacks_total", &["app_id", "from", "to", "country"]), want_fallbacks);
     assert_eq!(
-        m.by("otp_delivery_attempts_total", &["app_id", "channel", "country", "mcc", "result"]),
+        m.by(
+            "otp_orders_total",
+            &["app_id", "channel", "country", "outcome"]
+        ),
+        want_orders
+    );
+    assert_eq!(
+        m.by(
+            "otp_channel_fallbacks_total",
+            &["app_id", "from", "to", "country"]
+        ),
+        want_fallbacks
+    );
+    assert_eq!(
+        m.by(
+            "otp_delivery_attempts_total",
+            &["app_id", "channel", "country", "mcc", "result"]
+        ),
         want_attempts
     );
-    assert_eq!(m.by("otp_delivery_latency_seconds_count", &["channel", "country"]), want_latency);
     assert_eq!(
-        m.by("otp_verification_latency_seconds_count", &["app_id", "channel", "country"]),
+        m.by(
+            "otp_delivery_latency_seconds_count",
+            &["channel", "country"]
+        ),
+        want_latency
+    );
+    assert_eq!(
+        m.by(
+            "otp_verification_latency_seconds_count",
+            &["app_id", "channel", "country"]
+        ),
         want_verify_latency
     );
     let got_cost = m.by("otp_cost_usd_total", &["app_id"]);
-    assert_eq!(got_cost.keys().collect::<Vec<_>>(), want_cost.keys().collect::<Vec<_>>());
+    assert_eq!(
+        got_cost.keys().collect::<Vec<_>>(),
+        want_cost.keys().collect::<Vec<_>>()
+    );
     for (app, want) in &want_cost {
-        assert!((got_cost[app] - want).abs() < 1e-6, "cost of {app:?}: {} != {want}", got_cost[app]);
+        assert!(
+            (got_cost[app] - want).abs() < 1e-6,
+            "cost of {app:?}: {} != {want}",
+            got_cost[app]
+        );
     }
     assert_eq!(m.by("otp_sms_segments_total", &["app_id"]), want_segments);
     let outcomes: Vec<&str> = want_orders.keys().map(|k| k[3].as_str()).collect();
     for outcome in ["verified", "not_found"] {
-        assert!(outcomes.contains(&outcome), "the run covers {outcome}: {outcomes:?}");
+        assert!(
+            outcomes.contains(&outcome),
+            "the run covers {outcome}: {outcomes:?}"
+        );
     }
 
     // Spool accounting, queries, and retries under faults.
-    assert_eq!(m.sum("otp_exporter_spool_lines_total", &[("result", "accepted")]), expected_orders);
-    assert_eq!(m.sum("otp_exporter_spool_lines_total", &[("result", "rejected")]), 3.0);
-    assert_eq!(m.sum("otp_exporter_spool_lines_total", &[("result", "duplicate")]), 2.0);
-    assert_eq!(m.sum("otp_exporter_polls_per_order_count", &[]), expected_orders);
+    assert_eq!(
+        m.sum("otp_exporter_spool_lines_total", &[("result", "accepted")]),
+        expected_orders
+    );
+    assert_eq!(
+        m.sum("otp_exporter_spool_lines_total", &[("result", "rejected")]),
+        3.0
+    );
+    assert_eq!(
+        m.sum("otp_exporter_spool_lines_total", &[("result", "duplicate")]),
+        2.0
+    );
+    assert_eq!(
+        m.sum("otp_exporter_polls_per_order_count", &[]),
+        expected_orders
+    );
     let failed_queries: f64 = m
         .by("otp_exporter_api_requests_total", &["status"])
         .iter()
@@ -151,7 +240,12 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
         .map(|e| std::fs::read_to_string(e.path()).unwrap())
         .collect();
     let all = quarantined.join("");
-    assert!(all.contains("this is not an id") && all.contains("unknown app \"nobody\"") && all.contains("invalid JSON"), "{all}");
+    assert!(
+        all.contains("this is not an id")
+            && all.contains("unknown app \"nobody\"")
+            && all.contains("invalid JSON"),
+        "{all}"
+    );
 
     // promtool finds nothing to complain about in a live scrape.
     let (clean, output) = promtool_check(&exporter.metrics_text());
@@ -160,14 +254,28 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
     // The landing page and probes.
     let (status, page) = get(addr, "/").unwrap();
     assert_eq!(status, 200);
-    assert!(page.contains(env!("CARGO_PKG_VERSION")) && page.contains("/metrics"), "{page}");
+    assert!(
+        page.contains(env!("CARGO_PKG_VERSION")) && page.contains("/metrics"),
+        "{page}"
+    );
     assert_eq!(get(addr, "/healthz").unwrap().0, 200);
     assert_eq!(get(addr, "/nope").unwrap().0, 404);
 
     // Graceful stop: exit 0.
     let mut exporter = exporter;
-    assert_eq!(exporter.proc.terminate(Duration::from_secs(15)), Some(0), "{}", exporter.proc.log());
+    assert_eq!(
+        exporter.proc.terminate(Duration::from_secs(15)),
+        Some(0),
+        "{}",
+        exporter.proc.log()
+    );
     let log = exporter.proc.log();
-    assert!(log.contains("order finalized") && log.contains("order_id"), "one line per order, with its id");
-    assert!(!log.contains(API_SECRET), "the secret never appears in logs");
+    assert!(
+        log.contains("order finalized") && log.contains("order_id"),
+        "one line per order, with its id"
+    );
+    assert!(
+        !log.contains(API_SECRET),
+        "the secret never appears in logs"
+    );
 }

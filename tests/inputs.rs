@@ -19,35 +19,60 @@ fn check_config(text: &str, env: &[(&str, &str)]) -> (bool, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
 #[test]
 fn check_config_accepts_the_example_and_names_bad_keys_with_lines() {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config.yml")).unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config.yml"))
+            .unwrap();
     let (ok, out) = check_config(&example, &[("ITNIO_API_SECRET", "x")]);
     assert!(ok, "{out}");
     assert!(out.contains("valid"), "{out}");
 
     let (ok, out) = check_config(&example, &[]);
     assert!(!ok);
-    assert!(out.contains("ITNIO_API_SECRET") && out.contains("api.api_secret"), "{out}");
+    assert!(
+        out.contains("ITNIO_API_SECRET") && out.contains("api.api_secret"),
+        "{out}"
+    );
 
     let bad = example.replace("  timeout: 10s", "  timeout: ten seconds");
     let (ok, out) = check_config(&bad, &[("ITNIO_API_SECRET", "x")]);
     assert!(!ok);
-    let line = example.lines().position(|l| l.starts_with("  timeout:")).unwrap() + 1;
-    assert!(out.contains("api.timeout") && out.contains(&format!("line {line}")), "{out}");
+    let line = example
+        .lines()
+        .position(|l| l.starts_with("  timeout:"))
+        .unwrap()
+        + 1;
+    assert!(
+        out.contains("api.timeout") && out.contains(&format!("line {line}")),
+        "{out}"
+    );
 
-    let bad = example.replace("  rescan_interval: 30s", "  rescan_interval: 30s\n  rescan_intervall: 5s");
+    let bad = example.replace(
+        "  rescan_interval: 30s",
+        "  rescan_interval: 30s\n  rescan_intervall: 5s",
+    );
     let (ok, out) = check_config(&bad, &[("ITNIO_API_SECRET", "x")]);
     assert!(!ok);
-    assert!(out.contains("rescan_intervall") && out.contains("line "), "{out}");
+    assert!(
+        out.contains("rescan_intervall") && out.contains("line "),
+        "{out}"
+    );
 
     let (ok, out) = check_config("", &[]);
     assert!(!ok && out.contains("error"), "{out}");
-    let missing = Command::new(BIN).args(["check-config", "--config", "/nonexistent/c.yml"]).output().unwrap();
+    let missing = Command::new(BIN)
+        .args(["check-config", "--config", "/nonexistent/c.yml"])
+        .output()
+        .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/c.yml"));
 }
@@ -98,7 +123,11 @@ fn an_unreachable_api_keeps_orders_pending_and_the_daemon_up() {
     drop_spool_file(&exporter.spool(), "o", "p1\np2\n");
     let m = wait_for(Duration::from_secs(10), || {
         let m = exporter.metrics();
-        (m.sum("otp_exporter_api_requests_total", &[("status", "connect_error")]) >= 2.0).then_some(m)
+        (m.sum(
+            "otp_exporter_api_requests_total",
+            &[("status", "connect_error")],
+        ) >= 2.0)
+            .then_some(m)
     })
     .unwrap_or_else(|| panic!("{}", exporter.proc.log()));
     assert_eq!(m.sum("otp_exporter_orders_pending", &[]), 2.0);
@@ -109,7 +138,17 @@ fn an_unreachable_api_keeps_orders_pending_and_the_daemon_up() {
         (m.sum("otp_orders_total", &[]) == 2.0).then_some(m)
     })
     .unwrap_or_else(|| panic!("{}", exporter.proc.log()));
-    assert_eq!(m.sum("otp_orders_total", &[("outcome", "expired"), ("channel", "none"), ("country", "unknown")]), 2.0);
+    assert_eq!(
+        m.sum(
+            "otp_orders_total",
+            &[
+                ("outcome", "expired"),
+                ("channel", "none"),
+                ("country", "unknown")
+            ]
+        ),
+        2.0
+    );
 }
 
 fn rules() -> LineRules {
@@ -120,19 +159,36 @@ fn rules() -> LineRules {
 }
 
 /// Runs a snippet that should leave exactly one spool file naming `order_id`.
-fn assert_snippet_drops(what: &str, run: impl FnOnce(&std::path::Path) -> std::process::Output, order_id: &str) {
+fn assert_snippet_drops(
+    what: &str,
+    run: impl FnOnce(&std::path::Path) -> std::process::Output,
+    order_id: &str,
+) {
     let spool = tempfile::tempdir().unwrap();
     let out = run(spool.path());
-    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let files: Vec<_> = std::fs::read_dir(spool.path()).unwrap().flatten().collect();
     assert_eq!(files.len(), 1, "{what}: exactly one file, no leftovers");
     let name = files[0].file_name().to_string_lossy().into_owned();
-    assert!(!name.starts_with('.') && !name.ends_with(".tmp"), "{what}: {name}");
+    assert!(
+        !name.starts_with('.') && !name.ends_with(".tmp"),
+        "{what}: {name}"
+    );
     let text = std::fs::read_to_string(files[0].path()).unwrap();
-    let orders: Vec<_> = text.lines().filter_map(|l| parse_line(l, &rules(), 0).unwrap()).collect();
+    let orders: Vec<_> = text
+        .lines()
+        .filter_map(|l| parse_line(l, &rules(), 0).unwrap())
+        .collect();
     assert_eq!(orders.len(), 1, "{what}: {text}");
     assert_eq!(orders[0].order_id, order_id);
-    assert!(orders[0].issued_ms > 1_700_000_000_000, "{what}: issuedAt is now");
+    assert!(
+        orders[0].issued_ms > 1_700_000_000_000,
+        "{what}: issuedAt is now"
+    );
 }
 
 #[test]
@@ -140,28 +196,64 @@ fn example_snippets_drop_orders_atomically() {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/drop-order");
     assert_snippet_drops(
         "shell",
-        |spool| Command::new("sh").arg(format!("{examples}/drop-order.sh")).arg("SH-1").arg(spool).output().unwrap(),
+        |spool| {
+            Command::new("sh")
+                .arg(format!("{examples}/drop-order.sh"))
+                .arg("SH-1")
+                .arg(spool)
+                .output()
+                .unwrap()
+        },
         "SH-1",
     );
     assert_snippet_drops(
         "python",
-        |spool| Command::new("python3").arg(format!("{examples}/drop_order.py")).arg("PY-1").arg(spool).output().unwrap(),
+        |spool| {
+            Command::new("python3")
+                .arg(format!("{examples}/drop_order.py"))
+                .arg("PY-1")
+                .arg(spool)
+                .output()
+                .unwrap()
+        },
         "PY-1",
     );
-    if Command::new("java").arg("-version").output().is_ok_and(|o| o.status.success()) {
+    if Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         // Java 11+ runs a single source file directly.
         assert_snippet_drops(
             "java",
-            |spool| Command::new("java").arg(format!("{examples}/DropOrder.java")).arg("JAVA-1").arg(spool.to_str().unwrap()).output().unwrap(),
+            |spool| {
+                Command::new("java")
+                    .arg(format!("{examples}/DropOrder.java"))
+                    .arg("JAVA-1")
+                    .arg(spool.to_str().unwrap())
+                    .output()
+                    .unwrap()
+            },
             "JAVA-1",
         );
     } else {
         eprintln!("java not installed: the Java snippet is not run");
     }
-    if Command::new("php").arg("--version").output().is_ok_and(|o| o.status.success()) {
+    if Command::new("php")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         assert_snippet_drops(
             "php",
-            |spool| Command::new("php").arg(format!("{examples}/drop_order.php")).arg("PHP-1").arg(spool).output().unwrap(),
+            |spool| {
+                Command::new("php")
+                    .arg(format!("{examples}/drop_order.php"))
+                    .arg("PHP-1")
+                    .arg(spool)
+                    .output()
+                    .unwrap()
+            },
             "PHP-1",
         );
     } else {

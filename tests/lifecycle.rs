@@ -24,12 +24,7 @@ fn kill_9_loses_nothing_and_counts_once() {
     // Slow simulated time (validity 30 s) so that nothing is final before the kill.
     let sim = Sim::start(&["--seed", "11", "--time-scale", "0.1"]);
     let addr = free_addr();
-    let config = exporter_config(
-        tmp.path(),
-        addr,
-        &sim.base_url(),
-        "",
-    );
+    let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
     // Override the tracking windows for the slower simulated time.
     let text = std::fs::read_to_string(&config)
         .unwrap()
@@ -47,20 +42,36 @@ fn kill_9_loses_nothing_and_counts_once() {
     let expected = ids.len() as f64 + 1.0;
     wait_for(Duration::from_secs(20), || {
         let m = first.metrics();
-        (m.sum("otp_exporter_orders_pending", &[]) == expected && !first.spool().join("orders").exists()).then_some(())
+        (m.sum("otp_exporter_orders_pending", &[]) == expected
+            && !first.spool().join("orders").exists())
+        .then_some(())
     })
     .unwrap_or_else(|| panic!("spool not consumed:\n{}", first.proc.log()));
-    assert_eq!(first.metrics().sum("otp_orders_total", &[]), 0.0, "killed before any order is final");
+    assert_eq!(
+        first.metrics().sum("otp_orders_total", &[]),
+        0.0,
+        "killed before any order is final"
+    );
     first.proc.kill9();
 
     let second = Exporter::start(tmp.path(), &config, addr, "info");
-    assert!(second.proc.log().contains("resumed=61") || second.proc.log().contains("resumed\":61"), "{}", second.proc.log());
+    assert!(
+        second.proc.log().contains("resumed=61") || second.proc.log().contains("resumed\":61"),
+        "{}",
+        second.proc.log()
+    );
     let m = wait_for(Duration::from_secs(120), || {
         let m = second.metrics();
-        (m.sum("otp_exporter_orders_pending", &[]) == 0.0 && m.sum("otp_orders_total", &[]) >= expected).then_some(m)
+        (m.sum("otp_exporter_orders_pending", &[]) == 0.0
+            && m.sum("otp_orders_total", &[]) >= expected)
+            .then_some(m)
     })
     .unwrap_or_else(|| panic!("orders not finalized after restart:\n{}", second.proc.log()));
-    assert_eq!(m.sum("otp_orders_total", &[]), expected, "each order counted exactly once");
+    assert_eq!(
+        m.sum("otp_orders_total", &[]),
+        expected,
+        "each order counted exactly once"
+    );
     assert_eq!(m.sum("otp_orders_total", &[("outcome", "not_found")]), 1.0);
     // The outcomes match the simulator's truth.
     let truth = sim.truth();
@@ -71,7 +82,11 @@ fn kill_9_loses_nothing_and_counts_once() {
             .iter()
             .filter(|o| o["outcome"] == outcome)
             .count() as f64;
-        assert_eq!(m.sum("otp_orders_total", &[("outcome", outcome)]), want, "{outcome}");
+        assert_eq!(
+            m.sum("otp_orders_total", &[("outcome", outcome)]),
+            want,
+            "{outcome}"
+        );
     }
     // A third start finds nothing pending and counts nothing again.
     drop(second);
@@ -84,9 +99,14 @@ fn kill_9_loses_nothing_and_counts_once() {
     drop_spool_file(&third.spool(), "again", &listing);
     let m = wait_for(Duration::from_secs(10), || {
         let m = third.metrics();
-        (m.sum("otp_exporter_spool_lines_total", &[("result", "duplicate")]) == expected).then_some(m)
+        (m.sum("otp_exporter_spool_lines_total", &[("result", "duplicate")]) == expected)
+            .then_some(m)
     });
-    assert!(m.is_some(), "re-dropped ids count as duplicates:\n{}", third.proc.log());
+    assert!(
+        m.is_some(),
+        "re-dropped ids count as duplicates:\n{}",
+        third.proc.log()
+    );
 }
 
 /// Credentials rejected: polling pauses, orders stay pending, api_up is 0 and the log
@@ -98,23 +118,35 @@ fn auth_outage_pauses_and_recovers() {
     sim.set_faults("auth_outage: true\n");
     let addr = free_addr();
     let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
-    let text = std::fs::read_to_string(&config).unwrap().replace("max_age: 15s", "max_age: 120s");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("max_age: 15s", "max_age: 120s");
     std::fs::write(&config, text).unwrap();
     let exporter = Exporter::start(tmp.path(), &config, addr, "info");
     let ids = send_orders(&sim, "auth", 20);
     drop_spool_file(&exporter.spool(), "orders", &ids.join("\n"));
     wait_for(Duration::from_secs(15), || {
         let m = exporter.metrics();
-        (m.sum("otp_exporter_api_up", &[]) == 0.0 && m.sum("otp_exporter_orders_pending", &[]) == 20.0).then_some(())
+        (m.sum("otp_exporter_api_up", &[]) == 0.0
+            && m.sum("otp_exporter_orders_pending", &[]) == 20.0)
+            .then_some(())
     })
     .unwrap_or_else(|| panic!("api_up did not drop:\n{}", exporter.proc.log()));
     // Paused: the queries stop (at most the in-flight ones and one probe per 30 s).
-    let before = exporter.metrics().sum("otp_exporter_api_requests_total", &[]);
+    let before = exporter
+        .metrics()
+        .sum("otp_exporter_api_requests_total", &[]);
     std::thread::sleep(Duration::from_secs(3));
-    let after = exporter.metrics().sum("otp_exporter_api_requests_total", &[]);
+    let after = exporter
+        .metrics()
+        .sum("otp_exporter_api_requests_total", &[]);
     assert!(after - before <= 1.0, "polling paused: {before} -> {after}");
     let log = exporter.proc.log();
-    assert_eq!(log.matches("rejects our credentials").count(), 1, "one clear error:\n{log}");
+    assert_eq!(
+        log.matches("rejects our credentials").count(),
+        1,
+        "one clear error:\n{log}"
+    );
     let (_, page) = get(addr, "/").unwrap();
     assert!(page.contains("rejects our credentials"), "{page}");
     assert_eq!(exporter.metrics().sum("otp_orders_total", &[]), 0.0);
@@ -127,7 +159,10 @@ fn auth_outage_pauses_and_recovers() {
     })
     .unwrap_or_else(|| panic!("no recovery:\n{}", exporter.proc.log()));
     assert_eq!(m.sum("otp_exporter_api_up", &[]), 1.0);
-    assert!(exporter.proc.log().contains("accepts our credentials again"));
+    assert!(exporter
+        .proc
+        .log()
+        .contains("accepts our credentials again"));
     assert!(m.sum("otp_exporter_api_requests_total", &[("status", "-1")]) >= 1.0);
 }
 
@@ -135,7 +170,14 @@ fn auth_outage_pauses_and_recovers() {
 #[test]
 fn clock_skew_is_measured_and_corrected() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut sim = Sim::start(&["--seed", "5", "--time-scale", TIME_SCALE, "--clock-offset", "+10m"]);
+    let mut sim = Sim::start(&[
+        "--seed",
+        "5",
+        "--time-scale",
+        TIME_SCALE,
+        "--clock-offset",
+        "+10m",
+    ]);
     sim.clock_offset_secs = 600;
     let addr = free_addr();
     let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
@@ -149,5 +191,8 @@ fn clock_skew_is_measured_and_corrected() {
     .unwrap_or_else(|| panic!("orders not final:\n{}", exporter.proc.log()));
     assert!(m.sum("otp_exporter_api_requests_total", &[("status", "-16")]) >= 1.0);
     let log = exporter.proc.log();
-    assert!(log.contains("timestamp expired") && log.contains("offset_secs=6"), "{log}");
+    assert!(
+        log.contains("timestamp expired") && log.contains("offset_secs=6"),
+        "{log}"
+    );
 }

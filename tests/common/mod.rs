@@ -41,8 +41,14 @@ impl Proc {
         let mut child = cmd.spawn().expect("spawn binary");
         let log = Arc::new(Mutex::new(String::new()));
         for stream in [
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -98,10 +104,19 @@ impl Drop for Proc {
 }
 
 /// A plain HTTP/1.1 request; returns (status, body).
-pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result<(u16, String)> {
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -117,15 +132,23 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Ok((status, body))
 }
 
 fn dechunk(mut rest: &str) -> String {
     let mut out = String::new();
     while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || after.len() < n {
             break;
         }
@@ -160,11 +183,18 @@ pub fn sign(key: &str, secret: &str, ts: &str) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(format!("{key}{secret}{ts}").as_bytes())?;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{key}{secret}{ts}").as_bytes())?;
             c.wait_with_output()
         })
         .expect("md5sum");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 pub fn unix_now() -> u64 {
@@ -186,12 +216,26 @@ impl Sim {
     pub fn start(extra: &[&str]) -> Sim {
         let addr = free_addr();
         let listen = addr.to_string();
-        let mut args = vec!["simulate", "--listen", &listen, "--api-key", API_KEY, "--api-secret", API_SECRET];
+        let mut args = vec![
+            "simulate",
+            "--listen",
+            &listen,
+            "--api-key",
+            API_KEY,
+            "--api-secret",
+            API_SECRET,
+        ];
         args.extend_from_slice(extra);
         let proc = Proc::spawn("simulator", &args, &[]);
-        let sim = Sim { proc, addr, clock_offset_secs: 0 };
-        wait_for(Duration::from_secs(20), || get(addr, "/").ok().filter(|(s, _)| *s == 200))
-            .unwrap_or_else(|| panic!("simulator did not start:\n{}", sim.proc.log()));
+        let sim = Sim {
+            proc,
+            addr,
+            clock_offset_secs: 0,
+        };
+        wait_for(Duration::from_secs(20), || {
+            get(addr, "/").ok().filter(|(s, _)| *s == 200)
+        })
+        .unwrap_or_else(|| panic!("simulator did not start:\n{}", sim.proc.log()));
         sim
     }
 
@@ -228,7 +272,14 @@ impl Sim {
     }
 
     pub fn set_faults(&self, yaml: &str) {
-        let (status, body) = http(self.addr, "PUT", "/sim/faults", &[("Content-Type", "application/yaml")], yaml).expect("faults");
+        let (status, body) = http(
+            self.addr,
+            "PUT",
+            "/sim/faults",
+            &[("Content-Type", "application/yaml")],
+            yaml,
+        )
+        .expect("faults");
         assert_eq!(status, 200, "{body}");
     }
 }
@@ -294,8 +345,10 @@ impl Exporter {
             dir: dir.to_path_buf(),
             config: config.to_path_buf(),
         };
-        wait_for(Duration::from_secs(20), || get(addr, "/readyz").ok().filter(|(s, _)| *s == 200))
-            .unwrap_or_else(|| panic!("exporter not ready:\n{}", exporter.proc.log()));
+        wait_for(Duration::from_secs(20), || {
+            get(addr, "/readyz").ok().filter(|(s, _)| *s == 200)
+        })
+        .unwrap_or_else(|| panic!("exporter not ready:\n{}", exporter.proc.log()));
         exporter
     }
 
@@ -358,7 +411,12 @@ impl Metrics {
     pub fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
         self.samples
             .iter()
-            .filter(|(n, labels, _)| n == name && filter.iter().all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v)))
+            .filter(|(n, labels, _)| {
+                n == name
+                    && filter
+                        .iter()
+                        .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+            })
             .map(|(_, _, v)| v)
             .sum()
     }
@@ -368,7 +426,10 @@ impl Metrics {
         let mut out = BTreeMap::new();
         for (n, labels, v) in &self.samples {
             if n == name && *v != 0.0 {
-                let key = keys.iter().map(|k| labels.get(*k).cloned().unwrap_or_default()).collect();
+                let key = keys
+                    .iter()
+                    .map(|k| labels.get(*k).cloned().unwrap_or_default())
+                    .collect();
                 *out.entry(key).or_insert(0.0) += v;
             }
         }
@@ -413,8 +474,17 @@ pub fn promtool_check(text: &str) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool is installed (Debian package prometheus)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let combined = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let combined = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success() && combined.trim().is_empty(), combined)
 }
