@@ -24,6 +24,8 @@ use crate::store::{PendingOrder, PendingState, Store};
 
 /// While the API rejects our credentials or IP, probe at most this often.
 const AUTH_PROBE_INTERVAL_MS: i64 = 30_000;
+/// This many queries in a row without any answer turn `otp_exporter_api_up` to 0.
+const UNANSWERED_BEFORE_DOWN: u32 = 10;
 
 /// One pending order in memory.
 #[derive(Debug)]
@@ -69,6 +71,8 @@ pub struct Scheduler {
     next_ticket: u64,
     pending_per_app: Vec<i64>,
     api_state: ApiState,
+    /// Queries in a row that got no decodable answer at all.
+    unanswered_in_row: u32,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     status: Arc<Status>,
@@ -108,6 +112,7 @@ impl Scheduler {
             queue: BinaryHeap::new(),
             next_ticket: 1,
             api_state: ApiState::Up,
+            unanswered_in_row: 0,
             store,
             metrics,
             status,
@@ -264,7 +269,12 @@ impl Scheduler {
                 Sighting::Skipped
             }
             other => {
-                self.on_api_answered(&other);
+                let answered = query.status_label.parse::<i64>().is_ok();
+                let detail = match &other {
+                    QueryOutcome::Transient { detail, .. } => detail.as_str(),
+                    _ => "",
+                };
+                self.on_api_answered(answered, detail);
                 match other {
                     QueryOutcome::Record(record) => {
                         Sighting::Record(outcome::observe(&record, &self.zone))
@@ -332,20 +342,33 @@ impl Scheduler {
         }
     }
 
-    fn on_api_answered(&mut self, outcome: &QueryOutcome) {
-        // api_up means "accepts our credentials and answers": any decoded answer counts.
-        let answered = !matches!(outcome, QueryOutcome::Transient { .. });
-        if let ApiState::Rejected { .. } = self.api_state {
-            if answered {
-                tracing::info!("the API accepts our credentials again; polling resumes");
-                self.api_state = ApiState::Up;
+    /// Tracks whether the API answers at all: any decoded status counts as an answer;
+    /// timeouts, refused connections, HTTP errors and garbage do not.
+    fn on_api_answered(&mut self, answered: bool, detail: &str) {
+        if !answered {
+            self.unanswered_in_row = self.unanswered_in_row.saturating_add(1);
+            if self.unanswered_in_row == UNANSWERED_BEFORE_DOWN
+                && matches!(self.api_state, ApiState::Up)
+            {
+                let what = format!("the API does not answer ({UNANSWERED_BEFORE_DOWN} queries in a row failed, last: {detail}); check api.base_url and the network");
+                tracing::error!("{what}; orders stay pending and are retried with backoff");
+                self.status.set_api_problem(what);
+                self.status.api_up.store(false, Ordering::Relaxed);
+                self.metrics.api_up.set(0);
             }
+            return;
         }
-        if answered && matches!(self.api_state, ApiState::Up) {
-            self.status.api_up.store(true, Ordering::Relaxed);
-            self.status.set_api_problem("");
-            self.metrics.api_up.set(1);
+        let was_unanswered = self.unanswered_in_row >= UNANSWERED_BEFORE_DOWN;
+        self.unanswered_in_row = 0;
+        if let ApiState::Rejected { .. } = self.api_state {
+            tracing::info!("the API accepts our credentials again; polling resumes");
+            self.api_state = ApiState::Up;
+        } else if was_unanswered {
+            tracing::info!("the API answers again");
         }
+        self.status.api_up.store(true, Ordering::Relaxed);
+        self.status.set_api_problem("");
+        self.metrics.api_up.set(1);
     }
 
     fn update_gauges(&self, now: i64) {

@@ -119,7 +119,7 @@ fn an_unreachable_api_keeps_orders_pending_and_the_daemon_up() {
     let addr = free_addr();
     let dead = free_addr();
     let config = exporter_config(tmp.path(), addr, &format!("http://{dead}/otp"), "");
-    let exporter = Exporter::start(tmp.path(), &config, addr, "info");
+    let exporter = Exporter::start_with(tmp.path(), &config, addr, &["--log-format", "json"]);
     drop_spool_file(&exporter.spool(), "o", "p1\np2\n");
     let m = wait_for(Duration::from_secs(10), || {
         let m = exporter.metrics();
@@ -132,6 +132,16 @@ fn an_unreachable_api_keeps_orders_pending_and_the_daemon_up() {
     .unwrap_or_else(|| panic!("{}", exporter.proc.log()));
     assert_eq!(m.sum("otp_exporter_orders_pending", &[]), 2.0);
     assert_eq!(get(addr, "/healthz").unwrap().0, 200);
+    wait_for(Duration::from_secs(10), || {
+        (exporter.metrics().sum("otp_exporter_api_up", &[]) == 0.0).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "api_up stays 1 while nothing answers:\n{}",
+            exporter.proc.log()
+        )
+    });
+    assert!(exporter.proc.log().contains("the API does not answer"));
     // max_age (15 s) passes with the API unreachable: the orders expire, counted once.
     let m = wait_for(Duration::from_secs(30), || {
         let m = exporter.metrics();

@@ -333,12 +333,15 @@ polling:
 
 impl Exporter {
     pub fn start(dir: &Path, config: &Path, addr: SocketAddr, log_level: &str) -> Exporter {
+        Self::start_with(dir, config, addr, &["--log-level", log_level])
+    }
+
+    /// Starts with extra global flags (e.g. `--log-format json`).
+    pub fn start_with(dir: &Path, config: &Path, addr: SocketAddr, flags: &[&str]) -> Exporter {
         let config_arg = config.display().to_string();
-        let proc = Proc::spawn(
-            "exporter",
-            &["--log-level", log_level, "run", "--config", &config_arg],
-            &[("TEST_ITNIO_SECRET", API_SECRET)],
-        );
+        let mut args: Vec<&str> = flags.to_vec();
+        args.extend(["run", "--config", &config_arg]);
+        let proc = Proc::spawn("exporter", &args, &[("TEST_ITNIO_SECRET", API_SECRET)]);
         let exporter = Exporter {
             proc,
             addr,
