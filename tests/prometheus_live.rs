@@ -1,0 +1,326 @@
+//! The dashboards, recording rules and alerts against a real Prometheus (Debian's
+//! `prometheus`) scraping the real daemon in demo mode while the simulator injects a
+//! country outage. Every process started here is owned by the test and stopped by it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const OUTAGE_COUNTRY: &str = "IN";
+
+fn query(prom: std::net::SocketAddr, expr: &str) -> Result<serde_json::Value, String> {
+    let body = format!("query={}", urlencode(expr));
+    let (status, text) = http(
+        prom,
+        "POST",
+        "/api/v1/query",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &body,
+    )
+    .map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
+    if status != 200 || v["status"] != "success" {
+        return Err(format!("HTTP {status}: {text}"));
+    }
+    Ok(v["data"]["result"].clone())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Grafana's variables as the dashboards would resolve them for "All".
+fn substitute(expr: &str) -> String {
+    expr.replace("$__rate_interval", "30s")
+        .replace("$__interval", "5s")
+        .replace("$__range", "5m")
+        .replace("${app_id:regex}", ".*")
+        .replace("${channel:regex}", ".*")
+        .replace("${country:regex}", ".*")
+        .replace("$app_id", ".*")
+        .replace("$channel", ".*")
+        .replace("$country", ".*")
+}
+
+fn has_series(result: &serde_json::Value) -> bool {
+    match result {
+        serde_json::Value::Array(items) => !items.is_empty(),
+        // Scalars (e.g. a constant) count as a result.
+        serde_json::Value::String(_) | serde_json::Value::Number(_) => true,
+        _ => false,
+    }
+}
+
+/// Writes "yesterday" for the series the daemon exports now, so that the Regions
+/// dashboard's `offset 1d` comparison has data: `promtool tsdb create-blocks-from openmetrics`.
+fn backfill_yesterday(metrics_text: &str, tsdb: &Path) {
+    let now = unix_now() as i64;
+    let mut families: BTreeSet<String> = BTreeSet::new();
+    let mut series = Vec::new();
+    for line in metrics_text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let (name_labels, value) = line.rsplit_once(' ').unwrap();
+        let name = name_labels.split('{').next().unwrap().to_string();
+        if !name.starts_with("otp_") {
+            continue;
+        }
+        families.insert(name.clone());
+        series.push((
+            name,
+            name_labels.to_string(),
+            value.parse::<f64>().unwrap_or(0.0),
+        ));
+    }
+    let mut om = String::new();
+    for family in &families {
+        om.push_str(&format!("# TYPE {family} unknown\n"));
+        for (name, name_labels, value) in series.iter().filter(|(n, _, _)| n == family) {
+            let _ = name;
+            // Two hours around the same time yesterday, one sample every 15 s, growing
+            // steadily like a counter (gauges just hold their value).
+            let start = now - 86_400 - 3_600;
+            for step in 0..(2 * 3_600 / 15) {
+                let t = start + step * 15;
+                let v = if family.ends_with("_total")
+                    || family.ends_with("_count")
+                    || family.ends_with("_bucket")
+                    || family.ends_with("_sum")
+                {
+                    value * (1.0 + step as f64 / 10.0)
+                } else {
+                    *value
+                };
+                om.push_str(&format!("{name_labels} {v} {t}\n"));
+            }
+        }
+    }
+    om.push_str("# EOF\n");
+    let file = tsdb.with_extension("om");
+    std::fs::write(&file, om).unwrap();
+    let out = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&file)
+        .arg(tsdb)
+        .output()
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "backfill failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("outage.yml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "outages:\n  - {{country: {OUTAGE_COUNTRY}, channel: sms, from: 0s, until: 100h}}\n  - {{country: {OUTAGE_COUNTRY}, channel: call, from: 0s, until: 100h}}\n  - {{country: {OUTAGE_COUNTRY}, channel: sna, from: 0s, until: 100h}}\n"
+        ),
+    )
+    .unwrap();
+
+    // The daemon in demo mode: simulator + traffic + exporter, with the outage.
+    let demo_addr = free_addr();
+    let listen = demo_addr.to_string();
+    let scenario_arg = scenario.display().to_string();
+    let demo = Proc::spawn(
+        "demo",
+        &[
+            "demo",
+            "--listen",
+            &listen,
+            "--time-scale",
+            "0.05",
+            "--orders-per-second",
+            "25",
+            "--seed",
+            "4",
+            "--scenario",
+            &scenario_arg,
+        ],
+        &[],
+    );
+    wait_for(Duration::from_secs(30), || {
+        get(demo_addr, "/readyz").ok().filter(|(s, _)| *s == 200)
+    })
+    .unwrap_or_else(|| panic!("demo not ready:\n{}", demo.log()));
+    // Let some orders finalize, so that every series family exists.
+    let text = wait_for(Duration::from_secs(90), || {
+        let text = get(demo_addr, "/metrics").ok()?.1;
+        let m = Metrics::parse(&text);
+        let countries = m.by("otp_orders_total", &["country"]).len();
+        (m.sum("otp_orders_total", &[("outcome", "verified")]) > 20.0
+            && countries >= 5
+            && m.sum("otp_channel_fallbacks_total", &[]) > 0.0)
+            .then_some(text)
+    })
+    .unwrap_or_else(|| panic!("demo produced no outcomes:\n{}", demo.log()));
+
+    let tsdb = tmp.path().join("tsdb");
+    std::fs::create_dir_all(&tsdb).unwrap();
+    backfill_yesterday(&text, &tsdb);
+
+    // Prometheus with the repository's rule files, scraping every second.
+    let prom_addr = free_addr();
+    let config = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {root}/deploy/prometheus/rules.yml\n  - {root}/deploy/prometheus/alerts.yml\nscrape_configs:\n  - job_name: itnio-otp-exporter\n    static_configs:\n      - targets: ['{demo_addr}']\n"
+        ),
+    )
+    .unwrap();
+    let mut prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+        .arg(format!("--web.listen-address={prom_addr}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("prometheus is installed (Debian package prometheus)");
+    struct KillOnDrop<'a>(&'a mut std::process::Child);
+    impl Drop for KillOnDrop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = KillOnDrop(&mut prometheus);
+    wait_for(Duration::from_secs(30), || {
+        get(prom_addr, "/-/ready").ok().filter(|(s, _)| *s == 200)
+    })
+    .expect("prometheus ready");
+
+    // Every query of every dashboard panel parses and returns at least one series.
+    let queries = std::fs::read_to_string(format!("{root}/dashboards/queries.jsonl")).unwrap();
+    let queries: Vec<serde_json::Value> = queries
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        queries.len() >= 20,
+        "the dashboards have their queries listed"
+    );
+    // Recording rule names.
+    let rules_text =
+        std::fs::read_to_string(format!("{root}/deploy/prometheus/rules.yml")).unwrap();
+    let records: BTreeSet<String> = rules_text
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("- record:")
+                .map(|r| r.trim().to_string())
+        })
+        .collect();
+    assert!(!records.is_empty());
+
+    let started = Instant::now();
+    let mut missing: Vec<String>;
+    loop {
+        missing = Vec::new();
+        for q in &queries {
+            let expr = substitute(q["expr"].as_str().unwrap());
+            match query(prom_addr, &expr) {
+                Ok(result) if has_series(&result) => {}
+                Ok(_) => missing.push(format!(
+                    "no series: {} / {}: {expr}",
+                    q["dashboard"], q["panel"]
+                )),
+                Err(e) => panic!(
+                    "query does not parse: {} / {}: {expr}: {e}",
+                    q["dashboard"], q["panel"]
+                ),
+            }
+        }
+        for record in &records {
+            match query(prom_addr, record) {
+                Ok(result) if has_series(&result) => {}
+                Ok(_) => missing.push(format!("recording rule without series: {record}")),
+                Err(e) => panic!("recording rule {record}: {e}"),
+            }
+        }
+        if missing.is_empty() || started.elapsed() > Duration::from_secs(240) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    assert!(
+        missing.is_empty(),
+        "after {:?}:\n{}",
+        started.elapsed(),
+        missing.join("\n")
+    );
+
+    // The outage's alert becomes pending or firing; no exporter-health alert does.
+    let alerts = wait_for(Duration::from_secs(240), || {
+        let (_, body) = get(prom_addr, "/api/v1/alerts").ok()?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let alerts = v["data"]["alerts"].as_array()?.clone();
+        alerts
+            .iter()
+            .any(|a| {
+                a["labels"]["alertname"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("OtpCountry"))
+                    && a["labels"]["country"] == OUTAGE_COUNTRY
+            })
+            .then_some(alerts)
+    })
+    .unwrap_or_else(|| {
+        let body = get(prom_addr, "/api/v1/alerts")
+            .map(|r| r.1)
+            .unwrap_or_default();
+        panic!("no country alert for the outage: {body}")
+    });
+    let names: Vec<String> = alerts
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} {}",
+                a["labels"]["alertname"], a["labels"]["country"], a["state"]
+            )
+        })
+        .collect();
+    for a in &alerts {
+        let name = a["labels"]["alertname"].as_str().unwrap_or("");
+        assert!(
+            !name.starts_with("OtpExporter"),
+            "exporter-health alert on a healthy daemon: {names:?}"
+        );
+        if name.starts_with("OtpCountry") {
+            assert_eq!(
+                a["labels"]["country"], OUTAGE_COUNTRY,
+                "only the outage country alerts: {names:?}"
+            );
+        }
+    }
+    eprintln!("alerts: {names:?}");
+
+    drop(guard);
+    let mut demo = demo;
+    assert_eq!(
+        demo.terminate(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        demo.log()
+    );
+}
