@@ -518,9 +518,12 @@ stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", df, re.M | re.I)
 if len(stages) < 2:
     errors.append("Dockerfile must be multi-stage")
 else:
+    # The build image must satisfy the crate's rust-version (the MSRV of its dependencies).
+    msrv = re.search(r'^rust-version\s*=\s*"(\d+)\.(\d+)"', open("Cargo.toml").read(), re.M)
+    need = (int(msrv.group(1)), int(msrv.group(2))) if msrv else (1, 85)
     m = re.match(r"rust:(\d+)\.(\d+)", stages[0][0])
-    if not m or (int(m.group(1)), int(m.group(2))) < (1, 85):
-        errors.append("build stage must use a rust:1.85+ image, got %s" % stages[0][0])
+    if not m or (int(m.group(1)), int(m.group(2))) < need:
+        errors.append("build stage must use a rust:%d.%d+ image (Cargo.toml rust-version), got %s" % (need + (stages[0][0],)))
     if "rust" in stages[-1][0]:
         errors.append("runtime stage must not be the Rust image")
 if "cargo build --release --locked" not in df:
