@@ -1,0 +1,764 @@
+//! The life of one order, drawn once when it is sent.
+//!
+//! Every time here is in unscaled milliseconds after the send; the record renderer
+//! multiplies by the time scale. All draws come from an RNG seeded by the simulator's
+//! seed and the order id, so an order's fate never depends on send order, timing or
+//! injected faults (only a configured outage, which is the point of an outage).
+//!
+//! The timelines are shaped so that the exporter's outcome is unambiguous and the
+//! ground truth can be exact:
+//! - an order that is not verified has every result (DLR, hang-up, SNA answer) by
+//!   [`SETTLE_SHARE`] of the validity, and its user acts by [`VERIFY_SHARE`];
+//! - a verified order may have results after the verification (a late DLR), but all of
+//!   them within [`LATE_SHARE`] of the validity after it;
+//! - a stuck order has all its attempts pending forever and nothing else.
+
+use md5::{Digest, Md5};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::profile::{Channel, Delay, Network, Profile};
+use super::record::Quirks;
+
+/// Results of an unverified order are visible by this share of the validity.
+pub const SETTLE_SHARE: f64 = 0.8;
+/// Results of a verified order are visible by this share of the validity after it.
+pub const LATE_SHARE: f64 = 0.3;
+/// The latest a user verifies (or mistypes), as a share of the validity.
+pub const VERIFY_SHARE: f64 = 0.75;
+/// No fallback attempt is submitted after this share of the validity.
+const FALLBACK_CUTOFF_SHARE: f64 = 0.5;
+/// The fallback delay never exceeds this share of the validity.
+const FALLBACK_MAX_SHARE: f64 = 0.3;
+const MAX_ATTEMPTS: usize = 3;
+/// Consecutive attempts are submitted at least this far apart (see `generate`).
+const MIN_ATTEMPT_GAP: u32 = 1_000;
+
+const fn uniform(min_ms: u32, max_ms: u32) -> Delay {
+    Delay {
+        min_ms,
+        typical_ms: max_ms,
+        tail_ms: max_ms,
+        tail_share: 0.0,
+    }
+}
+
+/// Send request → first submission.
+const SUBMIT_DELAY: Delay = uniform(100, 1_500);
+/// Submission → handed to the carrier (`sendTm`).
+const SEND_DELAY: Delay = uniform(0, 1_000);
+/// Handset receipt → delivery report.
+const DLR_LAG: Delay = uniform(200, 2_000);
+/// Without a DLR by then, the flow falls back to the next channel.
+const FALLBACK_DELAY: Delay = uniform(30_000, 60_000);
+/// Failure of one attempt → submission of the next.
+const FALLBACK_GAP: Delay = uniform(300, 2_000);
+/// Call submission → dialling (`callTime`).
+const CALL_SETUP: Delay = uniform(500, 2_000);
+/// Dialling → ringing.
+const RING_DELAY: Delay = uniform(1_000, 4_000);
+/// Answer → the code has been read out.
+const CODE_READ: Delay = uniform(3_000, 8_000);
+/// Ringing → hang-up of an unanswered call.
+const NO_ANSWER: Delay = uniform(15_000, 40_000);
+/// SNA request → operator answer.
+const SNA_BACK: Delay = uniform(800, 4_000);
+/// SNA request → refusal where SNA is not offered.
+const SNA_UNSUPPORTED: Delay = uniform(300, 1_200);
+/// SNA answer → the app confirms the verification.
+const SNA_CONFIRM: Delay = uniform(100, 600);
+
+const SMS_FAILURES: &[&str] = &[
+    "UNDELIV",
+    "EXPIRED",
+    "REJECTD",
+    "Absent subscriber",
+    "Blocked by operator",
+];
+const CALL_FAILURES: &[(u32, &str)] = &[
+    (100001, "Busy"),
+    (100002, "Call Rejected"),
+    (100003, "No Answer"),
+    (100005, "Temporarily Unavailable"),
+];
+const SNA_FAILURES: &[&str] = &["Operator verification failed", "No mobile data session"];
+
+/// An attempt's final result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    Delivered,
+    Failed,
+    /// Never resolves (stuck orders only).
+    Pending,
+}
+
+impl AttemptResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Delivered => "delivered",
+            AttemptResult::Failed => "failed",
+            AttemptResult::Pending => "pending",
+        }
+    }
+}
+
+/// One attempt on one channel. Channel-specific fields are unused elsewhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub channel: Channel,
+    /// `submitTm` / `submitTime` / `postVerificationTime`.
+    pub submit: u32,
+    /// `sendTm` / `callTime` (SNA: the submission).
+    pub send: u32,
+    /// Call: `ringingTime`.
+    pub ringing: Option<u32>,
+    /// Call: `answerTime`, answered calls only.
+    pub answer: Option<u32>,
+    /// When the user has the code (not rendered; drives the verification).
+    pub receipt: Option<u32>,
+    /// When the final result becomes visible: `doneTm` / `hangupTime` /
+    /// `verificationBackTime`. `None`: pending forever.
+    pub done: Option<u32>,
+    pub result: AttemptResult,
+    /// SMS/SNA `reason`, call `terminationReason`.
+    pub reason: &'static str,
+    /// Call `terminationCode`.
+    pub termination_code: u32,
+    /// SMS `chargeCnt`.
+    pub segments: u8,
+    /// SMS `pay` or call `cost`, in 1e-4 USD.
+    pub amount: u32,
+    /// Call `callDuration` / `chargedDuration`, unscaled seconds.
+    pub duration_s: u16,
+    pub charged_s: u16,
+}
+
+impl Attempt {
+    fn new(channel: Channel, submit: u32) -> Attempt {
+        Attempt {
+            channel,
+            submit,
+            send: submit,
+            ringing: None,
+            answer: None,
+            receipt: None,
+            done: None,
+            result: AttemptResult::Pending,
+            reason: "",
+            termination_code: 0,
+            segments: 0,
+            amount: 0,
+            duration_s: 0,
+            charged_s: 0,
+        }
+    }
+
+    /// Moves every event after `deadline` earlier, keeping their order: the attempt's
+    /// phases are squeezed proportionally between its submission and the deadline.
+    fn fit(&mut self, deadline: u32) {
+        let Some(done) = self.done else { return };
+        if done <= deadline {
+            return;
+        }
+        let submit = self.submit;
+        let span = u64::from(done - submit);
+        let room = u64::from(deadline.saturating_sub(submit));
+        let squeeze = |t: u32| -> u32 {
+            let offset = u64::from(t.saturating_sub(submit)) * room / span;
+            submit.saturating_add(u32::try_from(offset).unwrap_or(u32::MAX))
+        };
+        self.send = squeeze(self.send);
+        self.ringing = self.ringing.map(squeeze);
+        self.answer = self.answer.map(squeeze);
+        self.receipt = self.receipt.map(squeeze);
+        self.done = Some(squeeze(done));
+    }
+}
+
+/// What the user did with the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyKind {
+    /// `matched` 0.
+    Matched,
+    /// `matched` 2: typed a wrong code and gave up.
+    WrongCode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verification {
+    pub at: u32,
+    pub kind: VerifyKind,
+    /// The channel of the attempt whose code was typed.
+    pub channel: Channel,
+}
+
+/// Everything that will happen to an order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    pub profile: &'static Profile,
+    /// The receiver's network (SMS and SNA attempts report it).
+    pub network: Network,
+    /// The channel the flow starts on (`flowId`).
+    pub start: Channel,
+    /// In submit order.
+    pub attempts: Vec<Attempt>,
+    pub verification: Option<Verification>,
+    pub quirks: Quirks,
+}
+
+impl Timeline {
+    /// True when every attempt stays pending forever.
+    pub fn is_stuck(&self) -> bool {
+        !self.attempts.is_empty() && self.attempts.iter().all(|a| a.done.is_none())
+    }
+}
+
+/// An order the simulator accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    pub order_id: String,
+    pub app_id: String,
+    /// `oriReceiver`: digits only.
+    pub receiver: String,
+    /// Simulator clock (Unix ms) at the send.
+    pub sent_at_ms: i64,
+    pub timeline: Timeline,
+}
+
+/// A stable 64-bit seed for `(seed, domain, id)`: md5 rather than `std`'s hasher,
+/// whose output may change between Rust releases.
+pub fn derive_seed(seed: u64, domain: &str, id: &str) -> u64 {
+    let mut hasher = Md5::new();
+    hasher.update(seed.to_le_bytes());
+    hasher.update(domain.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(id.as_bytes());
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(bytes)
+}
+
+/// What generation needs besides the order itself.
+pub struct Generator<'a> {
+    pub seed: u64,
+    /// The app's OTP validity, unscaled.
+    pub validity_ms: u32,
+    /// Whether records of this simulator vary like real payloads.
+    pub quirks: bool,
+    /// Whether an outage makes attempts on `(country, channel)` fail.
+    pub outage: &'a dyn Fn(&str, Channel) -> bool,
+}
+
+fn pick<T: Copy, R: Rng>(rng: &mut R, items: &[T], fallback: T) -> T {
+    if items.is_empty() {
+        return fallback;
+    }
+    items[rng.gen_range(0..items.len())]
+}
+
+/// Billed seconds for a call of `duration_s` under a `first+next` billing period.
+pub fn billed_seconds(duration_s: u16, (first, next): (u16, u16)) -> u16 {
+    if duration_s == 0 {
+        return 0;
+    }
+    if duration_s <= first {
+        return first;
+    }
+    let next = next.max(1);
+    let extra = (duration_s - first).div_ceil(next) * next;
+    first.saturating_add(extra)
+}
+
+/// Cost in 1e-4 USD of `charged_s` seconds at `rate` (1e-4 USD per minute), rounded.
+pub fn call_cost(rate: u32, charged_s: u16) -> u32 {
+    let units = (u64::from(rate) * u64::from(charged_s) + 30) / 60;
+    u32::try_from(units).unwrap_or(u32::MAX)
+}
+
+/// The next attempt of the flow: channel and submission time.
+type FollowUp = Option<(Channel, u32)>;
+
+impl Generator<'_> {
+    fn share(&self, share: f64) -> u32 {
+        (f64::from(self.validity_ms) * share) as u32
+    }
+
+    /// Draws the whole life of an order sent to `profile`'s country on `start`.
+    pub fn generate(&self, order_id: &str, profile: &'static Profile, start: Channel) -> Timeline {
+        let mut rng = StdRng::seed_from_u64(derive_seed(self.seed, "order", order_id));
+        let network = pick(&mut rng, profile.networks, Network { mcc: 0, mnc: 0 });
+        // User behaviour is drawn up front, so that it does not depend on the attempts.
+        let stuck = rng.gen_bool(profile.stuck_share.clamp(0.0, 1.0));
+        let behaviour: f64 = rng.gen();
+        let verify_delay = profile.verify_delay.sample(&mut rng);
+        let late_dlr = rng.gen_bool(profile.late_dlr_share.clamp(0.0, 1.0));
+        let fallback_after = FALLBACK_DELAY
+            .sample(&mut rng)
+            .min(self.share(FALLBACK_MAX_SHARE))
+            .max(1);
+        let first_submit = SUBMIT_DELAY.sample(&mut rng);
+        let quirks = Quirks::draw(self.seed, order_id, self.quirks);
+        let mut timeline = Timeline {
+            profile,
+            network,
+            start,
+            attempts: Vec::with_capacity(2),
+            verification: None,
+            quirks,
+        };
+
+        if stuck {
+            timeline
+                .attempts
+                .push(stuck_attempt(&mut rng, profile, start, first_submit));
+            return timeline;
+        }
+
+        let mut next = Some((start, first_submit));
+        while let Some((channel, at)) = next.take() {
+            let attempts = &mut timeline.attempts;
+            if attempts.len() >= MAX_ATTEMPTS
+                || (!attempts.is_empty() && at > self.share(FALLBACK_CUTOFF_SHARE))
+            {
+                break;
+            }
+            let forced_failure = (self.outage)(profile.country, channel);
+            let (attempt, follow) = match channel {
+                Channel::Sms => sms_attempt(&mut rng, profile, at, forced_failure, fallback_after),
+                Channel::Call => call_attempt(&mut rng, profile, at, forced_failure),
+                Channel::Sna => sna_attempt(&mut rng, profile, at, forced_failure),
+            };
+            let submitted = attempt.submit;
+            attempts.push(attempt);
+            // Each channel is tried at most once per order; a second apart at least, so
+            // that whole-second submit times still order the attempts.
+            next = follow
+                .filter(|(ch, _)| attempts.iter().all(|a| a.channel != *ch))
+                .map(|(ch, t)| (ch, t.max(submitted + MIN_ATTEMPT_GAP)));
+        }
+
+        let verification = self.verification(
+            &mut rng,
+            profile,
+            &timeline.attempts,
+            behaviour,
+            verify_delay,
+        );
+        let attempts = &mut timeline.attempts;
+        if let Some(v) = verification {
+            // The flow stops once the user has acted.
+            attempts.retain(|a| a.submit < v.at);
+        }
+        match verification {
+            Some(v) if v.kind == VerifyKind::Matched => {
+                let late_by = v.at.saturating_add(self.share(LATE_SHARE));
+                if late_dlr && v.channel == Channel::Sms {
+                    if let Some(sms) = attempts.iter_mut().find(|a| a.channel == Channel::Sms) {
+                        if sms.done.is_some_and(|d| d <= v.at) {
+                            let window = late_by - v.at;
+                            let earliest = v.at + (window / 2).min(1_000);
+                            sms.done = Some(rng.gen_range(earliest..=late_by.max(earliest)));
+                        }
+                    }
+                }
+                attempts.iter_mut().for_each(|a| a.fit(late_by));
+            }
+            _ => {
+                let settle_by = self.share(SETTLE_SHARE);
+                attempts.iter_mut().for_each(|a| a.fit(settle_by));
+            }
+        }
+        timeline.verification = verification;
+        timeline
+    }
+
+    /// The user acts on the first code they receive; a successful SNA is itself the
+    /// verification.
+    fn verification(
+        &self,
+        rng: &mut StdRng,
+        profile: &Profile,
+        attempts: &[Attempt],
+        behaviour: f64,
+        verify_delay: u32,
+    ) -> Option<Verification> {
+        let verify_by = self.share(VERIFY_SHARE);
+        if let Some(sna) = attempts
+            .iter()
+            .find(|a| a.channel == Channel::Sna && a.result == AttemptResult::Delivered)
+        {
+            let at = sna.done?.saturating_add(SNA_CONFIRM.sample(rng));
+            return (at <= verify_by).then_some(Verification {
+                at,
+                kind: VerifyKind::Matched,
+                channel: Channel::Sna,
+            });
+        }
+        let kind = if behaviour < profile.verify_share {
+            VerifyKind::Matched
+        } else if behaviour < profile.verify_share + profile.wrong_code_share {
+            VerifyKind::WrongCode
+        } else {
+            return None;
+        };
+        let (receipt, channel) = attempts
+            .iter()
+            .filter_map(|a| a.receipt.map(|r| (r, a.channel)))
+            .min_by_key(|(r, _)| *r)?;
+        let at = receipt.saturating_add(verify_delay);
+        (at <= verify_by).then_some(Verification { at, kind, channel })
+    }
+}
+
+fn stuck_attempt(rng: &mut StdRng, profile: &Profile, channel: Channel, at: u32) -> Attempt {
+    let mut attempt = Attempt::new(channel, at);
+    match channel {
+        Channel::Sms => {
+            attempt.send = at + SEND_DELAY.sample(rng);
+            attempt.segments = 1;
+            attempt.amount = profile.sms_price;
+        }
+        Channel::Call => {
+            attempt.send = at + CALL_SETUP.sample(rng);
+            attempt.ringing = Some(attempt.send + RING_DELAY.sample(rng));
+        }
+        Channel::Sna => {}
+    }
+    attempt
+}
+
+fn sms_attempt(
+    rng: &mut StdRng,
+    profile: &Profile,
+    at: u32,
+    forced_failure: bool,
+    fallback_after: u32,
+) -> (Attempt, FollowUp) {
+    let mut a = Attempt::new(Channel::Sms, at);
+    a.send = at + SEND_DELAY.sample(rng);
+    a.segments = if rng.gen_bool(profile.two_segment_share.clamp(0.0, 1.0)) {
+        2
+    } else {
+        1
+    };
+    // The provider bills every submitted segment, delivered or not.
+    a.amount = profile.sms_price * u32::from(a.segments);
+    let delivered = rng.gen_bool(profile.sms_success.clamp(0.0, 1.0)) && !forced_failure;
+    let done = if delivered {
+        let receipt = a.send + profile.dlr_latency.sample(rng);
+        a.receipt = Some(receipt);
+        a.result = AttemptResult::Delivered;
+        a.reason = "success";
+        receipt + DLR_LAG.sample(rng)
+    } else {
+        a.result = AttemptResult::Failed;
+        a.reason = pick(rng, SMS_FAILURES, "UNDELIV");
+        a.send + profile.sms_fail_latency.sample(rng)
+    };
+    a.done = Some(done);
+    let reported_in_time = done - at <= fallback_after;
+    let follow = match (delivered, reported_in_time) {
+        (true, true) => None,
+        (false, true) => Some((Channel::Call, done + FALLBACK_GAP.sample(rng))),
+        (_, false) => Some((Channel::Call, at + fallback_after)),
+    };
+    (a, follow)
+}
+
+fn call_attempt(
+    rng: &mut StdRng,
+    profile: &Profile,
+    at: u32,
+    forced_failure: bool,
+) -> (Attempt, FollowUp) {
+    let mut a = Attempt::new(Channel::Call, at);
+    a.send = at + CALL_SETUP.sample(rng);
+    let ringing = a.send + RING_DELAY.sample(rng);
+    a.ringing = Some(ringing);
+    let answered = rng.gen_bool(profile.call_success.clamp(0.0, 1.0)) && !forced_failure;
+    if answered {
+        let answer = ringing + profile.answer_delay.sample(rng);
+        a.answer = Some(answer);
+        a.receipt = Some(answer + CODE_READ.sample(rng));
+        a.duration_s = rng.gen_range(15..=45);
+        a.charged_s = billed_seconds(a.duration_s, profile.bill_period);
+        a.amount = call_cost(profile.voice_rate, a.charged_s);
+        a.done = Some(answer + u32::from(a.duration_s) * 1_000);
+        a.result = AttemptResult::Delivered;
+        a.reason = "Success";
+        (a, None)
+    } else {
+        let (code, reason) = pick(rng, CALL_FAILURES, (100003, "No Answer"));
+        let hangup = ringing + NO_ANSWER.sample(rng);
+        a.done = Some(hangup);
+        a.result = AttemptResult::Failed;
+        a.termination_code = code;
+        a.reason = reason;
+        (a, Some((Channel::Sms, hangup + FALLBACK_GAP.sample(rng))))
+    }
+}
+
+fn sna_attempt(
+    rng: &mut StdRng,
+    profile: &Profile,
+    at: u32,
+    forced_failure: bool,
+) -> (Attempt, FollowUp) {
+    let mut a = Attempt::new(Channel::Sna, at);
+    let back = match profile.sna_success {
+        None => {
+            a.result = AttemptResult::Failed;
+            a.reason = "SNA not supported by operator";
+            at + SNA_UNSUPPORTED.sample(rng)
+        }
+        Some(success) => {
+            let back = at + SNA_BACK.sample(rng);
+            if rng.gen_bool(success.clamp(0.0, 1.0)) && !forced_failure {
+                a.result = AttemptResult::Delivered;
+                a.reason = "success";
+                a.receipt = Some(back);
+            } else {
+                a.result = AttemptResult::Failed;
+                a.reason = pick(rng, SNA_FAILURES, "Operator verification failed");
+            }
+            back
+        }
+    };
+    a.done = Some(back);
+    let follow = (a.result != AttemptResult::Delivered)
+        .then(|| (Channel::Sms, back + FALLBACK_GAP.sample(rng)));
+    (a, follow)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::sim::profile::{profile_for_country, PROFILES};
+
+    pub(crate) fn no_outage(_: &str, _: Channel) -> bool {
+        false
+    }
+
+    pub(crate) fn generator(seed: u64, validity_ms: u32, quirks: bool) -> Generator<'static> {
+        Generator {
+            seed,
+            validity_ms,
+            quirks,
+            outage: &no_outage,
+        }
+    }
+
+    /// The shape promises of the module documentation.
+    pub(crate) fn check(t: &Timeline, validity_ms: u32) -> Result<(), String> {
+        let validity = f64::from(validity_ms);
+        let settle_by = (validity * SETTLE_SHARE) as u32;
+        let verify_by = (validity * VERIFY_SHARE) as u32;
+        if t.attempts.is_empty() {
+            return Err("no attempt".into());
+        }
+        if !t.attempts.windows(2).all(|w| w[0].submit < w[1].submit) {
+            return Err("attempts not in submit order".into());
+        }
+        for (i, a) in t.attempts.iter().enumerate() {
+            if t.attempts[..i].iter().any(|b| b.channel == a.channel) {
+                return Err(format!("channel {:?} tried twice", a.channel));
+            }
+            let mut chain = vec![a.submit, a.send];
+            chain.extend(a.ringing);
+            chain.extend(a.answer);
+            if a.channel == Channel::Call {
+                chain.extend(a.receipt);
+            }
+            if !chain.windows(2).all(|w| w[0] <= w[1]) {
+                return Err(format!("attempt {i} events out of order: {a:?}"));
+            }
+            if let (Some(r), Some(d)) = (a.receipt, a.done) {
+                if r > d && a.channel != Channel::Sms {
+                    return Err(format!("attempt {i} ends before its code arrives"));
+                }
+                if d < *chain.last().unwrap_or(&0) {
+                    return Err(format!("attempt {i} ends before its phases"));
+                }
+            }
+            if a.receipt.is_some() != (a.result == AttemptResult::Delivered) {
+                return Err(format!("attempt {i}: receipt and result disagree"));
+            }
+            if a.done.is_none() != (a.result == AttemptResult::Pending) {
+                return Err(format!("attempt {i}: done and result disagree"));
+            }
+        }
+        let pending = t.attempts.iter().filter(|a| a.done.is_none()).count();
+        if pending > 0 && (pending != t.attempts.len() || t.verification.is_some()) {
+            return Err("pending attempts on an order that is not stuck".into());
+        }
+        let dones = t.attempts.iter().filter_map(|a| a.done);
+        match t.verification {
+            Some(v) => {
+                if v.at > verify_by {
+                    return Err(format!("verified at {} after {verify_by}", v.at));
+                }
+                let source = t
+                    .attempts
+                    .iter()
+                    .find(|a| a.channel == v.channel)
+                    .ok_or("verified channel has no attempt")?;
+                if source.receipt.is_none_or(|r| r > v.at) {
+                    return Err("verified before the code arrived".into());
+                }
+                if t.attempts.iter().any(|a| a.submit >= v.at) {
+                    return Err("attempt submitted after the verification".into());
+                }
+                let limit = match v.kind {
+                    VerifyKind::Matched => v.at + (validity * LATE_SHARE) as u32,
+                    // A call may hang up after a mistyped code, but still by settle_by.
+                    VerifyKind::WrongCode => settle_by,
+                };
+                if let Some(late) = dones.clone().find(|d| *d > limit) {
+                    return Err(format!("result at {late} after {limit}"));
+                }
+            }
+            None => {
+                if let Some(late) = dones.clone().find(|d| *d > settle_by) {
+                    return Err(format!("unverified result at {late} after {settle_by}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn all_timelines(seed: u64, validity_ms: u32, per: usize) -> Vec<Timeline> {
+        let g = generator(seed, validity_ms, true);
+        let mut out = Vec::new();
+        for p in PROFILES {
+            for start in [Channel::Sms, Channel::Call, Channel::Sna] {
+                for i in 0..per {
+                    out.push(g.generate(&format!("o-{}-{start:?}-{i}", p.country), p, start));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn same_seed_and_id_give_the_same_timeline() {
+        let p = profile_for_country("IN").expect("IN");
+        let a = generator(7, 300_000, true);
+        let b = generator(7, 300_000, true);
+        for i in 0..200 {
+            let id = format!("order-{i}");
+            assert_eq!(
+                a.generate(&id, p, Channel::Sms),
+                b.generate(&id, p, Channel::Sms)
+            );
+        }
+        let other = generator(8, 300_000, true);
+        let differs = (0..50).any(|i| {
+            let id = format!("order-{i}");
+            a.generate(&id, p, Channel::Sms) != other.generate(&id, p, Channel::Sms)
+        });
+        assert!(differs, "the seed must matter");
+    }
+
+    #[test]
+    fn timelines_keep_their_shape_promises() {
+        for validity_ms in [30_000, 60_000, 300_000, 900_000] {
+            for t in all_timelines(3, validity_ms, 300) {
+                if let Err(e) = check(&t, validity_ms) {
+                    panic!("validity {validity_ms}: {e}\n{t:#?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_of_fate_occurs() {
+        let timelines = all_timelines(5, 300_000, 400);
+        let count = |f: &dyn Fn(&Timeline) -> bool| timelines.iter().filter(|t| f(t)).count();
+        let matched = count(&|t| {
+            t.verification
+                .is_some_and(|v| v.kind == VerifyKind::Matched)
+        });
+        let wrong = count(&|t| {
+            t.verification
+                .is_some_and(|v| v.kind == VerifyKind::WrongCode)
+        });
+        let stuck = count(&|t| t.is_stuck());
+        let fallback = count(&|t| t.attempts.len() > 1);
+        let late = count(&|t| {
+            t.verification.is_some_and(|v| {
+                t.attempts
+                    .iter()
+                    .any(|a| a.channel == Channel::Sms && a.done.is_some_and(|d| d > v.at))
+            })
+        });
+        let undelivered = count(&|t| {
+            !t.is_stuck() && t.attempts.iter().all(|a| a.result == AttemptResult::Failed)
+        });
+        let unverified = count(&|t| {
+            t.verification.is_none()
+                && t.attempts
+                    .iter()
+                    .any(|a| a.result == AttemptResult::Delivered)
+        });
+        let sna_verified = count(&|t| t.verification.is_some_and(|v| v.channel == Channel::Sna));
+        let n = timelines.len();
+        for (name, c) in [
+            ("matched", matched),
+            ("wrong", wrong),
+            ("stuck", stuck),
+            ("fallback", fallback),
+            ("late", late),
+            ("undelivered", undelivered),
+            ("unverified", unverified),
+            ("sna_verified", sna_verified),
+        ] {
+            assert!(c > 0 && c < n, "{name}: {c} of {n}");
+        }
+        assert!(matched > n / 2, "most orders verify: {matched} of {n}");
+    }
+
+    #[test]
+    fn outages_fail_the_channel() {
+        let outage = |country: &str, ch: Channel| country == "IN" && ch == Channel::Sms;
+        let g = Generator {
+            seed: 1,
+            validity_ms: 300_000,
+            quirks: false,
+            outage: &outage,
+        };
+        let india = profile_for_country("IN").expect("IN");
+        let mut calls = 0;
+        for i in 0..300 {
+            let t = g.generate(&format!("x{i}"), india, Channel::Sms);
+            for a in t.attempts.iter().filter(|a| a.channel == Channel::Sms) {
+                assert_ne!(a.result, AttemptResult::Delivered);
+            }
+            calls += t
+                .attempts
+                .iter()
+                .filter(|a| a.channel == Channel::Call)
+                .count();
+        }
+        assert!(calls > 200, "failed SMS fall back to calls: {calls}");
+        let brazil = profile_for_country("BR").expect("BR");
+        let delivered = (0..100)
+            .filter(|i| {
+                g.generate(&format!("x{i}"), brazil, Channel::Sms).attempts[0].result
+                    == AttemptResult::Delivered
+            })
+            .count();
+        assert!(delivered > 50, "other countries are unaffected");
+    }
+
+    #[test]
+    fn billing() {
+        assert_eq!(billed_seconds(0, (20, 20)), 0);
+        assert_eq!(billed_seconds(5, (20, 20)), 20);
+        assert_eq!(billed_seconds(21, (20, 20)), 40);
+        assert_eq!(billed_seconds(61, (60, 1)), 61);
+        assert_eq!(billed_seconds(7, (6, 6)), 12);
+        assert_eq!(call_cost(250, 60), 250);
+        assert_eq!(call_cost(130, 12), 26);
+    }
+}

@@ -1,0 +1,367 @@
+//! The traffic generator of `demo`: sends OTPs to the simulator at a steady rate and
+//! writes their ids to the exporter's spool, like an issuing application would.
+//!
+//! Spool files are JSON lines `{"orderId","appId","issuedAt"}` (issuedAt: RFC 3339, the
+//! local clock just before the send), written whole under a hidden temporary name and
+//! renamed, so that the spool scanner never reads half a file. A share of the ids
+//! (`unknown_ratio`) is written without being sent, and registered with the simulator
+//! (`POST /sim/unsent`) so that its truth expects `not_found`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use tokio::time::MissedTickBehavior;
+use tracing::{debug, info, warn};
+
+use super::auth::sign;
+use super::timeline::derive_seed;
+use super::SimError;
+
+/// Options of [`run_traffic`].
+#[derive(Clone)]
+pub struct TrafficOptions {
+    /// The simulator's `base_url` (`http://ADDR/otp`).
+    pub base_url: String,
+    pub api_key: String,
+    pub api_secret: String,
+    pub spool_dir: PathBuf,
+    /// Apps to spread orders over; empty: lines without `appId` (the exporter's
+    /// `default_app` applies).
+    pub app_ids: Vec<String>,
+    pub orders_per_second: f64,
+    pub seed: u64,
+    /// Stop after this many ids (sent and unknown); `None`: forever.
+    pub max_orders: Option<u64>,
+    /// Share of ids written to the spool that were never sent (=> `not_found`).
+    pub unknown_ratio: f64,
+}
+
+impl std::fmt::Debug for TrafficOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrafficOptions")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"***")
+            .field("spool_dir", &self.spool_dir)
+            .field("app_ids", &self.app_ids)
+            .field("orders_per_second", &self.orders_per_second)
+            .field("seed", &self.seed)
+            .field("max_orders", &self.max_orders)
+            .field("unknown_ratio", &self.unknown_ratio)
+            .finish()
+    }
+}
+
+/// Destination mix of the demo (calling code, weight): India-heavy like many OTP users.
+const DESTINATIONS: &[(&str, u32)] = &[
+    ("91", 30),
+    ("62", 12),
+    ("55", 10),
+    ("234", 8),
+    ("63", 8),
+    ("1", 10),
+    ("1671", 1),
+    ("44", 6),
+    ("52", 6),
+    ("84", 5),
+    ("86", 4),
+];
+/// North American area codes away from Guam's 671.
+const US_AREA_CODES: &[&str] = &["212", "312", "415", "646", "713"];
+/// A spool file is written at least this often while orders flow.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+const FLUSH_LINES: usize = 500;
+
+/// A receiver number (E.164 with `+`) drawn from the destination mix.
+fn draw_receiver<R: Rng>(rng: &mut R) -> String {
+    let total: u32 = DESTINATIONS.iter().map(|(_, w)| w).sum();
+    let mut ticket = rng.gen_range(0..total);
+    let mut code = DESTINATIONS[0].0;
+    for (c, w) in DESTINATIONS {
+        if ticket < *w {
+            code = c;
+            break;
+        }
+        ticket -= w;
+    }
+    match code {
+        "1" => format!(
+            "+1{}{:07}",
+            US_AREA_CODES[rng.gen_range(0..US_AREA_CODES.len())],
+            rng.gen_range(0..10_000_000u32)
+        ),
+        "1671" => format!("+1671{:07}", rng.gen_range(0..10_000_000u32)),
+        _ => format!(
+            "+{code}{}{:09}",
+            rng.gen_range(7..=9u32),
+            rng.gen_range(0..1_000_000_000u32)
+        ),
+    }
+}
+
+/// The requested channel: mostly the default SMS-first flow.
+fn draw_channel<R: Rng>(rng: &mut R) -> Option<&'static str> {
+    match rng.gen_range(0..100) {
+        0..80 => None,
+        80..92 => Some("call"),
+        _ => Some("sna"),
+    }
+}
+
+/// Batches spool lines into files.
+struct SpoolWriter {
+    dir: PathBuf,
+    run: u64,
+    seq: u64,
+    lines: String,
+    count: usize,
+    last_flush: Instant,
+}
+
+impl SpoolWriter {
+    fn push(&mut self, line: &Value) {
+        self.lines.push_str(&line.to_string());
+        self.lines.push('\n');
+        self.count += 1;
+    }
+
+    fn flush_if_due(&mut self) -> Result<(), SimError> {
+        if self.count >= FLUSH_LINES || (self.count > 0 && self.last_flush.elapsed() >= FLUSH_EVERY)
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SimError> {
+        self.last_flush = Instant::now();
+        if self.count == 0 {
+            return Ok(());
+        }
+        let spool_err = |source: std::io::Error| SimError::Spool {
+            path: self.dir.clone(),
+            source,
+        };
+        // Hidden `.tmp` names are ignored by the spool scanner until the rename.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".traffic-")
+            .suffix(".tmp")
+            .tempfile_in(&self.dir)
+            .map_err(spool_err)?;
+        tmp.write_all(self.lines.as_bytes()).map_err(spool_err)?;
+        tmp.flush().map_err(spool_err)?;
+        let name = self
+            .dir
+            .join(format!("traffic-{}-{:06}.jsonl", self.run, self.seq));
+        tmp.persist(&name).map_err(|e| spool_err(e.error))?;
+        debug!(file = %name.display(), orders = self.count, "spool file written");
+        self.seq += 1;
+        self.lines.clear();
+        self.count = 0;
+        Ok(())
+    }
+}
+
+/// Talks to the simulator.
+struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    root_url: String,
+    api_key: String,
+    api_secret: String,
+    /// The simulator's clock minus ours, learned from a `-16` answer's `Date`.
+    skew_ms: i64,
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Client {
+    /// Sends one OTP; retries once with the simulator's clock after a `-16`.
+    async fn send(&mut self, body: &Value) -> Result<(), String> {
+        for _ in 0..2 {
+            let timestamp = ((unix_ms() + self.skew_ms) / 1000).to_string();
+            let resp = self
+                .http
+                .post(format!("{}/verification/send", self.base_url))
+                .header("Content-Type", "application/json;charset=UTF-8")
+                .header("Api-Key", &self.api_key)
+                .header("Timestamp", &timestamp)
+                .header("Sign", sign(&self.api_key, &self.api_secret, &timestamp))
+                .body(body.to_string())
+                .send()
+                .await
+                .map_err(|e| format!("send failed: {e}"))?;
+            let date = resp
+                .headers()
+                .get("date")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|d| DateTime::parse_from_rfc2822(d).ok());
+            let http_status = resp.status();
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| format!("send failed: {e}"))?;
+            let reply: Value = serde_json::from_slice(&bytes)
+                .map_err(|_| format!("send answered HTTP {http_status} without JSON"))?;
+            match reply.get("status").and_then(Value::as_str) {
+                Some("0") => return Ok(()),
+                Some("-16") if date.is_some() => {
+                    if let Some(date) = date {
+                        self.skew_ms = date.timestamp_millis() - unix_ms();
+                        info!(
+                            skew_ms = self.skew_ms,
+                            "traffic generator follows the simulator's shifted clock"
+                        );
+                    }
+                }
+                _ => return Err(format!("send refused: {reply}")),
+            }
+        }
+        Err("send refused: timestamp expired".into())
+    }
+
+    async fn register_unsent(&self, order_id: &str, app_id: &str) -> Result<(), String> {
+        let resp = self
+            .http
+            .post(format!("{}/sim/unsent", self.root_url))
+            .header("Content-Type", "application/json")
+            .body(json!({ "orderId": order_id, "appId": app_id }).to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", resp.status()))
+        }
+    }
+}
+
+fn invalid(option: &'static str, detail: String) -> SimError {
+    SimError::InvalidOption { option, detail }
+}
+
+/// Sends orders until `max_orders` (or forever), writing their ids to the spool.
+pub async fn run_traffic(opts: TrafficOptions) -> Result<(), SimError> {
+    if !(opts.orders_per_second.is_finite() && opts.orders_per_second > 0.0) {
+        return Err(invalid(
+            "orders_per_second",
+            format!("{} is not a positive rate", opts.orders_per_second),
+        ));
+    }
+    if !(0.0..=1.0).contains(&opts.unknown_ratio) {
+        return Err(invalid(
+            "unknown_ratio",
+            format!("{} is not a share between 0 and 1", opts.unknown_ratio),
+        ));
+    }
+    std::fs::create_dir_all(&opts.spool_dir).map_err(|source| SimError::Spool {
+        path: opts.spool_dir.clone(),
+        source,
+    })?;
+    let base_url = opts.base_url.trim_end_matches('/').to_string();
+    let root_url = base_url
+        .strip_suffix("/otp")
+        .unwrap_or(&base_url)
+        .to_string();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| SimError::Traffic(format!("cannot build an HTTP client: {e}")))?;
+    let mut client = Client {
+        http,
+        base_url,
+        root_url,
+        api_key: opts.api_key.clone(),
+        api_secret: opts.api_secret.clone(),
+        skew_ms: 0,
+    };
+    let run = u64::try_from(unix_ms() / 1000).unwrap_or(0);
+    let mut spool = SpoolWriter {
+        dir: opts.spool_dir.clone(),
+        run,
+        seq: 0,
+        lines: String::new(),
+        count: 0,
+        last_flush: Instant::now(),
+    };
+    let mut rng = StdRng::seed_from_u64(derive_seed(opts.seed, "traffic", ""));
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / opts.orders_per_second));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    info!(
+        base_url = %opts.base_url,
+        spool = %opts.spool_dir.display(),
+        orders_per_second = opts.orders_per_second,
+        unknown_ratio = opts.unknown_ratio,
+        "traffic generator started"
+    );
+
+    let (mut sent, mut unknown, mut refused) = (0u64, 0u64, 0u64);
+    let mut n = 0u64;
+    while opts.max_orders.is_none_or(|max| n < max) {
+        ticker.tick().await;
+        let order_id = format!("demo-{}-{run}-{n:06}", opts.seed);
+        n += 1;
+        // Every choice is drawn each round, so that the sequence does not depend on
+        // how sends went.
+        let is_unknown = rng.gen_bool(opts.unknown_ratio);
+        let app_id = (!opts.app_ids.is_empty())
+            .then(|| opts.app_ids[rng.gen_range(0..opts.app_ids.len())].clone());
+        let to = draw_receiver(&mut rng);
+        let channel = draw_channel(&mut rng);
+
+        let issued_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut line = json!({ "orderId": order_id, "issuedAt": issued_at });
+        if let Some(app) = &app_id {
+            line["appId"] = json!(app);
+        }
+        if is_unknown {
+            if let Err(e) = client
+                .register_unsent(&order_id, app_id.as_deref().unwrap_or(""))
+                .await
+            {
+                warn!(order_id = %order_id, error = %e, "cannot register an unsent id with the simulator");
+            }
+            spool.push(&line);
+            unknown += 1;
+        } else {
+            let mut body = json!({ "orderId": order_id, "to": to });
+            if let Some(app) = &app_id {
+                body["appId"] = json!(app);
+            }
+            if let Some(channel) = channel {
+                body["channel"] = json!(channel);
+            }
+            match client.send(&body).await {
+                Ok(()) => {
+                    spool.push(&line);
+                    sent += 1;
+                }
+                Err(e) => {
+                    refused += 1;
+                    // 1st, 2nd, 4th, 8th, ...: a simulator that is down does not flood the log.
+                    if refused.is_power_of_two() {
+                        warn!(order_id = %order_id, refused, error = %e, "traffic generator could not send an OTP");
+                    }
+                }
+            }
+        }
+        spool.flush_if_due()?;
+        if n.is_multiple_of(1000) {
+            debug!(sent, unknown, refused, "traffic generator progress");
+        }
+    }
+    spool.flush()?;
+    info!(sent, unknown, refused, "traffic generator finished");
+    Ok(())
+}
