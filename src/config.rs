@@ -308,12 +308,7 @@ impl Config {
         let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
-            let msg = inner.to_string();
-            if key == "." || key.is_empty() {
-                invalid(msg)
-            } else {
-                invalid(format!("key `{key}`: {msg}"))
-            }
+            invalid(describe_yaml_error(text, &key, &inner))
         })?;
         let line_of = |key: &str| line_of_key(text, key);
         let at = |key: &str| match line_of(key) {
@@ -484,6 +479,35 @@ impl Config {
 
     pub fn app_ids(&self) -> Vec<String> {
         self.apps.iter().map(|a| a.id.clone()).collect()
+    }
+}
+
+/// Says which key is wrong and on which line. The parser's own location points at the
+/// enclosing mapping for values checked by our deserializers, so the line of a known
+/// key is looked up in the text; unknown keys keep the parser's (exact) location.
+fn describe_yaml_error(text: &str, key: &str, error: &serde_yaml::Error) -> String {
+    let mut message = error.to_string();
+    if let Some(at) = message.rfind(" at line ") {
+        message.truncate(at);
+    }
+    // serde_yaml prefixes a partial path ("api: ..."); the full key is said below.
+    if let Some((prefix, rest)) = message.split_once(": ") {
+        if !prefix.contains(' ') && key.starts_with(prefix) {
+            message = rest.to_string();
+        }
+    }
+    let parser_line = error.location().map(|l| l.line());
+    let known_key = !(key.is_empty() || key == ".");
+    let line = if message.contains("unknown field") || !known_key {
+        parser_line
+    } else {
+        line_of_key(text, key).or(parser_line)
+    };
+    match (known_key, line) {
+        (true, Some(line)) => format!("key `{key}` (line {line}): {message}"),
+        (true, None) => format!("key `{key}`: {message}"),
+        (false, Some(line)) => format!("line {line}: {message}"),
+        (false, None) => message,
     }
 }
 

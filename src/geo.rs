@@ -24,7 +24,16 @@ struct Geo {
 
 fn geo() -> &'static Geo {
     static GEO: OnceLock<Geo> = OnceLock::new();
-    GEO.get_or_init(|| build(TABLE))
+    GEO.get_or_init(|| {
+        let geo = build(TABLE);
+        if geo.skipped_rows > 0 {
+            tracing::warn!(
+                rows = geo.skipped_rows,
+                "rows of the embedded MCC/MNC table could not be read"
+            );
+        }
+        geo
+    })
 }
 
 fn build(table: &'static str) -> Geo {

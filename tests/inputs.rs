@@ -126,7 +126,8 @@ fn an_unreachable_api_keeps_orders_pending_and_the_daemon_up() {
         (m.sum(
             "otp_exporter_api_requests_total",
             &[("status", "connect_error")],
-        ) >= 2.0)
+        ) >= 2.0
+            && m.sum("otp_exporter_orders_pending", &[]) == 2.0)
             .then_some(m)
     })
     .unwrap_or_else(|| panic!("{}", exporter.proc.log()));

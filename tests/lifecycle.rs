@@ -21,17 +21,19 @@ fn send_orders(sim: &Sim, prefix: &str, n: usize) -> Vec<String> {
 #[test]
 fn kill_9_loses_nothing_and_counts_once() {
     let tmp = tempfile::tempdir().unwrap();
-    // Slow simulated time (validity 30 s) so that nothing is final before the kill.
-    let sim = Sim::start(&["--seed", "11", "--time-scale", "0.1"]);
+    // Validity 15 s; the first query only 3 s after issue, so that nothing can be final
+    // before the kill (the test checks that too).
+    let sim = Sim::start(&["--seed", "11", "--time-scale", "0.05"]);
     let addr = free_addr();
     let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
-    // Override the tracking windows for the slower simulated time.
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("verification_window: 6s", "verification_window: 30s")
-        .replace("settle_timeout: 2400ms", "settle_timeout: 12s")
-        .replace("not_found_grace: 2400ms", "not_found_grace: 12s")
-        .replace("max_age: 15s", "max_age: 75s");
+        .replace("verification_window: 6s", "verification_window: 15s")
+        .replace("settle_timeout: 2400ms", "settle_timeout: 6s")
+        .replace("not_found_grace: 2400ms", "not_found_grace: 6s")
+        .replace("max_age: 15s", "max_age: 30s")
+        .replace("first_delay: 200ms", "first_delay: 3s")
+        .replace("max_interval: 1s", "max_interval: 3s");
     std::fs::write(&config, text).unwrap();
 
     let mut first = Exporter::start(tmp.path(), &config, addr, "info");
