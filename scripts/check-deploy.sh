@@ -636,8 +636,9 @@ PY
 check_config_binary() {
     local bin=""
     local b
+    # The most recently built of the release and debug binaries.
     for b in target/release/itnio-otp-exporter target/debug/itnio-otp-exporter; do
-        if [ -x "$b" ]; then bin="$b"; break; fi
+        if [ -x "$b" ] && { [ -z "$bin" ] || [ "$b" -nt "$bin" ]; }; then bin="$b"; fi
     done
     if [ -z "$bin" ]; then
         echo "no built itnio-otp-exporter in target/: check-config not run (this script never builds)"
