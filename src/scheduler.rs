@@ -450,7 +450,11 @@ impl Scheduler {
         let workers = workers.max(1);
         let per_second = NonZeroU32::new(max_requests_per_second).unwrap_or(NonZeroU32::MIN);
         let limiter: Arc<DefaultDirectRateLimiter> =
-            Arc::new(RateLimiter::direct(Quota::per_second(per_second)));
+            // No burst: requests are spaced evenly, so no one-second window ever holds more
+            // than `max_requests_per_second` (a burst allowance would double it at a spike).
+            Arc::new(RateLimiter::direct(
+                Quota::per_second(per_second).allow_burst(NonZeroU32::MIN),
+            ));
         let (job_tx, job_rx) = mpsc::channel::<Job>(workers);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
