@@ -73,6 +73,8 @@ pub struct Scheduler {
     api_state: ApiState,
     /// Queries in a row that got no decodable answer at all.
     unanswered_in_row: u32,
+    /// Unexpected statuses already logged at warning level.
+    statuses_seen: std::collections::HashSet<i64>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     status: Arc<Status>,
@@ -113,6 +115,7 @@ impl Scheduler {
             next_ticket: 1,
             api_state: ApiState::Up,
             unanswered_in_row: 0,
+            statuses_seen: Default::default(),
             store,
             metrics,
             status,
@@ -308,7 +311,17 @@ impl Scheduler {
                         }
                     }
                     QueryOutcome::OtherStatus { status, reason } => {
-                        tracing::warn!(order_id = %order_id, status, %reason, "the API answered an unexpected status; the order keeps its schedule");
+                        // Warn once per status; otp_exporter_api_requests_total counts them all.
+                        if self.statuses_seen.insert(status) {
+                            let meaning = if status == -22 {
+                                "parameter error"
+                            } else {
+                                "not documented"
+                            };
+                            tracing::warn!(order_id = %order_id, status, %reason, "the API answered status {status} ({meaning}); the order keeps its schedule. Further answers with this status are logged at debug level and counted in otp_exporter_api_requests_total");
+                        } else {
+                            tracing::debug!(order_id = %order_id, status, %reason, "the API answered an unexpected status");
+                        }
                         Sighting::Skipped
                     }
                     QueryOutcome::Rejected { .. } => Sighting::Skipped,
