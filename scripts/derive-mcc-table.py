@@ -1,23 +1,115 @@
 #!/usr/bin/env python3
-"""Derives data/mcc-mnc.csv from the licensed MCC/MNC table (musalbas/mcc-mnc-table,
-commit 45b06a1, MIT): one row per distinct (mcc, mnc, country), ISO upper case, with the
-E.164 calling code. Rows without an ISO country (international/satellite networks) are
-dropped. Usage: scripts/derive-mcc-table.py SOURCE.csv > data/mcc-mnc.csv"""
+"""Derive data/mcc-mnc.csv from musalbas/mcc-mnc-table (commit 45b06a1, MIT).
+
+Usage: scripts/derive-mcc-table.py SOURCE.csv [OUTPUT.csv]
+       (OUTPUT defaults to data/mcc-mnc.csv beside this script's repository)
+
+Output: header `mcc,mnc,iso,calling_code`, then one row per distinct network
+(mcc, mnc, country), sorted, ISO upper case. MCC and MNC keep their digits as
+written ("01" and "001" are different networks); the source's "MCC (int)" and
+"MNC (int)" columns are ignored: they are the digits read as hexadecimal
+(289 -> 649), not the numbers.
+
+Normalisation, and what is deliberately kept as in the source:
+- rows without a country (ISO "n/a": MCC 901, international/satellite) are
+  dropped: they cannot name a country;
+- the calling code loses separators ("1-671" -> "1671"); anything else that is
+  not 1-4 digits stops the script instead of being guessed at;
+- an empty calling code stays empty (the network is still known by MCC/MNC,
+  numbers just cannot resolve to it);
+- Russia's code is listed as "79", not "7", and is kept: OTP receivers are
+  mobiles, Russian mobiles are +7 9..., Kazakh ones +7 7..., so "79" resolves
+  both right, where "7" would send every Kazakh number to Russia;
+- "AN" (Netherlands Antilles, withdrawn from ISO 3166-1 in 2010) is kept: the
+  source does not say which successor (CW, SX, BQ) each network belongs to.
+A summary of these and of other oddities goes to stderr.
+"""
+import collections
 import csv
+import hashlib
+import pathlib
+import re
 import sys
 
-source = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/mcc-mnc/mcc-mnc-table.csv"
-rows = set()
-with open(source, newline="", encoding="utf-8") as f:
-    for r in csv.DictReader(f):
-        iso = r["ISO"].strip().upper()
-        mcc, mnc, code = r["MCC"].strip(), r["MNC"].strip(), r["Country Code"].strip()
-        if len(iso) != 2 or not iso.isalpha() or not mcc.isdigit() or not mnc.isdigit():
-            continue
-        if code and not code.isdigit():
-            code = ""
-        rows.add((mcc, mnc, iso, code))
-out = csv.writer(sys.stdout, lineterminator="\n")
-out.writerow(["mcc", "mnc", "iso", "calling_code"])
-for row in sorted(rows):
-    out.writerow(row)
+HEADER = ["mcc", "mnc", "iso", "calling_code"]
+EXPECTED_SOURCE_COLUMNS = ["MCC", "MCC (int)", "MNC", "MNC (int)", "ISO", "Country", "Country Code", "Network"]
+
+
+def fail(msg):
+    sys.exit(f"derive-mcc-table: {msg}")
+
+
+def calling_code(raw, line):
+    code = re.sub(r"[\s\-]", "", raw)
+    if code == "" or re.fullmatch(r"[1-9][0-9]{0,3}", code):
+        return code
+    fail(f"line {line}: unexpected calling code {raw!r}; extend the normalisation")
+
+
+def main(argv):
+    if len(argv) not in (2, 3):
+        fail(__doc__.strip().splitlines()[2])
+    source = pathlib.Path(argv[1])
+    output = pathlib.Path(argv[2]) if len(argv) == 3 else pathlib.Path(__file__).resolve().parent.parent / "data" / "mcc-mnc.csv"
+    raw = source.read_bytes()
+    networks = set()
+    dropped = collections.Counter()
+    source_rows = 0
+    with source.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames != EXPECTED_SOURCE_COLUMNS:
+            fail(f"unexpected columns {reader.fieldnames}")
+        for line, r in enumerate(reader, start=2):
+            source_rows += 1
+            mcc, mnc, iso = r["MCC"].strip(), r["MNC"].strip(), r["ISO"].strip().upper()
+            if not re.fullmatch(r"[A-Z]{2}", iso):
+                dropped[f"no country (ISO {r['ISO']!r}, {r['Country']})"] += 1
+                continue
+            if not re.fullmatch(r"[0-9]{3}", mcc) or not re.fullmatch(r"[0-9]{2,3}", mnc):
+                fail(f"line {line}: malformed MCC/MNC {mcc!r}/{mnc!r}")
+            networks.add((mcc, mnc, iso, calling_code(r["Country Code"], line)))
+
+    # One country has one calling code per network: two codes for the same
+    # (mcc, mnc, iso) would make the row set ambiguous.
+    keys = collections.Counter(n[:3] for n in networks)
+    if any(c > 1 for c in keys.values()):
+        fail(f"networks with several calling codes: {[k for k, c in keys.items() if c > 1]}")
+
+    rows = sorted(networks)
+    with output.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f, lineterminator="\n")
+        out.writerow(HEADER)
+        out.writerows(rows)
+
+    log = lambda *a: print(*a, file=sys.stderr)
+    log(f"source {source} sha256 {hashlib.sha256(raw).hexdigest()}: {source_rows} rows")
+    log(f"wrote {output}: {len(rows)} networks, {len({r[0] for r in rows})} MCCs, "
+        f"{source_rows - sum(dropped.values()) - len(rows)} duplicate rows merged")
+    for why, n in sorted(dropped.items()):
+        log(f"dropped {n} rows: {why}")
+    no_code = sorted({r[2] for r in rows if not r[3]})
+    log(f"countries with networks lacking a calling code: {' '.join(no_code)}")
+
+    def shared(key_of, what):
+        by_key = collections.defaultdict(collections.Counter)
+        for r in rows:
+            if key_of(r):
+                by_key[key_of(r)][r[2]] += 1
+        for key, countries in sorted(by_key.items()):
+            if len(countries) > 1:
+                ranked = sorted(countries.items(), key=lambda kv: (-kv[1], kv[0]))
+                tie = " (tie, alphabetical)" if ranked[0][1] == ranked[1][1] else ""
+                log(f"{what} {key} shared: {dict(ranked)} -> {ranked[0][0]}{tie}")
+
+    shared(lambda r: r[0], "MCC")
+    shared(lambda r: r[3], "calling code")
+    by_int = collections.defaultdict(set)
+    for mcc, mnc, iso, _ in rows:
+        by_int[(mcc, int(mnc))].add((mnc, iso))
+    for (mcc, mnc), nets in sorted(by_int.items()):
+        if len({iso for _, iso in nets}) > 1:
+            log(f"MNC {mcc}/{mnc} as an integer is ambiguous: {sorted(nets)} -> MCC majority")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
