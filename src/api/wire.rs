@@ -85,9 +85,11 @@ pub struct SnaAttempt {
 }
 
 impl Record {
-    /// True when the provider answered "success" but knows nothing of the order.
+    /// True when the provider answered "success" but knows nothing of the order: no
+    /// verification state (`verifications` missing, `null`, `{}` or without `matched`)
+    /// and no attempt on any channel.
     pub fn is_empty(&self) -> bool {
-        self.verification.is_none()
+        self.verification.as_ref().and_then(|v| v.matched).is_none()
             && self.sms.is_empty()
             && self.call.is_empty()
             && self.sna.is_empty()
@@ -210,11 +212,21 @@ fn objects(v: Option<&Value>) -> impl Iterator<Item = &Map<String, Value>> {
     items.iter().filter_map(Value::as_object)
 }
 
-/// `verifications` is documented as one object; tolerate an array of them.
+/// `verifications` is documented as one object; tolerate an array of them, preferring
+/// the entry that was verified (`matched` 0 or 4), since that one decides the outcome.
 fn first_object(v: &Value) -> Option<&Map<String, Value>> {
     match v {
         Value::Object(o) => Some(o),
-        Value::Array(items) => items.iter().find_map(Value::as_object),
+        Value::Array(items) => {
+            let verified = |o: &&Map<String, Value>| {
+                matches!(o.get("matched").and_then(int), Some(0) | Some(4))
+            };
+            items
+                .iter()
+                .filter_map(Value::as_object)
+                .find(verified)
+                .or_else(|| items.iter().find_map(Value::as_object))
+        }
         _ => None,
     }
 }
@@ -225,6 +237,12 @@ pub fn parse_time_ms(text: &str, zone: &FixedOffset) -> Option<i64> {
     let t = text.trim();
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.timestamp_millis());
+    }
+    // ISO 8601 offsets without a colon (`+0800`), which Java's formatters emit.
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(dt) = DateTime::parse_from_str(t, format) {
+            return Some(dt.timestamp_millis());
+        }
     }
     for format in [
         "%Y-%m-%d %H:%M:%S%.f",
@@ -400,6 +418,54 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn records_without_state_or_attempts_are_no_record() {
+        for data in [
+            r#"{"verifications":{}}"#,
+            r#"{"verifications":{"matched":null,"channel":"sms"},"sms":[],"call":null}"#,
+            r#"{"orderId":"42","verifications":[]}"#,
+            r#"{"verifications":[{"oriReceiver":"123"}],"sna":[]}"#,
+        ] {
+            let body = format!(r#"{{"status":"0","data":{data}}}"#);
+            let r = decode_reply(body.as_bytes()).unwrap().data.unwrap();
+            assert!(r.is_empty(), "{data} should mean no record");
+        }
+        for data in [
+            r#"{"verifications":{"matched":-1}}"#,
+            r#"{"verifications":{"matched":3}}"#,
+            r#"{"call":[{"submitTime":"2022-07-12 13:39:45"}]}"#,
+        ] {
+            let body = format!(r#"{{"status":"0","data":{data}}}"#);
+            let r = decode_reply(body.as_bytes()).unwrap().data.unwrap();
+            assert!(!r.is_empty(), "{data} is a record");
+        }
+    }
+
+    #[test]
+    fn verification_arrays_prefer_the_verified_entry() {
+        let body = r#"{"status":"0","data":{"verifications":[
+            {"matched":2,"channel":"sms"},{"matched":"0","channel":"call"},{"matched":-1}]}}"#;
+        let v = decode_reply(body.as_bytes())
+            .unwrap()
+            .data
+            .unwrap()
+            .verification
+            .unwrap();
+        assert_eq!((v.matched, v.channel.as_deref()), (Some(0), Some("call")));
+        let body = r#"{"status":"0","data":{"verifications":[7,{"matched":2},{"matched":-1}]}}"#;
+        let v = decode_reply(body.as_bytes())
+            .unwrap()
+            .data
+            .unwrap()
+            .verification
+            .unwrap();
+        assert_eq!(
+            v.matched,
+            Some(2),
+            "without a verified entry the first object counts"
+        );
+    }
+
+    #[test]
     fn times_with_offset_and_without() {
         let with_offset = parse_time_ms("2022-07-12T13:39:45+08:00", &cst()).unwrap();
         let naive = parse_time_ms("2022-07-12 13:39:45", &cst()).unwrap();
@@ -417,6 +483,18 @@ pub(crate) mod tests {
         assert_eq!(
             parse_time_ms("2022-07-12 13:39:45.250", &cst()),
             Some(with_offset + 250)
+        );
+        assert_eq!(
+            parse_time_ms("2022-07-12T13:39:45+0800", &cst()),
+            Some(with_offset)
+        );
+        assert_eq!(
+            parse_time_ms("2022-07-12 05:39:45+0000", &cst()),
+            Some(with_offset)
+        );
+        assert_eq!(
+            parse_time_ms("2022-07-12T13:39:45.5+0800", &utc),
+            Some(with_offset + 500)
         );
         assert_eq!(parse_time_ms("yesterday", &cst()), None);
         assert_eq!(parse_time_ms("", &cst()), None);
