@@ -91,6 +91,8 @@ impl ApiClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(api.max_in_flight as usize)
             .tcp_keepalive(Duration::from_secs(60))
+            // A redirect would replay the signed headers to another host; treat it as an error.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("itnio-otp-exporter/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ApiError::Client(e.to_string()))?;
@@ -163,14 +165,25 @@ impl ApiClient {
                     .map(|d| d.timestamp());
                 match response.bytes().await {
                     Err(e) => transport_error(&e),
-                    Ok(_) if !http_status.is_success() => (
-                        QueryOutcome::Transient {
-                            retry_after,
-                            detail: format!("HTTP {}", http_status.as_u16()),
-                        },
-                        format!("http_{}", http_status.as_u16()),
-                    ),
-                    Ok(bytes) => self.classify(&bytes, server_date),
+                    Ok(bytes) if http_status.is_success() => self.classify(&bytes, server_date),
+                    // A 4xx that carries the API's own envelope (`401` with status -1, say)
+                    // means what its status says; 5xx, 429 and bare error pages are transient.
+                    Ok(bytes) => match wire::decode_reply(&bytes) {
+                        Ok(reply)
+                            if reply.status != 0
+                                && http_status.is_client_error()
+                                && http_status != reqwest::StatusCode::TOO_MANY_REQUESTS =>
+                        {
+                            self.classify_reply(reply, server_date)
+                        }
+                        _ => (
+                            QueryOutcome::Transient {
+                                retry_after,
+                                detail: format!("HTTP {}", http_status.as_u16()),
+                            },
+                            format!("http_{}", http_status.as_u16()),
+                        ),
+                    },
                 }
             }
         };
@@ -194,6 +207,10 @@ impl ApiClient {
                 )
             }
         };
+        self.classify_reply(reply, server_date)
+    }
+
+    fn classify_reply(&self, reply: Reply, server_date: Option<i64>) -> (QueryOutcome, String) {
         let reason = reply.reason.clone().unwrap_or_default();
         let outcome = match reply.status {
             0 => match reply.data {
@@ -309,6 +326,140 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    /// Serves every connection on a real loopback socket with one canned HTTP response.
+    async fn canned(status_line: &str, extra_headers: &str, body: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let response = format!(
+            "HTTP/1.1 {status_line}\r\ncontent-length: {}\r\nconnection: close\r\n{extra_headers}\r\n{body}",
+            body.len()
+        );
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let response = response.clone();
+                tokio::spawn(async move {
+                    // The request is small; one read takes its headers and body.
+                    let mut buf = vec![0u8; 8192];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        format!("http://{addr}/otp")
+    }
+
+    fn client(base_url: String) -> ApiClient {
+        let api = ApiConfig {
+            base_url,
+            api_key: "key".into(),
+            api_secret: None,
+            api_secret_file: None,
+            timeout: Duration::from_secs(5),
+            max_in_flight: 4,
+            max_requests_per_second: 10,
+            timezone: chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
+        };
+        ApiClient::new(&api, "secret").unwrap()
+    }
+
+    async fn answer(status_line: &str, extra_headers: &str, body: &str) -> Query {
+        let url = canned(status_line, extra_headers, body).await;
+        client(url).query("app", "order-1").await
+    }
+
+    #[tokio::test]
+    async fn error_statuses_with_the_api_envelope_mean_their_api_status() {
+        let q = answer(
+            "401 Unauthorized",
+            "",
+            r#"{"status":"-1","reason":"bad key"}"#,
+        )
+        .await;
+        assert_eq!(q.status_label, "-1");
+        assert!(matches!(
+            q.outcome,
+            QueryOutcome::Rejected { status: -1, .. }
+        ));
+        let q = answer("403 Forbidden", "", r#"{"status":-2,"reason":"ip"}"#).await;
+        assert!(matches!(
+            q.outcome,
+            QueryOutcome::Rejected { status: -2, .. }
+        ));
+        let q = answer("400 Bad Request", "", r#"{"status":"-22"}"#).await;
+        assert!(matches!(
+            q.outcome,
+            QueryOutcome::OtherStatus { status: -22, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn server_errors_throttling_and_error_pages_are_transient() {
+        let q = answer("503 Service Unavailable", "", r#"{"status":"-1"}"#).await;
+        assert_eq!(q.status_label, "http_503");
+        assert!(matches!(q.outcome, QueryOutcome::Transient { .. }));
+        let q = answer(
+            "429 Too Many Requests",
+            "retry-after: 7\r\n",
+            r#"{"status":"-18"}"#,
+        )
+        .await;
+        assert_eq!(q.status_label, "http_429");
+        assert_eq!(
+            q.outcome,
+            QueryOutcome::Transient {
+                retry_after: Some(Duration::from_secs(7)),
+                detail: "HTTP 429".into()
+            }
+        );
+        let q = answer("404 Not Found", "", "<html>not found</html>").await;
+        assert_eq!(q.status_label, "http_404");
+        let q = answer("404 Not Found", "", r#"{"status":"0","data":{}}"#).await;
+        assert_eq!(
+            q.status_label, "http_404",
+            "a success envelope on an error status is not trusted"
+        );
+        let q = answer("200 OK", "", "<html>proxy</html>").await;
+        assert_eq!(q.status_label, "invalid_response");
+    }
+
+    #[tokio::test]
+    async fn timestamp_expired_measures_the_offset_from_date() {
+        let server = chrono::Utc::now() + chrono::Duration::seconds(3600);
+        let date = server.format("%a, %d %b %Y %H:%M:%S GMT");
+        let url = canned(
+            "200 OK",
+            &format!("date: {date}\r\n"),
+            r#"{"status":"-16"}"#,
+        )
+        .await;
+        let client = client(url);
+        let q = client.query("app", "order-1").await;
+        let QueryOutcome::ClockSkew {
+            offset_secs: Some(offset),
+        } = q.outcome
+        else {
+            panic!("expected clock skew, got {:?}", q.outcome);
+        };
+        assert!((3595..=3601).contains(&offset), "offset {offset}");
+        assert_eq!(client.clock_offset_secs(), offset);
+        assert_eq!(q.status_label, "-16");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let target = canned("200 OK", "", r#"{"status":"0","data":null}"#).await;
+        let q = answer(
+            "302 Found",
+            &format!("location: {target}/verification/orderId/record\r\n"),
+            "",
+        )
+        .await;
+        assert_eq!(q.status_label, "http_302");
+        assert!(matches!(q.outcome, QueryOutcome::Transient { .. }));
     }
 
     #[test]
