@@ -111,6 +111,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         let _ = tokio::task::spawn_blocking(move || runner.stop()).await;
     });
 
+    let shutdown_requested = shutdown.clone();
     let drain = config.api.timeout.min(Duration::from_secs(10)) + Duration::from_secs(1);
     // A task of its own: the scheduler blocks briefly (block_in_place) to commit.
     let scheduler = tokio::spawn(scheduler.run(
@@ -121,8 +122,18 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         shutdown,
         drain,
     ));
-    if let Err(e) = scheduler.await {
-        tracing::error!(error = %e, "scheduler task failed");
+    // The scheduler returns only at shutdown; anything else is fatal, so that a
+    // supervisor restarts the daemon instead of it serving frozen metrics.
+    let stopped = scheduler.await;
+    if !*shutdown_requested.borrow() || stopped.is_err() {
+        let why = match stopped {
+            Err(e) if e.is_panic() => "panicked".to_string(),
+            Err(e) => e.to_string(),
+            Ok(()) => "stopped unexpectedly".to_string(),
+        };
+        return Err(DaemonError::Internal(format!(
+            "the scheduler {why}; exiting so that a supervisor restarts the daemon (pending orders are saved)"
+        )));
     }
     let _ = spool_stopper.await;
     let _ = server.await;

@@ -29,7 +29,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::execute(args.command)) {
+    let result = runtime.block_on(cli::execute(args.command));
+    // After a fatal error, tasks and threads still running must not delay the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -45,10 +45,10 @@ struct Job {
     app_id: Arc<str>,
 }
 
-/// A worker's answer.
+/// A worker's answer; `query` is `None` when the job was dropped unsent at shutdown.
 struct Done {
     order_id: Arc<str>,
-    query: Query,
+    query: Option<Query>,
 }
 
 /// The scheduler's view of the API as a whole.
@@ -75,6 +75,9 @@ pub struct Scheduler {
     unanswered_in_row: u32,
     /// Unexpected statuses already logged at warning level.
     statuses_seen: std::collections::HashSet<i64>,
+    /// Shutting down: answers still update state, but no order is finalized, because
+    /// metrics counted now would never be scraped; the next run finalizes them.
+    draining: bool,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     status: Arc<Status>,
@@ -116,6 +119,7 @@ impl Scheduler {
             api_state: ApiState::Up,
             unanswered_in_row: 0,
             statuses_seen: Default::default(),
+            draining: false,
             store,
             metrics,
             status,
@@ -237,6 +241,11 @@ impl Scheduler {
         let before = (entry.tracking.outcome, entry.tracking.first_absent_ms);
         let step = entry.tracking.apply(sighting, now, &limits);
         match step {
+            Step::Finalize(_) if self.draining => {
+                if before != (entry.tracking.outcome, entry.tracking.first_absent_ms) {
+                    changes.updated.push(order_id.clone());
+                }
+            }
             Step::Finalize(outcome) => {
                 if let Some(entry) = self.orders.remove(order_id) {
                     self.pending_per_app[entry.app as usize] -= 1;
@@ -254,6 +263,12 @@ impl Scheduler {
 
     fn on_done(&mut self, done: Done, now: i64, changes: &mut Changes) {
         let Done { order_id, query } = done;
+        let Some(query) = query else {
+            if let Some(entry) = self.orders.get_mut(&order_id) {
+                entry.in_flight = false;
+            }
+            return;
+        };
         self.metrics
             .api_requests
             .with_label_values(&[query.status_label.as_str()])
@@ -277,6 +292,17 @@ impl Scheduler {
                     QueryOutcome::Transient { detail, .. } => detail.as_str(),
                     _ => "",
                 };
+                if !answered {
+                    if let ApiState::Rejected { probing: true, .. } = self.api_state {
+                        // The probe learnt nothing: probe again later, or polling would
+                        // stay paused forever.
+                        tracing::debug!(%detail, "the credentials probe got no answer; probing again in 30 s");
+                        self.api_state = ApiState::Rejected {
+                            next_probe_ms: now + AUTH_PROBE_INTERVAL_MS,
+                            probing: false,
+                        };
+                    }
+                }
                 self.on_api_answered(answered, detail);
                 match other {
                     QueryOutcome::Record(record) => {
@@ -469,22 +495,29 @@ impl Scheduler {
                 Quota::per_second(per_second).allow_burst(NonZeroU32::MIN),
             ));
         let (job_tx, job_rx) = mpsc::channel::<Job>(workers);
+        // Set at shutdown: jobs still buffered are handed back unsent.
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let mut pool = tokio::task::JoinSet::new();
         for _ in 0..workers {
-            let (jobs, done, client, limiter) = (
+            let (jobs, done, client, limiter, stopping) = (
                 job_rx.clone(),
                 done_tx.clone(),
                 client.clone(),
                 limiter.clone(),
+                stopping.clone(),
             );
             pool.spawn(async move {
                 loop {
                     let job = { jobs.lock().await.recv().await };
                     let Some(job) = job else { break };
-                    limiter.until_ready().await;
-                    let query = client.query(&job.app_id, &job.order_id).await;
+                    let query = if stopping.load(Ordering::Relaxed) {
+                        None
+                    } else {
+                        limiter.until_ready().await;
+                        Some(client.query(&job.app_id, &job.order_id).await)
+                    };
                     if done
                         .send(Done {
                             order_id: job.order_id,
@@ -523,17 +556,14 @@ impl Scheduler {
             }
             let next_due = self.peek_due();
             let dispatchable = next_due.is_some_and(|due| due <= now);
-            let sleep_ms = match (next_due, self.api_state) {
-                (
-                    _,
-                    ApiState::Rejected {
-                        next_probe_ms,
-                        probing: false,
-                    },
-                ) => (next_probe_ms - now).clamp(1, 1000),
-                (Some(due), _) => (due - now).clamp(1, 1000),
-                (None, _) => 1000,
-            };
+            // Wake at the next due order, or at the next probe while due orders are held.
+            let mut wake_at = next_due;
+            if let ApiState::Rejected { next_probe_ms, .. } = self.api_state {
+                if next_probe_ms > now {
+                    wake_at = Some(wake_at.map_or(next_probe_ms, |due| due.min(next_probe_ms)));
+                }
+            }
+            let sleep_ms = wake_at.map_or(1000, |at| (at - now).clamp(1, 1000));
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -576,6 +606,7 @@ impl Scheduler {
                 _ = housekeeping.tick() => {
                     ticks += 1;
                     let now = now_ms();
+                    self.status.scheduler_heartbeat_ms.store(now, Ordering::Relaxed);
                     self.update_gauges(now);
                     if ticks % 600 == 1 {
                         let store = self.store.clone();
@@ -590,13 +621,17 @@ impl Scheduler {
         }
 
         // Shutdown: no new queries; let those in flight finish, within `drain`.
+        stopping.store(true, Ordering::Relaxed);
+        self.draining = true;
         drop(job_tx);
         let deadline = tokio::time::Instant::now() + drain;
         let mut changes = Changes::default();
+        let mut answered_while_draining = 0usize;
         while in_flight > 0 {
             match tokio::time::timeout_at(deadline, done_rx.recv()).await {
                 Ok(Some(done)) => {
                     in_flight -= 1;
+                    answered_while_draining += usize::from(done.query.is_some());
                     self.on_done(done, now_ms(), &mut changes);
                 }
                 Ok(None) => break,
@@ -614,7 +649,8 @@ impl Scheduler {
         self.update_gauges(now_ms());
         tracing::info!(
             pending = self.orders.len(),
-            "scheduler stopped; pending orders are saved"
+            answered_while_draining,
+            "scheduler stopped; pending orders are saved (orders answered while stopping are finalized by the next run)"
         );
     }
 

@@ -4,6 +4,9 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// `/healthz` fails when the scheduler has not ticked for this long.
+pub const STALL_AFTER_MS: i64 = 60_000;
+
 #[derive(Debug, Default)]
 pub struct Status {
     /// Pending orders were loaded from the store.
@@ -15,6 +18,8 @@ pub struct Status {
     pub pending: AtomicU64,
     pub api_up: AtomicBool,
     pub clock_offset_secs: AtomicI64,
+    /// Unix ms of the scheduler's last housekeeping tick (every second); 0 before it runs.
+    pub scheduler_heartbeat_ms: AtomicI64,
     /// The last API problem in words (what to fix), empty when none.
     pub api_problem: Mutex<String>,
 }
@@ -32,6 +37,13 @@ impl Status {
             && !self.stopping.load(Ordering::Acquire)
     }
 
+    /// Liveness: false once the scheduler has missed its ticks for `STALL_AFTER_MS`
+    /// (a hung scheduler exports stale metrics forever; a restart fixes it).
+    pub fn scheduler_stalled(&self, now_ms: i64) -> bool {
+        let beat = self.scheduler_heartbeat_ms.load(Ordering::Relaxed);
+        beat > 0 && now_ms - beat > STALL_AFTER_MS
+    }
+
     pub fn set_api_problem(&self, problem: impl Into<String>) {
         if let Ok(mut p) = self.api_problem.lock() {
             *p = problem.into();
@@ -43,5 +55,21 @@ impl Status {
             .lock()
             .map(|p| p.clone())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stalled_only_after_a_heartbeat_goes_quiet() {
+        let status = Status::new();
+        assert!(!status.scheduler_stalled(1_000_000), "not started yet");
+        status
+            .scheduler_heartbeat_ms
+            .store(1_000_000, Ordering::Relaxed);
+        assert!(!status.scheduler_stalled(1_000_000 + STALL_AFTER_MS));
+        assert!(status.scheduler_stalled(1_000_001 + STALL_AFTER_MS));
     }
 }

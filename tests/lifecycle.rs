@@ -153,6 +153,23 @@ fn auth_outage_pauses_and_recovers() {
     assert!(page.contains("rejects our credentials"), "{page}");
     assert_eq!(exporter.metrics().sum("otp_orders_total", &[]), 0.0);
 
+    // Credentials fixed, but the provider now fails with HTTP errors: the probe gets
+    // no answer, which must neither resume polling nor stop the probing.
+    sim.set_faults("http_error_rate: 1.0\n");
+    let http_errors = |m: &Metrics| -> f64 {
+        ["http_500", "http_502", "http_503"]
+            .iter()
+            .map(|s| m.sum("otp_exporter_api_requests_total", &[("status", s)]))
+            .sum()
+    };
+    wait_for(Duration::from_secs(40), || {
+        (http_errors(&exporter.metrics()) >= 1.0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no probe during the outage:\n{}", exporter.proc.log()));
+    let m = exporter.metrics();
+    assert_eq!(m.sum("otp_exporter_api_up", &[]), 0.0);
+    assert_eq!(http_errors(&m), 1.0, "one probe, not a resumed polling");
+
     // Fixed: the next probe (within 30 s) resumes polling and every order finalizes.
     sim.set_faults("{}\n");
     let m = wait_for(Duration::from_secs(60), || {
@@ -166,6 +183,80 @@ fn auth_outage_pauses_and_recovers() {
         .log()
         .contains("accepts our credentials again"));
     assert!(m.sum("otp_exporter_api_requests_total", &[("status", "-1")]) >= 1.0);
+}
+
+/// SIGTERM while queries are in flight: they finish, but the orders they decide are
+/// not counted by a process about to exit (nobody would scrape it); the next run
+/// counts each of them exactly once.
+#[test]
+fn sigterm_drains_in_flight_queries_and_counts_in_the_next_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(&["--seed", "17", "--time-scale", TIME_SCALE]);
+    let addr = free_addr();
+    let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("max_age: 15s", "max_age: 120s");
+    std::fs::write(&config, text).unwrap();
+    let issued = unix_now();
+    let ids = send_orders(&sim, "drain", 16);
+    // Let the simulated orders play out (validity 6 s at this time scale), so that the
+    // first answers already decide most of them.
+    std::thread::sleep(Duration::from_secs(10));
+    sim.set_faults("slow_rate: 1.0\nslow: 2s\n");
+    let mut first = Exporter::start(tmp.path(), &config, addr, "info");
+    let lines: Vec<String> = ids
+        .iter()
+        .map(|id| format!(r#"{{"orderId":"{id}","issuedAt":{issued}}}"#))
+        .collect();
+    drop_spool_file(&first.spool(), "orders", &lines.join("\n"));
+    wait_for(Duration::from_secs(10), || {
+        (first.metrics().sum("otp_exporter_orders_pending", &[]) == 16.0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("spool not consumed:\n{}", first.proc.log()));
+    // The first queries are under way (first_delay 200 ms, answers take 2 s).
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(first.proc.terminate(Duration::from_secs(15)), Some(0));
+    let log = first.proc.log();
+    let drained = log
+        .lines()
+        .find(|l| l.contains("scheduler stopped"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        !drained.contains("answered_while_draining=0"),
+        "queries were in flight at SIGTERM: {drained}"
+    );
+    assert!(
+        !log.contains("order finalized"),
+        "nothing is counted while stopping:\n{log}"
+    );
+
+    sim.set_faults("{}\n");
+    let second = Exporter::start(tmp.path(), &config, addr, "info");
+    let m = wait_for(Duration::from_secs(60), || {
+        let m = second.metrics();
+        (m.sum("otp_exporter_orders_pending", &[]) == 0.0).then_some(m)
+    })
+    .unwrap_or_else(|| panic!("orders not final after restart:\n{}", second.proc.log()));
+    assert_eq!(
+        m.sum("otp_orders_total", &[]),
+        16.0,
+        "each order counted once"
+    );
+    let truth = sim.truth();
+    for outcome in ["verified", "failed", "unverified", "undelivered"] {
+        let want = truth["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["outcome"] == outcome)
+            .count() as f64;
+        assert_eq!(
+            m.sum("otp_orders_total", &[("outcome", outcome)]),
+            want,
+            "{outcome}"
+        );
+    }
 }
 
 /// The provider's clock is 10 minutes ahead: status -16, corrected from `Date`.
