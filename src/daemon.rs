@@ -93,6 +93,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         store: store.clone(),
         metrics: metrics.clone(),
         orders: orders_tx,
+        unfinished: Default::default(),
     };
     let runner = SpoolRunner::start(
         spool,

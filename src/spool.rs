@@ -5,13 +5,13 @@
 //! orders are committed to the store; bad lines and unreadable files go to
 //! `quarantine/` with their reasons.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -25,6 +25,12 @@ use crate::store::{Admission, PendingState, Store};
 /// Folder inside the spool that the daemon keeps for itself.
 pub const QUARANTINE_DIR: &str = "quarantine";
 pub const MAX_ORDER_ID_LEN: usize = 64;
+/// `issuedAt` may lead our clock by this much (writers' clocks drift); beyond it the
+/// line is rejected, since an order "issued" in the future would be tracked for ever.
+pub const MAX_ISSUED_AHEAD_MS: i64 = 3_600_000;
+/// A file whose modification time leads our clock by more than this is read at once
+/// (waiting for it to turn quiet would wait until that time) and issued "now".
+const MTIME_AHEAD_TOLERANCE: Duration = Duration::from_secs(60);
 
 /// A line that names an order.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,10 +57,12 @@ impl LineRules {
 }
 
 /// Parses one spool line. `Ok(None)` for blank and `#` lines; `Err(reason)` for a bad line.
+/// `now_ms` bounds `issuedAt` (see [`MAX_ISSUED_AHEAD_MS`]).
 pub fn parse_line(
     line: &str,
     rules: &LineRules,
     file_mtime_ms: i64,
+    now_ms: i64,
 ) -> Result<Option<SpoolOrder>, String> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
@@ -78,6 +86,12 @@ pub fn parse_line(
             Some(Value::Null) | None => file_mtime_ms,
             Some(v) => parse_issued_at(v)?,
         };
+        if issued_ms > now_ms.saturating_add(MAX_ISSUED_AHEAD_MS) {
+            return Err(format!(
+                "issuedAt is {} s in the future (more than 1 h ahead of this host's clock)",
+                (issued_ms - now_ms) / 1000
+            ));
+        }
         (order_id, app_id, issued_ms)
     } else {
         (line.to_string(), None, file_mtime_ms)
@@ -201,7 +215,29 @@ pub struct Spool {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub orders: OrderSender,
+    /// Files whose orders are recorded but whose last step (writing the quarantine,
+    /// removing the file) failed; retried on every scan instead of read again.
+    pub unfinished: Mutex<HashMap<PathBuf, Unfinished>>,
 }
+
+/// What is left to do for a file that could not be finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unfinished {
+    /// The file as it was handled; a changed file is read again.
+    pub seen: FileStamp,
+    pub step: FinishStep,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FinishStep {
+    /// Write these rejected lines to quarantine (if any), then remove the file.
+    Lines { rejected: Option<String> },
+    /// Move the whole file to quarantine.
+    Whole(FileProblem),
+}
+
+/// Modification time and length: enough to notice that a file changed.
+pub type FileStamp = (SystemTime, u64);
 
 /// Totals of one scan (for tests and logs).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -238,11 +274,13 @@ impl Spool {
 
     /// Reads every file in the spool once.
     pub fn scan(&self, stop: &AtomicBool) -> Result<ScanTotals, SpoolError> {
+        // An operator may have deleted the quarantine folder; failures show up per file.
+        let _ = fs::create_dir_all(self.dir.join(QUARANTINE_DIR));
         let mut entries: Vec<(SystemTime, PathBuf)> = Vec::new();
         let mut deferred = 0;
-        let fresh_after = SystemTime::now()
-            .checked_sub(self.min_file_age)
-            .unwrap_or(UNIX_EPOCH);
+        let now = SystemTime::now();
+        let fresh_after = now.checked_sub(self.min_file_age).unwrap_or(UNIX_EPOCH);
+        let far_future = now + MTIME_AHEAD_TOLERANCE;
         let listing = fs::read_dir(&self.dir).map_err(|source| SpoolError::Dir {
             path: self.dir.clone(),
             source,
@@ -253,15 +291,21 @@ impl Spool {
             if name.starts_with('.') || name.ends_with(".tmp") || name == QUARANTINE_DIR {
                 continue;
             }
-            let modified = entry
-                .metadata()
-                .and_then(|m| m.modified())
+            let meta = entry.metadata().ok();
+            let modified = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
                 .unwrap_or(UNIX_EPOCH);
-            if modified > fresh_after {
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            if modified > fresh_after && modified <= far_future {
                 deferred += 1;
                 continue;
             }
-            entries.push((modified, entry.path()));
+            let path = entry.path();
+            if self.retry_unfinished(&path, (modified, len)) {
+                continue;
+            }
+            entries.push((modified, path));
         }
         // Oldest first, so orders enter roughly in issue order.
         entries.sort();
@@ -278,9 +322,58 @@ impl Spool {
         Ok(totals)
     }
 
+    /// Finishes a file recorded earlier, if `path` is one and has not changed since;
+    /// true when the file needs no reading.
+    fn retry_unfinished(&self, path: &Path, stamp: FileStamp) -> bool {
+        let Ok(mut unfinished) = self.unfinished.lock() else {
+            return false;
+        };
+        let Some(left) = unfinished.remove(path) else {
+            return false;
+        };
+        if left.seen != stamp {
+            // Rewritten since: it is a new file.
+            return false;
+        }
+        drop(unfinished);
+        match left.step {
+            FinishStep::Lines { rejected } => self.finish(path, stamp, rejected),
+            FinishStep::Whole(problem) => {
+                self.quarantine_whole(path, stamp, &problem);
+            }
+        }
+        true
+    }
+
+    /// The last steps for a file whose orders are recorded: its rejected lines to
+    /// quarantine, then the file out of the spool. A failure leaves the file in place
+    /// and remembers what is left, so nothing is lost or counted twice.
+    fn finish(&self, path: &Path, stamp: FileStamp, rejected: Option<String>) {
+        let shown = path.display();
+        if let Some(text) = &rejected {
+            if let Err(e) = self.quarantine_lines(path, text) {
+                tracing::error!(file = %shown, error = %e, "cannot write rejected lines to quarantine; the file stays in the spool and is retried");
+                self.remember(path, stamp, FinishStep::Lines { rejected });
+                return;
+            }
+        }
+        if let Err(e) = fs::remove_file(path) {
+            if path.exists() {
+                tracing::error!(file = %shown, error = %e, "cannot remove consumed spool file; retried on the next scan");
+                self.remember(path, stamp, FinishStep::Lines { rejected: None });
+            }
+        }
+    }
+
+    fn remember(&self, path: &Path, seen: FileStamp, step: FinishStep) {
+        if let Ok(mut unfinished) = self.unfinished.lock() {
+            unfinished.insert(path.to_path_buf(), Unfinished { seen, step });
+        }
+    }
+
     fn process_file(&self, path: &Path, totals: &mut ScanTotals) {
         let shown = path.display().to_string();
-        let (text, mtime_ms) = match self.read(path) {
+        let (text, mtime_ms, stamp) = match self.read(path) {
             Ok(read) => read,
             Err(FileProblem::Unreadable(e)) if !path.exists() => {
                 // Taken away between listing and reading: nothing to do.
@@ -288,7 +381,14 @@ impl Spool {
                 return;
             }
             Err(problem) => {
-                self.quarantine_whole(path, &problem);
+                self.metrics
+                    .spool_files_quarantined
+                    .with_label_values(&[problem.label()])
+                    .inc();
+                let stamp = fs::symlink_metadata(path)
+                    .map(|m| (m.modified().unwrap_or(UNIX_EPOCH), m.len()))
+                    .unwrap_or((UNIX_EPOCH, 0));
+                self.quarantine_whole(path, stamp, &problem);
                 totals.quarantined_files += 1;
                 return;
             }
@@ -296,8 +396,11 @@ impl Spool {
         totals.files += 1;
         let mut good = Vec::new();
         let mut bad = Vec::new();
+        let now = now_ms();
+        // A byte-order mark (Windows editors) is not part of the first order id.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         for (index, line) in text.lines().enumerate() {
-            match parse_line(line, &self.rules, mtime_ms) {
+            match parse_line(line, &self.rules, mtime_ms, now) {
                 Ok(Some(order)) => good.push(order),
                 Ok(None) => {}
                 Err(reason) => bad.push((index + 1, reason, line)),
@@ -339,14 +442,10 @@ impl Spool {
                 }
             }
         }
-        if !bad.is_empty() {
-            for (line_no, reason, _) in &bad {
-                tracing::warn!(file = %shown, line = line_no, reason = %reason, "spool line rejected");
-            }
-            if let Err(e) = self.quarantine_lines(path, &bad) {
-                tracing::error!(file = %shown, error = %e, "cannot write rejected lines to quarantine");
-            }
+        for (line_no, reason, _) in &bad {
+            tracing::warn!(file = %shown, line = line_no, reason = %reason, "spool line rejected");
         }
+        let rejected = (!bad.is_empty()).then(|| rejected_lines_text(path, &bad));
         let (n_accepted, n_rejected) = (accepted.len() as u64, bad.len() as u64);
         self.metrics
             .spool_lines
@@ -367,13 +466,13 @@ impl Spool {
             // The scheduler may be gone during shutdown; the orders are in the store.
             let _ = self.orders.send(accepted);
         }
-        if let Err(e) = fs::remove_file(path) {
-            tracing::error!(file = %shown, error = %e, "cannot remove consumed spool file; its orders will count as duplicates next time");
-        }
         tracing::info!(file = %shown, accepted = n_accepted, duplicate = duplicates, rejected = n_rejected, "spool file consumed");
+        self.finish(path, stamp, rejected);
     }
 
-    fn read(&self, path: &Path) -> Result<(String, i64), FileProblem> {
+    /// The file's text, its issue time for lines without `issuedAt` (the modification
+    /// time, or now if that lies in the future) and its stamp.
+    fn read(&self, path: &Path) -> Result<(String, i64, FileStamp), FileProblem> {
         let meta =
             fs::symlink_metadata(path).map_err(|e| FileProblem::Unreadable(e.to_string()))?;
         let kind = meta.file_type();
@@ -392,12 +491,18 @@ impl Spool {
                 max: self.max_file_bytes,
             });
         }
-        let mtime_ms = meta
-            .modified()
+        let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+        let stamp = (modified, meta.len());
+        let mtime_ms = modified
+            .duration_since(UNIX_EPOCH)
             .ok()
-            .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as i64)
             .unwrap_or_else(now_ms);
+        let now = now_ms();
+        if mtime_ms > now + MTIME_AHEAD_TOLERANCE.as_millis() as i64 {
+            tracing::warn!(file = %path.display(), "spool file modified in the future (the writer's clock is ahead?); its orders without issuedAt count as issued now");
+        }
+        let mtime_ms = mtime_ms.min(now);
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         fs::File::open(path)
             .and_then(|f| f.take(self.max_file_bytes + 1).read_to_end(&mut bytes))
@@ -411,7 +516,7 @@ impl Spool {
         let text = String::from_utf8(bytes).map_err(|e| FileProblem::NotUtf8 {
             offset: e.utf8_error().valid_up_to(),
         })?;
-        Ok((text, mtime_ms))
+        Ok((text, mtime_ms, stamp))
     }
 
     /// A unique name in quarantine for something that came from `path`.
@@ -422,16 +527,23 @@ impl Spool {
             .unwrap_or_else(|| "unnamed".into());
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
         let quarantine = self.dir.join(QUARANTINE_DIR);
-        let mut candidate = quarantine.join(format!("{name}.{stamp}"));
+        let taken = |base: &str| {
+            ["", ".reason", ".rejected"]
+                .iter()
+                .any(|ext| quarantine.join(format!("{base}{ext}")).exists())
+        };
+        let mut base = format!("{name}.{stamp}");
         let mut n = 1;
-        while candidate.exists() || candidate.with_extension("reason").exists() {
+        while taken(&base) {
             n += 1;
-            candidate = quarantine.join(format!("{name}.{stamp}.{n}"));
+            base = format!("{name}.{stamp}.{n}");
         }
-        candidate
+        quarantine.join(base)
     }
 
-    fn quarantine_whole(&self, path: &Path, problem: &FileProblem) {
+    /// Moves a file to quarantine beside a `.reason` file. On failure the file stays
+    /// and is retried on the next scan (already counted, so not counted again).
+    fn quarantine_whole(&self, path: &Path, stamp: FileStamp, problem: &FileProblem) {
         let target = self.quarantine_name(path);
         let reason_file = PathBuf::from(format!("{}.reason", target.display()));
         let reason = format!("{}: {problem}\n", path.display());
@@ -441,25 +553,29 @@ impl Spool {
                 tracing::warn!(file = %path.display(), quarantined_as = %target.display(), reason = %problem, "spool file quarantined whole");
             }
             Err(e) => {
-                tracing::error!(file = %path.display(), reason = %problem, error = %e, "cannot quarantine spool file");
+                let _ = fs::remove_file(&reason_file);
+                if path.exists() {
+                    tracing::error!(file = %path.display(), reason = %problem, error = %e, "cannot quarantine spool file; retried on the next scan");
+                    self.remember(path, stamp, FinishStep::Whole(problem.clone()));
+                }
             }
         }
-        self.metrics
-            .spool_files_quarantined
-            .with_label_values(&[problem.label()])
-            .inc();
     }
 
-    /// Writes rejected lines, each preceded by a `#` comment with its reason, so that a
-    /// fixed file can be moved back into the spool as it is.
-    fn quarantine_lines(&self, path: &Path, bad: &[(usize, String, &str)]) -> std::io::Result<()> {
+    fn quarantine_lines(&self, path: &Path, text: &str) -> std::io::Result<()> {
         let target = PathBuf::from(format!("{}.rejected", self.quarantine_name(path).display()));
-        let mut text = format!("# rejected lines of {}\n", path.display());
-        for (line_no, reason, line) in bad {
-            text.push_str(&format!("# line {line_no}: {reason}\n{line}\n"));
-        }
         write_durably(&target, text.as_bytes())
     }
+}
+
+/// Rejected lines, each preceded by a `#` comment with its reason, so that a fixed
+/// file can be moved back into the spool as it is.
+fn rejected_lines_text(path: &Path, bad: &[(usize, String, &str)]) -> String {
+    let mut text = format!("# rejected lines of {}\n", path.display());
+    for (line_no, reason, line) in bad {
+        text.push_str(&format!("# line {line_no}: {reason}\n{line}\n"));
+    }
+    text
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -599,8 +715,11 @@ mod tests {
     }
 
     fn parse(line: &str) -> Result<Option<SpoolOrder>, String> {
-        parse_line(line, &rules(), 1_000)
+        parse_line(line, &rules(), 1_000, NOW_MS)
     }
+
+    /// 2026-11-28T13:00:00Z, the "now" of line parsing tests.
+    const NOW_MS: i64 = 1_795_870_800_000;
 
     #[test]
     fn bare_ids_blank_and_comment_lines() {
@@ -686,15 +805,32 @@ mod tests {
     }
 
     #[test]
+    fn issued_at_far_in_the_future_is_rejected() {
+        let at = |secs: i64| format!(r#"{{"orderId":"f1","issuedAt":{secs}}}"#);
+        let now_secs = NOW_MS / 1000;
+        assert!(
+            parse(&at(now_secs + 1800)).is_ok(),
+            "30 min of writer clock drift is fine"
+        );
+        let err = parse(&at(now_secs + 7200)).unwrap_err();
+        assert!(err.contains("issuedAt is 7200 s in the future"), "{err}");
+        assert!(
+            parse(r#"{"orderId":"f2","issuedAt":"2126-01-01T00:00:00Z"}"#)
+                .unwrap_err()
+                .contains("in the future")
+        );
+    }
+
+    #[test]
     fn no_default_app() {
         let rules = LineRules {
             apps: ["a".to_string(), "b".to_string()].into_iter().collect(),
             default_app: None,
         };
-        assert!(parse_line("x1", &rules, 0)
+        assert!(parse_line("x1", &rules, 0, NOW_MS)
             .unwrap_err()
             .contains("no appId"));
-        assert!(parse_line(r#"{"orderId":"x1","appId":"b"}"#, &rules, 0).is_ok());
+        assert!(parse_line(r#"{"orderId":"x1","appId":"b"}"#, &rules, 0, NOW_MS).is_ok());
     }
 
     fn spool_in(
@@ -717,6 +853,7 @@ mod tests {
             store: store.clone(),
             metrics: Arc::new(Metrics::new(&["ad454212".into()])),
             orders: tx,
+            unfinished: Default::default(),
         };
         spool.prepare().unwrap();
         (spool, rx, store)
@@ -818,6 +955,77 @@ mod tests {
             rx.try_recv().unwrap()[0].issued_ms / 1000,
             old.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
         );
+    }
+
+    #[test]
+    fn files_modified_in_the_future_are_read_now_and_issued_now() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut spool, mut rx, _store) = spool_in(tmp.path(), 1 << 20);
+        spool.min_file_age = Duration::from_secs(60);
+        let path = spool.dir.join("from-the-future");
+        // A byte-order mark is not part of the first id.
+        fs::write(&path, "\u{feff}t1\nt2\n").unwrap();
+        let tomorrow = SystemTime::now() + Duration::from_secs(86_400);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(tomorrow)
+            .unwrap();
+        let before = now_ms();
+        let totals = spool.scan(&AtomicBool::new(false)).unwrap();
+        assert_eq!(
+            (totals.accepted, totals.rejected, totals.deferred),
+            (2, 0, 0)
+        );
+        let orders = rx.try_recv().unwrap();
+        assert_eq!(orders[0].order_id, "t1");
+        assert!((before..=now_ms()).contains(&orders[0].issued_ms));
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_quarantine_that_cannot_be_written_keeps_the_file_and_counts_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (spool, mut rx, _store) = spool_in(tmp.path(), 1 << 20);
+        let quarantine = spool.dir.join(QUARANTINE_DIR);
+        // A file where the quarantine folder should be: every write into it fails.
+        fs::remove_dir(&quarantine).unwrap();
+        fs::write(&quarantine, "in the way").unwrap();
+        fs::write(spool.dir.join("mixed"), "g1\nbad line\n").unwrap();
+        fs::write(spool.dir.join("latin1"), b"caf\xe9\n").unwrap();
+        let scan = || spool.scan(&AtomicBool::new(false)).unwrap();
+        let first = scan();
+        assert_eq!(
+            (first.accepted, first.rejected, first.quarantined_files),
+            (1, 1, 1)
+        );
+        assert_eq!(rx.try_recv().unwrap()[0].order_id, "g1");
+        assert!(spool.dir.join("mixed").exists(), "bad lines are not lost");
+        assert!(spool.dir.join("latin1").exists());
+        // Later scans retry the last step only: nothing is read or counted again.
+        let second = scan();
+        assert_eq!(second, ScanTotals::default());
+        assert!(spool.dir.join("mixed").exists());
+        fs::remove_file(&quarantine).unwrap();
+        fs::create_dir(&quarantine).unwrap();
+        assert_eq!(scan(), ScanTotals::default());
+        assert!(!spool.dir.join("mixed").exists());
+        assert!(!spool.dir.join("latin1").exists());
+        let q = quarantine_texts(&spool);
+        assert_eq!(q.len(), 3, "{q:?}");
+        assert!(q
+            .iter()
+            .any(|(n, t)| n.ends_with(".rejected") && t.contains("\nbad line\n")));
+        assert!(q
+            .iter()
+            .any(|(n, t)| n.ends_with(".reason") && t.contains("not UTF-8")));
+        let text = String::from_utf8(spool.metrics.render()).unwrap();
+        assert!(text.contains("otp_exporter_spool_lines_total{result=\"accepted\"} 1"));
+        assert!(text.contains("otp_exporter_spool_lines_total{result=\"duplicate\"} 0"));
+        assert!(text.contains("otp_exporter_spool_lines_total{result=\"rejected\"} 1"));
+        assert!(text.contains("otp_exporter_spool_files_quarantined_total{reason=\"not_utf8\"} 1"));
+        assert!(rx.try_recv().is_err());
     }
 
     #[test]

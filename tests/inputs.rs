@@ -192,7 +192,7 @@ fn assert_snippet_drops(
     let text = std::fs::read_to_string(files[0].path()).unwrap();
     let orders: Vec<_> = text
         .lines()
-        .filter_map(|l| parse_line(l, &rules(), 0).unwrap())
+        .filter_map(|l| parse_line(l, &rules(), 0, i64::MAX / 2).unwrap())
         .collect();
     assert_eq!(orders.len(), 1, "{what}: {text}");
     assert_eq!(orders[0].order_id, order_id);
