@@ -382,9 +382,16 @@ impl Config {
             )));
         }
         if config.apps.is_empty() {
-            return Err(invalid(
-                "key `apps` is missing: list at least one app (apps: [{id: ...}]); orders of other apps are rejected".into(),
-            ));
+            // One app is the common case: `default_app` alone is enough.
+            match &config.default_app {
+                Some(app) => config.apps.push(AppConfig {
+                    id: app.clone(),
+                    verification_window: None,
+                }),
+                None => return Err(invalid(
+                    "keys `apps` and `default_app` are missing: list at least one app (apps: [{id: ...}]) or set default_app; orders of other apps are rejected".into(),
+                )),
+            }
         }
         let mut seen = BTreeMap::new();
         for app in &config.apps {
@@ -681,6 +688,13 @@ polling:
                 .contains("api.timezone")
         );
         assert!(error("api:\n  api_key: k\n  api_secret: s\n").contains("apps"));
+        let only_default =
+            parse("api:\n  api_key: k\n  api_secret: s\ndefault_app: solo\n").unwrap();
+        assert_eq!(only_default.app_ids(), vec!["solo".to_string()]);
+        assert_eq!(only_default.default_app.as_deref(), Some("solo"));
+        assert!(
+            error("api:\n  api_key: k\n  api_secret: s\ndefault_app: \"a b\"\n").contains("app id")
+        );
         assert!(error(&format!("{MINIMAL}default_app: nope\n")).contains("default_app"));
         assert!(error(&format!("{MINIMAL}tracking:\n  max_age: 1m\n")).contains("tracking.max_age"));
         assert!(error(&format!(
