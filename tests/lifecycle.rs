@@ -16,6 +16,24 @@ fn send_orders(sim: &Sim, prefix: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Each outcome's count in `otp_orders_total` equals the simulator's truth.
+fn assert_outcomes_match_truth(m: &Metrics, sim: &Sim, outcomes: &[&str]) {
+    let truth = sim.truth();
+    for outcome in outcomes {
+        let want = truth["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["outcome"] == *outcome)
+            .count() as f64;
+        assert_eq!(
+            m.sum("otp_orders_total", &[("outcome", outcome)]),
+            want,
+            "{outcome}"
+        );
+    }
+}
+
 /// kill -9 after the spool is consumed and before any order is final; the restarted
 /// daemon counts every order exactly once.
 #[test]
@@ -76,20 +94,11 @@ fn kill_9_loses_nothing_and_counts_once() {
     );
     assert_eq!(m.sum("otp_orders_total", &[("outcome", "not_found")]), 1.0);
     // The outcomes match the simulator's truth.
-    let truth = sim.truth();
-    for outcome in ["verified", "failed", "unverified", "undelivered", "expired"] {
-        let want = truth["orders"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|o| o["outcome"] == outcome)
-            .count() as f64;
-        assert_eq!(
-            m.sum("otp_orders_total", &[("outcome", outcome)]),
-            want,
-            "{outcome}"
-        );
-    }
+    assert_outcomes_match_truth(
+        &m,
+        &sim,
+        &["verified", "failed", "unverified", "undelivered", "expired"],
+    );
     // A third start finds nothing pending and counts nothing again.
     drop(second);
     let third = Exporter::start(tmp.path(), &config, addr, "info");
@@ -243,20 +252,11 @@ fn sigterm_drains_in_flight_queries_and_counts_in_the_next_run() {
         16.0,
         "each order counted once"
     );
-    let truth = sim.truth();
-    for outcome in ["verified", "failed", "unverified", "undelivered"] {
-        let want = truth["orders"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|o| o["outcome"] == outcome)
-            .count() as f64;
-        assert_eq!(
-            m.sum("otp_orders_total", &[("outcome", outcome)]),
-            want,
-            "{outcome}"
-        );
-    }
+    assert_outcomes_match_truth(
+        &m,
+        &sim,
+        &["verified", "failed", "unverified", "undelivered"],
+    );
 }
 
 /// The provider's clock is 10 minutes ahead: status -16, corrected from `Date`.
