@@ -355,13 +355,8 @@ impl Config {
             return Err(invalid(format!("{}: must not be empty", at("api.api_key"))));
         }
         let base = config.api.base_url.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(invalid(format!(
-                "{}: {:?} is not an http(s) URL",
-                at("api.base_url"),
-                config.api.base_url
-            )));
-        }
+        check_base_url(&base)
+            .map_err(|problem| invalid(format!("{}: {problem}", at("api.base_url"))))?;
         config.api.base_url = base;
         if config.api.max_in_flight == 0 {
             return Err(invalid(format!(
@@ -516,6 +511,24 @@ fn describe_yaml_error(text: &str, key: &str, error: &serde_yaml::Error) -> Stri
         (false, Some(line)) => format!("line {line}: {message}"),
         (false, None) => message,
     }
+}
+
+/// The base URL is shown on `/` and in logs, so it must not carry credentials; the
+/// error then does not repeat it.
+fn check_base_url(base: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(base).map_err(|e| format!("{base:?} is not a URL ({e})"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain a user name or password (the API authenticates with api_key and the secret)".into());
+    }
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{base:?} is not an http(s) URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{base:?} must not have a query or fragment (the endpoint path is appended)"
+        ));
+    }
+    Ok(())
 }
 
 /// App ids end up as label values and in request bodies: visible ASCII only.
@@ -683,6 +696,31 @@ polling:
             "api:\n  api_key: k\n  api_secret: s\n  base_url: ftp://x\napps:\n  - id: a\n"
         )
         .contains("api.base_url"));
+        let leaky = error(&MINIMAL.replace(
+            "api_key: k",
+            "api_key: k\n  base_url: https://bob:pa55word@api.example.com/otp",
+        ));
+        assert!(
+            leaky.contains("api.base_url") && leaky.contains("user name or password"),
+            "{leaky}"
+        );
+        assert!(!leaky.contains("pa55word"), "{leaky}");
+        for bad in ["https://", "https://x/otp?a=1", "not a url"] {
+            let e = error(
+                &MINIMAL.replace("api_key: k", &format!("api_key: k\n  base_url: \"{bad}\"")),
+            );
+            assert!(e.contains("api.base_url"), "{bad}: {e}");
+        }
+        assert_eq!(
+            parse(&MINIMAL.replace(
+                "api_key: k",
+                "api_key: k\n  base_url: http://127.0.0.1:8468/otp/"
+            ))
+            .unwrap()
+            .api
+            .base_url,
+            "http://127.0.0.1:8468/otp"
+        );
         assert!(
             error("api:\n  api_key: k\n  api_secret: s\n  timezone: Mars\napps:\n  - id: a\n")
                 .contains("api.timezone")
