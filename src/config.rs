@@ -435,6 +435,46 @@ impl Config {
                 return Err(invalid(format!("{}: must be more than 0", at(key))));
             }
         }
+        // Upper bounds keep time arithmetic far from overflow and catch unit slips (`5h`
+        // for `5m`); nothing an OTP needs comes near them.
+        let durations = [
+            ("spool.rescan_interval", config.spool.rescan_interval),
+            (
+                "tracking.verification_window",
+                config.tracking.verification_window,
+            ),
+            ("tracking.settle_timeout", config.tracking.settle_timeout),
+            ("tracking.not_found_grace", config.tracking.not_found_grace),
+            ("tracking.max_age", config.tracking.max_age),
+            ("polling.first_delay", config.polling.first_delay),
+            ("polling.max_interval", config.polling.max_interval),
+        ];
+        let app_windows = config
+            .apps
+            .iter()
+            .filter_map(|a| a.verification_window)
+            .map(|w| ("apps[].verification_window", w));
+        for (key, value) in durations.into_iter().chain(app_windows) {
+            if value > MAX_DURATION {
+                return Err(invalid(format!(
+                    "{}: {} is longer than the limit of 7 days",
+                    at(key),
+                    humantime::format_duration(value)
+                )));
+            }
+        }
+        if config.api.timeout > MAX_API_TIMEOUT {
+            return Err(invalid(format!(
+                "{}: must not exceed 10 minutes",
+                at("api.timeout")
+            )));
+        }
+        if config.api.max_in_flight > MAX_IN_FLIGHT {
+            return Err(invalid(format!(
+                "{}: must not exceed {MAX_IN_FLIGHT}",
+                at("api.max_in_flight")
+            )));
+        }
         if config.polling.max_interval < config.polling.first_delay {
             return Err(invalid(format!(
                 "{}: must not be shorter than polling.first_delay",
@@ -512,6 +552,12 @@ fn describe_yaml_error(text: &str, key: &str, error: &serde_yaml::Error) -> Stri
         (false, None) => message,
     }
 }
+
+/// Longest accepted tracking, polling or rescan duration.
+const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+const MAX_API_TIMEOUT: Duration = Duration::from_secs(600);
+/// One worker task per in-flight query; far more than any provider account allows.
+const MAX_IN_FLIGHT: u32 = 1024;
 
 /// The base URL is shown on `/` and in logs, so it must not carry credentials; the
 /// error then does not repeat it.
@@ -696,6 +742,23 @@ polling:
             "api:\n  api_key: k\n  api_secret: s\n  base_url: ftp://x\napps:\n  - id: a\n"
         )
         .contains("api.base_url"));
+        for (key, line) in [
+            ("tracking.max_age", "tracking:\n  max_age: 100000000y\n"),
+            ("polling.max_interval", "polling:\n  max_interval: 8days\n"),
+            ("api.max_in_flight", ""),
+        ] {
+            let text = if line.is_empty() {
+                MINIMAL.replace("api_key: k", "api_key: k\n  max_in_flight: 5000")
+            } else {
+                format!("{MINIMAL}{line}")
+            };
+            let e = error(&text);
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        assert!(
+            error(&MINIMAL.replace("api_key: k", "api_key: k\n  timeout: 1h"))
+                .contains("api.timeout")
+        );
         let leaky = error(&MINIMAL.replace(
             "api_key: k",
             "api_key: k\n  base_url: https://bob:pa55word@api.example.com/otp",
