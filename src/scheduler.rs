@@ -609,12 +609,13 @@ impl Scheduler {
                     self.status.scheduler_heartbeat_ms.store(now, Ordering::Relaxed);
                     self.update_gauges(now);
                     if ticks % 600 == 1 {
+                        // Off the scheduler: a day of finalized ids may take a while to delete.
                         let store = self.store.clone();
-                        match tokio::task::block_in_place(|| store.purge_finalized(now)) {
+                        tokio::task::spawn_blocking(move || match store.purge_finalized(now) {
                             Ok(0) => {}
                             Ok(n) => tracing::debug!(purged = n, "forgot finalized ids older than 24 h"),
                             Err(e) => tracing::warn!(error = %e, "cannot purge old finalized ids"),
-                        }
+                        });
                     }
                 }
             }
