@@ -169,7 +169,7 @@ impl Scheduler {
                 queries: state.polls,
             },
         );
-        self.pending_per_app[app as usize] += 1;
+        self.count_pending(app, 1);
         self.schedule(key, due);
         true
     }
@@ -247,8 +247,8 @@ impl Scheduler {
                 }
             }
             Step::Finalize(outcome) => {
+                // Counted out of `orders_pending` in `commit`, once its metrics are in.
                 if let Some(entry) = self.orders.remove(order_id) {
-                    self.pending_per_app[entry.app as usize] -= 1;
                     changes.finalized.push((order_id.clone(), outcome, entry));
                 }
             }
@@ -410,6 +410,20 @@ impl Scheduler {
         self.metrics.api_up.set(1);
     }
 
+    /// Keeps `otp_exporter_orders_pending` exact at every moment, so that a scrape
+    /// never sees an accepted order as neither pending nor finalized.
+    fn count_pending(&mut self, app: u16, delta: i64) {
+        let count = &mut self.pending_per_app[app as usize];
+        *count += delta;
+        self.metrics
+            .orders_pending
+            .with_label_values(&[&*self.apps[app as usize]])
+            .set(*count);
+        self.status
+            .pending
+            .store(self.orders.len() as u64, Ordering::Relaxed);
+    }
+
     fn update_gauges(&self, now: i64) {
         for (app, count) in self.apps.iter().zip(&self.pending_per_app) {
             self.metrics
@@ -460,8 +474,9 @@ impl Scheduler {
         }
         for (order_id, outcome, entry) in changes.finalized {
             let samples = outcome::samples(outcome, entry.tracking.last.as_deref());
-            let app = &self.apps[entry.app as usize];
-            self.metrics.record_order(app, &samples, entry.queries);
+            let app = self.apps[entry.app as usize].clone();
+            self.metrics.record_order(&app, &samples, entry.queries);
+            self.count_pending(entry.app, -1);
             tracing::info!(
                 order_id = %order_id,
                 app_id = %app,
