@@ -43,6 +43,8 @@ struct Entry {
 struct Job {
     order_id: Arc<str>,
     app_id: Arc<str>,
+    /// The one query allowed while the API rejects us.
+    probe: bool,
 }
 
 /// A worker's answer; `query` is `None` when the job was dropped unsent at shutdown.
@@ -78,6 +80,9 @@ pub struct Scheduler {
     /// Shutting down: answers still update state, but no order is finalized, because
     /// metrics counted now would never be scraped; the next run finalizes them.
     draining: bool,
+    /// Set while the API rejects us: workers hand queued jobs back unsent (only the
+    /// probe goes out).
+    held: Arc<std::sync::atomic::AtomicBool>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     status: Arc<Status>,
@@ -120,6 +125,7 @@ impl Scheduler {
             unanswered_in_row: 0,
             statuses_seen: Default::default(),
             draining: false,
+            held: Default::default(),
             store,
             metrics,
             status,
@@ -264,9 +270,11 @@ impl Scheduler {
     fn on_done(&mut self, done: Done, now: i64, changes: &mut Changes) {
         let Done { order_id, query } = done;
         let Some(query) = query else {
+            // Handed back unsent (paused or stopping): the order keeps its deadlines.
             if let Some(entry) = self.orders.get_mut(&order_id) {
                 entry.in_flight = false;
             }
+            self.advance(&order_id, Sighting::Skipped, now, changes);
             return;
         };
         self.metrics
@@ -359,6 +367,7 @@ impl Scheduler {
 
     fn on_rejected(&mut self, status: i64, reason: &str, now: i64) {
         let was_up = matches!(self.api_state, ApiState::Up);
+        self.held.store(true, Ordering::Relaxed);
         self.api_state = ApiState::Rejected {
             next_probe_ms: now + AUTH_PROBE_INTERVAL_MS,
             probing: false,
@@ -402,6 +411,7 @@ impl Scheduler {
         if let ApiState::Rejected { .. } = self.api_state {
             tracing::info!("the API accepts our credentials again; polling resumes");
             self.api_state = ApiState::Up;
+            self.held.store(false, Ordering::Relaxed);
         } else if was_unanswered {
             tracing::info!("the API answers again");
         }
@@ -516,18 +526,21 @@ impl Scheduler {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let mut pool = tokio::task::JoinSet::new();
         for _ in 0..workers {
-            let (jobs, done, client, limiter, stopping) = (
+            let (jobs, done, client, limiter, stopping, held) = (
                 job_rx.clone(),
                 done_tx.clone(),
                 client.clone(),
                 limiter.clone(),
                 stopping.clone(),
+                self.held.clone(),
             );
             pool.spawn(async move {
                 loop {
                     let job = { jobs.lock().await.recv().await };
                     let Some(job) = job else { break };
-                    let query = if stopping.load(Ordering::Relaxed) {
+                    let hand_back = stopping.load(Ordering::Relaxed)
+                        || (held.load(Ordering::Relaxed) && !job.probe);
+                    let query = if hand_back {
                         None
                     } else {
                         limiter.until_ready().await;
@@ -609,7 +622,8 @@ impl Scheduler {
                         if let Some(entry) = self.orders.get_mut(&id) {
                             entry.in_flight = true;
                             let app_id = self.apps[entry.app as usize].clone();
-                            permit.send(Job { order_id: id, app_id });
+                            let probe = matches!(self.api_state, ApiState::Rejected { .. });
+                            permit.send(Job { order_id: id, app_id, probe });
                             in_flight += 1;
                             if let ApiState::Rejected { next_probe_ms, .. } = self.api_state {
                                 self.api_state = ApiState::Rejected { next_probe_ms, probing: true };

@@ -143,7 +143,9 @@ fn auth_outage_pauses_and_recovers() {
             .then_some(())
     })
     .unwrap_or_else(|| panic!("api_up did not drop:\n{}", exporter.proc.log()));
-    // Paused: the queries stop (at most the in-flight ones and one probe per 30 s).
+    // Paused: the queries stop (after those already on the wire, at most one probe per
+    // 30 s; jobs queued for workers are handed back unsent).
+    std::thread::sleep(Duration::from_millis(500));
     let before = exporter
         .metrics()
         .sum("otp_exporter_api_requests_total", &[]);
