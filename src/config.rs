@@ -421,34 +421,35 @@ impl Config {
                 at("spool.max_file_bytes")
             )));
         }
-        for (key, value) in [
-            ("spool.rescan_interval", config.spool.rescan_interval),
+        // Upper bounds keep time arithmetic far from overflow and catch unit slips (`5h`
+        // for `5m`); nothing an OTP needs comes near them. (key, value, may it be 0?)
+        let durations = [
+            ("spool.rescan_interval", config.spool.rescan_interval, false),
             (
                 "tracking.verification_window",
                 config.tracking.verification_window,
+                false,
             ),
-            ("tracking.max_age", config.tracking.max_age),
-            ("polling.first_delay", config.polling.first_delay),
-            ("polling.max_interval", config.polling.max_interval),
-        ] {
-            if value.is_zero() {
+            (
+                "tracking.settle_timeout",
+                config.tracking.settle_timeout,
+                true,
+            ),
+            (
+                "tracking.not_found_grace",
+                config.tracking.not_found_grace,
+                true,
+            ),
+            ("tracking.max_age", config.tracking.max_age, false),
+            ("polling.first_delay", config.polling.first_delay, false),
+            ("polling.max_interval", config.polling.max_interval, false),
+        ];
+        for (key, value, zero_allowed) in durations {
+            if value.is_zero() && !zero_allowed {
                 return Err(invalid(format!("{}: must be more than 0", at(key))));
             }
         }
-        // Upper bounds keep time arithmetic far from overflow and catch unit slips (`5h`
-        // for `5m`); nothing an OTP needs comes near them.
-        let durations = [
-            ("spool.rescan_interval", config.spool.rescan_interval),
-            (
-                "tracking.verification_window",
-                config.tracking.verification_window,
-            ),
-            ("tracking.settle_timeout", config.tracking.settle_timeout),
-            ("tracking.not_found_grace", config.tracking.not_found_grace),
-            ("tracking.max_age", config.tracking.max_age),
-            ("polling.first_delay", config.polling.first_delay),
-            ("polling.max_interval", config.polling.max_interval),
-        ];
+        let durations = durations.map(|(key, value, _)| (key, value));
         let app_windows = config
             .apps
             .iter()
