@@ -16,6 +16,20 @@ fn send_orders(sim: &Sim, prefix: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// The tests' config, with orders kept long enough to outlive an outage or a restart.
+fn config_with_max_age_120s(
+    dir: &std::path::Path,
+    addr: std::net::SocketAddr,
+    sim: &Sim,
+) -> std::path::PathBuf {
+    let config = exporter_config(dir, addr, &sim.base_url(), "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("max_age: 15s", "max_age: 120s");
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 /// Each outcome's count in `otp_orders_total` equals the simulator's truth.
 fn assert_outcomes_match_truth(m: &Metrics, sim: &Sim, outcomes: &[&str]) {
     let truth = sim.truth();
@@ -128,11 +142,7 @@ fn auth_outage_pauses_and_recovers() {
     let sim = Sim::start(&["--seed", "3", "--time-scale", TIME_SCALE]);
     sim.set_faults("auth_outage: true\n");
     let addr = free_addr();
-    let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("max_age: 15s", "max_age: 120s");
-    std::fs::write(&config, text).unwrap();
+    let config = config_with_max_age_120s(tmp.path(), addr, &sim);
     let exporter = Exporter::start(tmp.path(), &config, addr, "info");
     let ids = send_orders(&sim, "auth", 20);
     drop_spool_file(&exporter.spool(), "orders", &ids.join("\n"));
@@ -204,11 +214,7 @@ fn sigterm_drains_in_flight_queries_and_counts_in_the_next_run() {
     let tmp = tempfile::tempdir().unwrap();
     let sim = Sim::start(&["--seed", "17", "--time-scale", TIME_SCALE]);
     let addr = free_addr();
-    let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("max_age: 15s", "max_age: 120s");
-    std::fs::write(&config, text).unwrap();
+    let config = config_with_max_age_120s(tmp.path(), addr, &sim);
     let issued = unix_now();
     let ids = send_orders(&sim, "drain", 16);
     // Let the simulated orders play out (validity 6 s at this time scale), so that the
