@@ -47,7 +47,8 @@ struct Job {
     probe: bool,
 }
 
-/// A worker's answer; `query` is `None` when the job was dropped unsent at shutdown.
+/// A worker's answer; `query` is `None` when the job was handed back unsent (API
+/// paused or shutting down).
 struct Done {
     order_id: Arc<str>,
     query: Option<Query>,
@@ -420,8 +421,8 @@ impl Scheduler {
         self.metrics.api_up.set(1);
     }
 
-    /// Keeps `otp_exporter_orders_pending` exact at every moment, so that a scrape
-    /// never sees an accepted order as neither pending nor finalized.
+    /// Updates `otp_exporter_orders_pending` with every change (not once a second), so
+    /// that scrapes do not see accepted orders as neither pending nor finalized.
     fn count_pending(&mut self, app: u16, delta: i64) {
         let count = &mut self.pending_per_app[app as usize];
         *count += delta;
@@ -434,13 +435,8 @@ impl Scheduler {
             .store(self.orders.len() as u64, Ordering::Relaxed);
     }
 
+    /// The oldest pending order's age (a scan of all orders, so once a second).
     fn update_gauges(&self, now: i64) {
-        for (app, count) in self.apps.iter().zip(&self.pending_per_app) {
-            self.metrics
-                .orders_pending
-                .with_label_values(&[&**app])
-                .set(*count);
-        }
         let oldest = self.orders.values().map(|e| e.tracking.issued_ms).min();
         let age = oldest.map_or(0.0, |issued| (now - issued).max(0) as f64 / 1000.0);
         self.metrics.oldest_pending_age.set(age);
