@@ -110,7 +110,7 @@ fn route(ctx: &Ctx, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     match req.uri().path() {
         "/metrics" => response(StatusCode::OK, metrics::CONTENT_TYPE, ctx.metrics.render()),
         "/healthz" => {
-            if ctx.status.scheduler_stalled(crate::spool::now_ms()) {
+            if ctx.status.scheduler_stalled(crate::clock::unix_now_ms()) {
                 response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     TEXT,

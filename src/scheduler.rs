@@ -15,10 +15,11 @@ use rand::Rng;
 use tokio::sync::{mpsc, watch, Mutex};
 
 use crate::api::{ApiClient, Query, QueryOutcome};
+use crate::clock::unix_now_ms as now_ms;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outcome::{self, Limits, Sighting, Step, Tracking};
-use crate::spool::{now_ms, SpoolOrder};
+use crate::spool::SpoolOrder;
 use crate::status::Status;
 use crate::store::{PendingOrder, PendingState, Store};
 
@@ -198,14 +199,7 @@ impl Scheduler {
     pub fn add_from_spool(&mut self, batch: Vec<SpoolOrder>) {
         let now = now_ms();
         for order in batch {
-            let state = PendingState {
-                app_id: order.app_id,
-                issued_ms: order.issued_ms,
-                outcome: None,
-                decided_ms: None,
-                first_absent_ms: None,
-                polls: 0,
-            };
+            let state = PendingState::new(order.app_id, order.issued_ms);
             if self.track(&order.order_id, &state, now) {
                 tracing::debug!(order_id = %order.order_id, app_id = %state.app_id, "tracking order");
             }

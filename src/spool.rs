@@ -18,6 +18,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use serde_json::Value;
 use tokio::sync::mpsc as tokio_mpsc;
 
+use crate::clock::unix_now_ms as now_ms;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{Admission, PendingState, Store};
@@ -411,14 +412,7 @@ impl Spool {
             .map(|o| {
                 (
                     o.order_id.as_str(),
-                    PendingState {
-                        app_id: o.app_id.clone(),
-                        issued_ms: o.issued_ms,
-                        outcome: None,
-                        decided_ms: None,
-                        first_absent_ms: None,
-                        polls: 0,
-                    },
+                    PendingState::new(o.app_id.clone(), o.issued_ms),
                 )
             })
             .collect();
@@ -582,13 +576,6 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = fs::File::create(path)?;
     file.write_all(bytes)?;
     file.sync_all()
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Why the scanner woke up.

@@ -61,6 +61,20 @@ pub struct PendingState {
     pub polls: u32,
 }
 
+impl PendingState {
+    /// A freshly issued order: nothing known about it yet.
+    pub fn new(app_id: String, issued_ms: i64) -> Self {
+        PendingState {
+            app_id,
+            issued_ms,
+            outcome: None,
+            decided_ms: None,
+            first_absent_ms: None,
+            polls: 0,
+        }
+    }
+}
+
 /// A pending order as loaded at start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingOrder {
@@ -222,14 +236,7 @@ mod tests {
     use super::*;
 
     fn state(issued_ms: i64) -> PendingState {
-        PendingState {
-            app_id: "app".into(),
-            issued_ms,
-            outcome: None,
-            decided_ms: None,
-            first_absent_ms: None,
-            polls: 0,
-        }
+        PendingState::new("app".into(), issued_ms)
     }
 
     #[test]

@@ -5,7 +5,9 @@ pub mod wire;
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use crate::clock::unix_now_secs;
 
 use md5::{Digest, Md5};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, DATE, RETRY_AFTER};
@@ -293,13 +295,6 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs(
         (when - unix_now_secs()).clamp(0, 3600) as u64
     ))
-}
-
-pub fn unix_now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
