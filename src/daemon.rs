@@ -36,8 +36,13 @@ pub enum DaemonError {
     Bind(#[from] BindError),
     #[error(transparent)]
     Api(#[from] ApiError),
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A blocking start-up step (opening or loading the state) did not complete.
+    #[error("a start-up task failed")]
+    StartupTask(#[source] tokio::task::JoinError),
+    /// The scheduler returns only at shutdown; anything else is fatal, so that a
+    /// supervisor restarts the daemon instead of it serving frozen metrics.
+    #[error("the scheduler {0}; exiting so that a supervisor restarts the daemon (pending orders are saved)")]
+    SchedulerStopped(&'static str, #[source] Option<tokio::task::JoinError>),
 }
 
 /// A spool file must be this quiet before it is read (in-place writers, see `spool`).
@@ -52,7 +57,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     let state_dir = config.state_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&state_dir))
         .await
-        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+        .map_err(DaemonError::StartupTask)??;
     let store = Arc::new(store);
     let client = Arc::new(ApiClient::new(&config.api, config.secret())?);
 
@@ -75,7 +80,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     let load_store = store.clone();
     let (pending, broken) = tokio::task::spawn_blocking(move || load_store.load_pending())
         .await
-        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+        .map_err(DaemonError::StartupTask)??;
     for id in &broken {
         tracing::error!(order_id = %id, "pending order in the state database cannot be decoded; it is skipped");
     }
@@ -127,14 +132,11 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     // supervisor restarts the daemon instead of it serving frozen metrics.
     let stopped = scheduler.await;
     if !*shutdown_requested.borrow() || stopped.is_err() {
-        let why = match stopped {
-            Err(e) if e.is_panic() => "panicked".to_string(),
-            Err(e) => e.to_string(),
-            Ok(()) => "stopped unexpectedly".to_string(),
-        };
-        return Err(DaemonError::Internal(format!(
-            "the scheduler {why}; exiting so that a supervisor restarts the daemon (pending orders are saved)"
-        )));
+        return Err(match stopped {
+            Err(e) if e.is_panic() => DaemonError::SchedulerStopped("panicked", Some(e)),
+            Err(e) => DaemonError::SchedulerStopped("failed", Some(e)),
+            Ok(()) => DaemonError::SchedulerStopped("stopped unexpectedly", None),
+        });
     }
     let _ = spool_stopper.await;
     let _ = server.await;

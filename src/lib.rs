@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod error;
 pub mod geo;
 pub mod http;
 pub mod metrics;

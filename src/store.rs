@@ -19,22 +19,28 @@ pub const FINALIZED_MEMORY_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create state directory {path}: {source}")]
+    #[error("cannot create state directory {path}")]
     CreateDir {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("cannot open state database {path}: {detail}")]
-    Open { path: PathBuf, detail: String },
-    #[error("state database error: {0}")]
-    Db(String),
+    #[error("cannot open state database {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: redb::Error,
+    },
+    #[error("state database error")]
+    Db(#[source] redb::Error),
 }
 
+/// Every redb error type converts into `redb::Error`, which keeps the cause.
 macro_rules! db_err {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Db(e.to_string())
+                StoreError::Db(e.into())
             }
         }
     )*};
@@ -108,18 +114,16 @@ impl Store {
             source,
         })?;
         let path = state_dir.join("state.redb");
-        let open_err = |detail: String| StoreError::Open {
+        let open_err = |source: redb::Error| StoreError::Open {
             path: path.clone(),
-            detail,
+            source,
         };
-        let db = Database::create(&path).map_err(|e| open_err(e.to_string()))?;
+        let db = Database::create(&path).map_err(|e| open_err(e.into()))?;
         // Create the tables so that readers never see them missing.
-        let txn = db.begin_write().map_err(|e| open_err(e.to_string()))?;
-        txn.open_table(PENDING)
-            .map_err(|e| open_err(e.to_string()))?;
-        txn.open_table(FINALIZED)
-            .map_err(|e| open_err(e.to_string()))?;
-        txn.commit().map_err(|e| open_err(e.to_string()))?;
+        let txn = db.begin_write().map_err(|e| open_err(e.into()))?;
+        txn.open_table(PENDING).map_err(|e| open_err(e.into()))?;
+        txn.open_table(FINALIZED).map_err(|e| open_err(e.into()))?;
+        txn.commit().map_err(|e| open_err(e.into()))?;
         Ok(Store { db, path })
     }
 

@@ -20,8 +20,8 @@ pub const RECORD_PATH: &str = "/verification/orderId/record";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
 }
 
 /// `md5(apiKey + apiSecret + timestamp)` as lowercase hex, as the provider's samples do.
@@ -97,7 +97,7 @@ impl ApiClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("itnio-otp-exporter/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ApiError::Client(e.to_string()))?;
+            .map_err(ApiError::Client)?;
         Ok(ApiClient {
             http,
             record_url: format!("{}{}", api.base_url.trim_end_matches('/'), RECORD_PATH),
