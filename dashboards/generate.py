@@ -359,6 +359,7 @@ class Board:
             .annotation(AlertAnnotation())
             .variables(variables))
         self.next_id = 1
+        self.line_width = 0  # grid columns used on the current line
 
     def _id(self):
         self.next_id += 1
@@ -366,12 +367,18 @@ class Board:
 
     def row(self, title):
         self.builder.with_row(db.Row(title).id(self._id()))
+        self.line_width = 0
 
     def add(self, panel, title, description, unit, queries, w, h):
-        """Places the panel after the previous one (the SDK wraps at 24 columns)."""
-        panel.id(self._id()).title(title).description(description).datasource(DS).unit(unit).span(w).height(h)
+        """Places the panel after the previous one. The SDK starts a new line only once 24 columns
+        are used, so a panel that does not fit the rest of a line would overflow it: refused here."""
+        if self.line_width + w > 24:
+            raise ValueError("panel %r (width %d) does not fit the %d columns left on its line"
+                             % (title, w, 24 - self.line_width))
+        self.line_width = (self.line_width + w) % 24
         if len(queries) > len(REF_IDS):
             raise ValueError("panel %r has more queries than refIds" % title)
+        panel.id(self._id()).title(title).description(description).datasource(DS).unit(unit).span(w).height(h)
         for ref, query in zip(REF_IDS, queries):
             panel.with_target(query.ref_id(ref).datasource(DS))
         self.builder.with_panel(panel)
