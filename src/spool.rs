@@ -820,6 +820,95 @@ mod tests {
         assert!(parse_line(r#"{"orderId":"x1","appId":"b"}"#, &rules, 0, NOW_MS).is_ok());
     }
 
+    /// Every reason text exactly as written into quarantine files and logs (readers
+    /// outside this repository match on them).
+    #[test]
+    fn reason_texts_are_exact() {
+        let long_app = "a".repeat(100);
+        let future = format!(r#"{{"orderId":"f1","issuedAt":{}}}"#, NOW_MS / 1000 + 7200);
+        let cases: [(&str, &str); 20] = [
+            (
+                r#"{"orderId": "a1""#,
+                "invalid JSON: EOF while parsing an object at line 1 column 16",
+            ),
+            (
+                "{orderId: 1}",
+                "invalid JSON: key must be a string at line 1 column 2",
+            ),
+            (
+                r#"{"orderId": "a1"} x"#,
+                "invalid JSON: trailing characters at line 1 column 19",
+            ),
+            (
+                r#"{"orderId": "a1",}"#,
+                "invalid JSON: trailing comma at line 1 column 18",
+            ),
+            (
+                r#"{"orderId": tru}"#,
+                "invalid JSON: expected ident at line 1 column 16",
+            ),
+            (
+                r#"{"orderId": 1e999}"#,
+                "invalid JSON: number out of range at line 1 column 17",
+            ),
+            (r#"{"appId": "other"}"#, "missing orderId"),
+            (r#"{"orderId": null}"#, "missing orderId"),
+            (r#"{"orderId": ["x"]}"#, "orderId is not a string"),
+            (r#"{"orderId": "a", "appId": 5}"#, "appId is not a string"),
+            (
+                &future,
+                "issuedAt is 7200 s in the future (more than 1 h ahead of this host's clock)",
+            ),
+            (
+                r#"{"orderId": "a", "appId": "nope"}"#,
+                r#"unknown app "nope" (not in apps[].id)"#,
+            ),
+            (r#"{"orderId": ""}"#, "empty order id"),
+            (&"x".repeat(65), "order id longer than 64 characters (65)"),
+            (
+                "two words",
+                r#"not an order id: "two words" contains ' ' (only visible ASCII, no spaces)"#,
+            ),
+            (
+                "caf\u{e9}",
+                "not an order id: \"caf\u{e9}\" contains '\u{e9}' (only visible ASCII, no spaces)",
+            ),
+            (
+                r#"{"orderId": "a", "issuedAt": "yesterday"}"#,
+                r#"issuedAt "yesterday" is not RFC 3339 (premature end of input)"#,
+            ),
+            (
+                r#"{"orderId": "a", "issuedAt": -5}"#,
+                "issuedAt -5 is not Unix seconds",
+            ),
+            (
+                r#"{"orderId": "a", "issuedAt": 1764334800000}"#,
+                "issuedAt 1764334800000 is not Unix seconds",
+            ),
+            (
+                r#"{"orderId": "a", "issuedAt": true}"#,
+                "issuedAt is neither RFC 3339 text nor Unix seconds",
+            ),
+        ];
+        for (line, reason) in cases {
+            assert_eq!(parse(line).unwrap_err().to_string(), reason, "{line}");
+        }
+        // An unknown app is shown cut to 80 characters.
+        let line = format!(r#"{{"orderId": "a", "appId": "{long_app}"}}"#);
+        let shown = format!(r#"unknown app "{}" (not in apps[].id)"#, "a".repeat(80));
+        assert_eq!(parse(&line).unwrap_err().to_string(), shown);
+        let no_default = LineRules {
+            apps: rules().apps,
+            default_app: None,
+        };
+        assert_eq!(
+            parse_line("x1", &no_default, 0, NOW_MS)
+                .unwrap_err()
+                .to_string(),
+            "no appId and no default_app configured"
+        );
+    }
+
     fn spool_in(
         dir: &Path,
         max_file_bytes: u64,
