@@ -1,11 +1,11 @@
 //! The spool: issuing applications drop files of order ids into `spool.dir`.
 //!
-//! The data path, one file per step: [`watch`] wakes the scanner (notify events, a
-//! periodic rescan); [`scan`] lists the files that are ready and drives each through
-//! [`read`] (regular UTF-8 files only) and [`parse`] (a line → an order or a
+//! The data path, one file per step: `watch.rs` wakes the scanner (notify events, a
+//! periodic rescan); `scan.rs` lists the files that are ready and drives each through
+//! `read.rs` (regular UTF-8 files only) and `parse.rs` (a line → an order or a
 //! [`LineError`]), admits the orders to the store and sends them to the scheduler;
-//! [`quarantine`] keeps the bad lines and unreadable files with their reasons. A file
-//! leaves the spool only after its orders are committed to the store.
+//! `quarantine.rs` keeps the bad lines and unreadable files with their reasons. A
+//! file leaves the spool only after its orders are committed to the store.
 
 mod parse;
 mod quarantine;
