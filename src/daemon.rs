@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::http::{self, BindError, PageInfo};
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
-use crate::spool::{LineRules, Spool, SpoolError, SpoolRunner};
+use crate::spool::{LineRules, Spool, SpoolError, SpoolOptions, SpoolRunner};
 use crate::status::Status;
 use crate::store::{Store, StoreError};
 
@@ -90,16 +90,17 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
 
     let (orders_tx, orders_rx) = mpsc::unbounded_channel();
     let stop_spool = Arc::new(AtomicBool::new(false));
-    let spool = Spool {
-        dir: config.spool.dir.clone(),
-        rules: LineRules::from_config(&config),
-        max_file_bytes: config.spool.max_file_bytes,
-        min_file_age: SPOOL_MIN_FILE_AGE,
-        store: store.clone(),
-        metrics: metrics.clone(),
-        orders: orders_tx,
-        unfinished: Default::default(),
-    };
+    let spool = Spool::new(
+        SpoolOptions {
+            dir: config.spool.dir.clone(),
+            rules: LineRules::from_config(&config),
+            max_file_bytes: config.spool.max_file_bytes,
+            min_file_age: SPOOL_MIN_FILE_AGE,
+        },
+        store.clone(),
+        metrics.clone(),
+        orders_tx,
+    );
     let runner = SpoolRunner::start(
         spool,
         config.spool.rescan_interval,
