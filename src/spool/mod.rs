@@ -68,17 +68,17 @@ pub struct Spool {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
-    #[error("spool directory {path}: {source}")]
+    #[error("spool directory {path}")]
     Dir {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot watch spool directory {path}: {source}")]
+    #[error("cannot watch spool directory {path}")]
     Watch {
         path: PathBuf,
         source: notify::Error,
     },
-    #[error("cannot start the spool thread: {0}")]
+    #[error("cannot start the spool thread")]
     ThreadStart(#[source] std::io::Error),
 }
 

@@ -13,6 +13,7 @@ use super::quarantine::{rejected_lines_text, QUARANTINE_DIR};
 use super::read::{read_spool_file, stamp_of, FileProblem, FileStamp, MTIME_AHEAD_TOLERANCE};
 use super::{Spool, SpoolError};
 use crate::clock::unix_now_ms;
+use crate::error::Chain;
 use crate::store::{Admission, PendingState};
 
 /// Totals of one scan (for tests and logs).
@@ -179,7 +180,7 @@ impl Spool {
         let admissions = match self.store.admit(&batch, unix_now_ms()) {
             Ok(a) => a,
             Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "cannot record spool orders; the file stays in the spool and is retried");
+                tracing::error!(file = %path.display(), error = %Chain(&e), "cannot record spool orders; the file stays in the spool and is retried");
                 return None;
             }
         };

@@ -11,6 +11,7 @@ use tokio::sync::mpsc as tokio_mpsc;
 use super::parse::tests::rules;
 use super::*;
 use crate::clock::unix_now_ms as now_ms;
+use crate::error::Chain;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -288,7 +289,7 @@ fn spool_errors_say_what_failed_and_keep_their_cause() {
         "{err:?}"
     );
     let prefix = format!("spool directory {}: ", quarantine.display());
-    assert!(err.to_string().starts_with(&prefix), "{err}");
+    assert!(Chain(&err).to_string().starts_with(&prefix), "{err}");
     let cause = err
         .source()
         .and_then(|s| s.downcast_ref::<std::io::Error>());
@@ -296,7 +297,7 @@ fn spool_errors_say_what_failed_and_keep_their_cause() {
 
     let thread = SpoolError::ThreadStart(std::io::Error::other("no more threads"));
     assert_eq!(
-        thread.to_string(),
+        Chain(&thread).to_string(),
         "cannot start the spool thread: no more threads"
     );
     assert_eq!(thread.source().unwrap().to_string(), "no more threads");

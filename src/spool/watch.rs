@@ -12,6 +12,7 @@ use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use super::{Spool, SpoolError};
+use crate::error::Chain;
 use crate::status::Status;
 
 /// Events that arrive this close together are handled by one scan.
@@ -142,7 +143,7 @@ fn scan_once(spool: &Spool, rescan_interval: Duration, stop: &AtomicBool) -> Dur
                 return rescan_interval.min(spool.min_file_age + DEFERRED_MARGIN);
             }
         }
-        Err(e) => tracing::error!(error = %e, "spool scan failed"),
+        Err(e) => tracing::error!(error = %Chain(&e), "spool scan failed"),
     }
     rescan_interval
 }
@@ -187,7 +188,10 @@ mod tests {
             panic!("a missing directory is watched");
         };
         let prefix = format!("cannot watch spool directory {}: ", missing.display());
-        assert!(err.to_string().starts_with(&prefix), "{err}");
+        assert!(
+            crate::error::Chain(&err).to_string().starts_with(&prefix),
+            "{err}"
+        );
         let cause = err.source().and_then(|s| s.downcast_ref::<notify::Error>());
         assert!(cause.is_some(), "{err:?}");
     }
