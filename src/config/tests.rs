@@ -1,0 +1,204 @@
+//! Unit tests of loading: defaults, every error class, secrets.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const MINIMAL: &str = "api:\n  api_key: k\n  api_secret: s\napps:\n  - id: ad454212\n";
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_yaml(text, Path::new("test.yml"), &|name| {
+        (name == "ITNIO_API_SECRET").then(|| "from-env".to_string())
+    })
+}
+
+fn error(text: &str) -> String {
+    match parse(text) {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.listen, "0.0.0.0:8467".parse().unwrap());
+    assert_eq!(c.api.base_url, "https://api.itniotech.com/otp");
+    assert_eq!(c.api.timeout, Duration::from_secs(10));
+    assert_eq!(c.api.max_in_flight, 32);
+    assert_eq!(c.api.max_requests_per_second, 50);
+    assert_eq!(c.default_app.as_deref(), Some("ad454212"));
+    assert_eq!(c.spool.rescan_interval, Duration::from_secs(30));
+    assert_eq!(c.spool.max_file_bytes, 16 << 20);
+    assert_eq!(c.tracking.verification_window, Duration::from_secs(300));
+    assert_eq!(c.tracking.settle_timeout, Duration::from_secs(120));
+    assert_eq!(c.tracking.not_found_grace, Duration::from_secs(120));
+    assert_eq!(c.tracking.max_age, Duration::from_secs(1800));
+    assert_eq!(c.polling.first_delay, Duration::from_secs(5));
+    assert_eq!(c.polling.max_interval, Duration::from_secs(60));
+    assert_eq!(c.api.timezone.local_minus_utc(), 8 * 3600);
+    assert_eq!(c.secret(), "s");
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let text = r#"
+listen: "0.0.0.0:8467"
+state_dir: /var/lib/itnio-otp-exporter
+api:
+  base_url: https://api.itniotech.com/otp
+  api_key: "bDqJFiq9"
+  api_secret: "${ITNIO_API_SECRET}"
+  timeout: 10s
+  max_in_flight: 32
+  max_requests_per_second: 50
+default_app: ad454212
+apps:
+  - id: ad454212
+  - id: other
+    verification_window: 10m
+spool:
+  dir: /var/spool/itnio-otp
+  rescan_interval: 30s
+tracking:
+  verification_window: 5m
+  settle_timeout: 2m
+  not_found_grace: 2m
+  max_age: 30m
+polling:
+  first_delay: 5s
+  max_interval: 60s
+"#;
+    let c = parse(text).unwrap();
+    assert_eq!(c.secret(), "from-env");
+    assert_eq!(c.window_of("other"), Duration::from_secs(600));
+    assert_eq!(c.window_of("ad454212"), Duration::from_secs(300));
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let e = error("api:\n  api_key: k\n  api_secret: s\n  timeuot: 5s\napps:\n  - id: a\n");
+    assert!(e.contains("timeuot"), "{e}");
+    assert!(e.contains("line 4"), "{e}");
+    assert!(e.contains("test.yml"), "{e}");
+}
+
+#[test]
+fn bad_duration_names_key_and_line() {
+    let e = error(&format!("{MINIMAL}tracking:\n  settle_timeout: soon\n"));
+    assert!(e.contains("tracking.settle_timeout"), "{e}");
+    assert!(e.contains("line 7"), "{e}");
+    assert!(e.contains("soon"), "{e}");
+}
+
+#[test]
+fn bad_values_are_named() {
+    assert!(error(&format!("{MINIMAL}listen: nowhere\n")).contains("listen"));
+    assert!(
+        error("api:\n  api_key: k\n  api_secret: s\n  max_in_flight: 0\napps:\n  - id: a\n")
+            .contains("`api.max_in_flight` (line 4)")
+    );
+    assert!(
+        error("api:\n  api_key: k\n  api_secret: s\n  max_in_flight: -3\napps:\n  - id: a\n")
+            .contains("api.max_in_flight")
+    );
+    assert!(
+        error("api:\n  api_key: k\n  api_secret: s\n  base_url: ftp://x\napps:\n  - id: a\n")
+            .contains("api.base_url")
+    );
+    for (key, line) in [
+        ("tracking.max_age", "tracking:\n  max_age: 100000000y\n"),
+        ("polling.max_interval", "polling:\n  max_interval: 8days\n"),
+        ("api.max_in_flight", ""),
+    ] {
+        let text = if line.is_empty() {
+            MINIMAL.replace("api_key: k", "api_key: k\n  max_in_flight: 5000")
+        } else {
+            format!("{MINIMAL}{line}")
+        };
+        let e = error(&text);
+        assert!(e.contains(key), "{key}: {e}");
+    }
+    assert!(
+        error(&MINIMAL.replace("api_key: k", "api_key: k\n  timeout: 1h")).contains("api.timeout")
+    );
+    let leaky = error(&MINIMAL.replace(
+        "api_key: k",
+        "api_key: k\n  base_url: https://bob:pa55word@api.example.com/otp",
+    ));
+    assert!(
+        leaky.contains("api.base_url") && leaky.contains("user name or password"),
+        "{leaky}"
+    );
+    assert!(!leaky.contains("pa55word"), "{leaky}");
+    for bad in ["https://", "https://x/otp?a=1", "not a url"] {
+        let e =
+            error(&MINIMAL.replace("api_key: k", &format!("api_key: k\n  base_url: \"{bad}\"")));
+        assert!(e.contains("api.base_url"), "{bad}: {e}");
+    }
+    assert_eq!(
+        parse(&MINIMAL.replace(
+            "api_key: k",
+            "api_key: k\n  base_url: http://127.0.0.1:8468/otp/"
+        ))
+        .unwrap()
+        .api
+        .base_url,
+        "http://127.0.0.1:8468/otp"
+    );
+    assert!(
+        error("api:\n  api_key: k\n  api_secret: s\n  timezone: Mars\napps:\n  - id: a\n")
+            .contains("api.timezone")
+    );
+    assert!(error("api:\n  api_key: k\n  api_secret: s\n").contains("apps"));
+    let only_default = parse("api:\n  api_key: k\n  api_secret: s\ndefault_app: solo\n").unwrap();
+    assert_eq!(only_default.app_ids(), vec!["solo".to_string()]);
+    assert_eq!(only_default.default_app.as_deref(), Some("solo"));
+    assert!(
+        error("api:\n  api_key: k\n  api_secret: s\ndefault_app: \"a b\"\n").contains("app id")
+    );
+    assert!(error(&format!("{MINIMAL}default_app: nope\n")).contains("default_app"));
+    assert!(error(&format!("{MINIMAL}tracking:\n  max_age: 1m\n")).contains("tracking.max_age"));
+    assert!(error(&format!(
+        "{MINIMAL}polling:\n  first_delay: 2m\n  max_interval: 1m\n"
+    ))
+    .contains("polling.max_interval"));
+    assert!(error("api:\n  api_key: k\napps:\n  - id: a\n").contains("api_secret"));
+    assert!(error("api:\n  api_secret: s\napps:\n  - id: a\n").contains("api_key"));
+    assert!(error("api: [1, 2\n").contains("test.yml"));
+    assert!(error(&format!("{MINIMAL}apps:\n  - id: a\n")).contains("apps"));
+}
+
+#[test]
+fn missing_env_var_is_named_and_secret_is_not_printed() {
+    let e = error("api:\n  api_key: k\n  api_secret: \"${NOPE_VAR}\"\napps:\n  - id: a\n");
+    assert!(e.contains("NOPE_VAR"), "{e}");
+    let c = parse("api:\n  api_key: k\n  api_secret: hunter2-secret\napps:\n  - id: a\n").unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("hunter2-secret"), "{debug}");
+    assert!(debug.contains("Secret(***)"));
+}
+
+#[test]
+fn secret_file_is_read_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "file-secret\n").unwrap();
+    let text = format!(
+        "api:\n  api_key: k\n  api_secret_file: {}\napps:\n  - id: a\n",
+        file.display()
+    );
+    assert_eq!(parse(&text).unwrap().secret(), "file-secret");
+    let missing = "api:\n  api_key: k\n  api_secret_file: /nonexistent/x\napps:\n  - id: a\n";
+    assert!(error(missing).contains("`api.api_secret_file` (line 3)"));
+}
+
+#[test]
+fn offsets_parse() {
+    assert_eq!(parse_offset("+08:00").unwrap().local_minus_utc(), 28800);
+    assert_eq!(parse_offset("-0530").unwrap().local_minus_utc(), -19800);
+    assert_eq!(parse_offset("Z").unwrap().local_minus_utc(), 0);
+    assert!(parse_offset("8").is_none());
+    assert!(parse_offset("+99:00").is_none());
+}
