@@ -16,13 +16,17 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory of the durable state (a redb file).
     pub state_dir: PathBuf,
+    /// The provider's API, its credentials and our limits on it.
     pub api: ApiSettings,
     /// App of spool lines without an `appId`: the configured one, or the only app.
     pub default_app: Option<String>,
     /// The only app ids accepted (never empty): keeps the `app_id` label bounded.
     pub apps: Vec<AppSettings>,
+    /// Where order ids arrive.
     pub spool: SpoolSettings,
+    /// How long an order is followed.
     pub tracking: TrackingSettings,
+    /// How often an order is queried.
     pub polling: PollingSettings,
 }
 
@@ -31,26 +35,33 @@ pub struct Config {
 pub struct ApiSettings {
     /// Without a trailing `/`; the record endpoint is `{base_url}/verification/orderId/record`.
     pub base_url: String,
+    /// The account's API key (not secret: it is sent in every request's headers).
     pub api_key: String,
     /// Resolved once at load time from `api_secret` or `api_secret_file`.
     pub secret: Secret,
     /// Total timeout of one record query.
     pub timeout: Duration,
+    /// Concurrent record queries (1..=1024).
     pub max_in_flight: u32,
+    /// Request-rate ceiling (at least 1).
     pub max_requests_per_second: u32,
     /// Zone of provider times written without an offset (`yyyy-MM-dd HH:mm:ss`).
     pub timezone: FixedOffset,
 }
 
+/// An accepted app.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppSettings {
+    /// 1-64 visible ASCII characters, unique among the apps.
     pub id: String,
     /// Overrides `tracking.verification_window` for this app (its OTP validity).
     pub verification_window: Option<Duration>,
 }
 
+/// Where order ids arrive.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpoolSettings {
+    /// The spool directory.
     pub dir: PathBuf,
     /// Full directory scan period; events from the watcher only wake the scanner early.
     pub rescan_interval: Duration,
@@ -58,6 +69,7 @@ pub struct SpoolSettings {
     pub max_file_bytes: u64,
 }
 
+/// How long an order is followed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackingSettings {
     /// The OTP's validity (apps may override it).
@@ -70,6 +82,7 @@ pub struct TrackingSettings {
     pub max_age: Duration,
 }
 
+/// How often an order is queried.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollingSettings {
     /// First query this long after issue, then doubling intervals.

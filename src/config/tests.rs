@@ -439,3 +439,10 @@ fn a_config_built_in_code_is_validated_like_a_file() {
         "{e}"
     );
 }
+
+#[test]
+fn a_section_written_as_text_is_not_echoed() {
+    let e = error("api: hunter2-secret\napps:\n  - id: a\n");
+    assert!(e.contains("key `api` (line 1): expected a mapping"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+}

@@ -341,7 +341,10 @@ fn check_max_age(tracking: &TrackingSettings, apps: &[AppSettings], problems: &m
         .chain([tracking.verification_window])
         .max()
         .unwrap_or(tracking.verification_window);
-    if tracking.max_age <= longest_window && !problems.about("tracking.max_age") {
+    let reported = ["tracking.max_age", "tracking.verification_window"]
+        .iter()
+        .any(|key| problems.about(key));
+    if tracking.max_age <= longest_window && !reported {
         problems.add(
             "tracking.max_age",
             format!(

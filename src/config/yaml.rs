@@ -198,6 +198,10 @@ impl Section {
                     }
                 }
             }
+            // Not `describe`: a misplaced secret (`api: "..."`) must not be echoed.
+            Some(Value::String(_)) => {
+                problems.add(&prefix, "expected a mapping (key: value lines), got text")
+            }
             Some(other) => problems.add(
                 &prefix,
                 format!(
