@@ -129,10 +129,12 @@ impl FromYaml for FixedOffset {
 
 impl FromYaml for SocketAddr {
     fn from_yaml(value: &Value) -> Result<Self, String> {
-        parse_listen(text(
-            value,
-            "an address like \"0.0.0.0:8467\" or \":8467\"",
-        )?)
+        const WANTED: &str = "an address like \"0.0.0.0:8467\" or \":8467\"";
+        match value {
+            // A bare port: quoting it would not help, so no "quote it" hint.
+            Value::Number(n) => Err(format!("expected {WANTED}, got the number {n}")),
+            _ => parse_listen(text(value, WANTED)?),
+        }
     }
 }
 
