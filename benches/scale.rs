@@ -136,7 +136,7 @@ fn main() {
             .await
             .expect("simulator");
         let cfg = config(&sim.base_url(), dir.path());
-        let client = ApiClient::new(&cfg.api, cfg.secret()).expect("client");
+        let client = ApiClient::new(&cfg.api).expect("client");
         // Warm the connection, then time sequential queries.
         let _ = client.query("bench", "warm-up").await;
         let n = 500;

@@ -3,7 +3,6 @@
 
 pub mod wire;
 
-use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,7 @@ use crate::clock::unix_now_secs;
 use md5::{Digest, Md5};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, DATE, RETRY_AFTER};
 
-use crate::config::{ApiConfig, Secret};
+use crate::config::{ApiSettings, Secret};
 pub use wire::{Record, Reply};
 
 /// Path of the record endpoint below `api.base_url`.
@@ -65,6 +64,7 @@ pub struct Query {
 }
 
 /// Signs and sends record queries over one keep-alive connection pool.
+#[derive(Debug)]
 pub struct ApiClient {
     http: reqwest::Client,
     record_url: String,
@@ -74,18 +74,9 @@ pub struct ApiClient {
     clock_offset_secs: AtomicI64,
 }
 
-impl fmt::Debug for ApiClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiClient")
-            .field("record_url", &self.record_url)
-            .field("api_key", &self.api_key)
-            .field("secret", &self.secret)
-            .finish()
-    }
-}
-
 impl ApiClient {
-    pub fn new(api: &ApiConfig, secret: &str) -> Result<Self, ApiError> {
+    /// A client for the validated API settings; it signs with `api.secret`.
+    pub fn new(api: &ApiSettings) -> Result<Self, ApiError> {
         let http = reqwest::Client::builder()
             .connect_timeout(api.timeout.min(Duration::from_secs(5)))
             .read_timeout(api.timeout)
@@ -102,7 +93,7 @@ impl ApiClient {
             http,
             record_url: format!("{}{}", api.base_url.trim_end_matches('/'), RECORD_PATH),
             api_key: api.api_key.clone(),
-            secret: Secret::new(secret),
+            secret: api.secret.clone(),
             clock_offset_secs: AtomicI64::new(0),
         })
     }
@@ -348,17 +339,16 @@ mod tests {
     }
 
     fn client(base_url: String) -> ApiClient {
-        let api = ApiConfig {
+        let api = ApiSettings {
             base_url,
             api_key: "key".into(),
-            api_secret: None,
-            api_secret_file: None,
+            secret: Secret::new("secret"),
             timeout: Duration::from_secs(5),
             max_in_flight: 4,
             max_requests_per_second: 10,
             timezone: chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
         };
-        ApiClient::new(&api, "secret").unwrap()
+        ApiClient::new(&api).unwrap()
     }
 
     async fn answer(status_line: &str, extra_headers: &str, body: &str) -> Query {
