@@ -3,6 +3,7 @@
 //! country outage. Every process started here is owned by the test and stopped by it.
 
 mod common;
+mod grafana;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -14,13 +15,12 @@ use common::*;
 const OUTAGE_COUNTRY: &str = "IN";
 
 fn query(prom: std::net::SocketAddr, expr: &str) -> Result<serde_json::Value, String> {
-    let body = format!("query={}", urlencode(expr));
     let (status, text) = http(
         prom,
         "POST",
         "/api/v1/query",
         &[("Content-Type", "application/x-www-form-urlencoded")],
-        &body,
+        &form_body(expr),
     )
     .map_err(|e| e.to_string())?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
@@ -30,28 +30,14 @@ fn query(prom: std::net::SocketAddr, expr: &str) -> Result<serde_json::Value, St
     Ok(v["data"]["result"].clone())
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Grafana's variables as the dashboards would resolve them for "All".
-fn substitute(expr: &str) -> String {
-    expr.replace("$__rate_interval", "30s")
-        .replace("$__interval", "5s")
-        .replace("$__range", "5m")
-        .replace("${app_id:regex}", ".*")
-        .replace("${channel:regex}", ".*")
-        .replace("${country:regex}", ".*")
-        .replace("$app_id", ".*")
-        .replace("$channel", ".*")
-        .replace("$country", ".*")
+/// `query=<expr>` as an `application/x-www-form-urlencoded` body, encoded by reqwest's URL
+/// type (a form body is encoded exactly like a query string).
+fn form_body(expr: &str) -> String {
+    reqwest::Url::parse_with_params("http://prometheus.invalid/", &[("query", expr)])
+        .expect("a constant base URL")
+        .query()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn has_series(result: &serde_json::Value) -> bool {
@@ -238,7 +224,7 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
     loop {
         missing = Vec::new();
         for q in &queries {
-            let expr = substitute(q["expr"].as_str().unwrap());
+            let expr = grafana::substitute(q["expr"].as_str().unwrap()).unwrap();
             match query(prom_addr, &expr) {
                 Ok(result) if has_series(&result) => {}
                 Ok(_) => missing.push(format!(
