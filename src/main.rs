@@ -4,6 +4,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use itnio_otp_exporter::cli::{self, Cli, LogFormat};
+use itnio_otp_exporter::error::Chain;
 
 fn main() -> std::process::ExitCode {
     let args = Cli::parse();
@@ -35,7 +36,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Chain(&e));
             std::process::ExitCode::FAILURE
         }
     }
