@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError};
 use crate::daemon::{self, DaemonError};
-use crate::sim;
+use itnio_sim as sim;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -534,7 +534,7 @@ fn sna_attempt(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::sim::profile::{profile_for_country, PROFILES};
+    use crate::profile::{profile_for_country, PROFILES};
 
     pub(crate) fn no_outage(_: &str, _: Channel) -> bool {
         false

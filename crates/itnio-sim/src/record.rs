@@ -343,9 +343,9 @@ impl Renderer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::profile::profile_for_country;
-    use crate::sim::timeline::tests::generator;
-    use crate::sim::timeline::{Order, Timeline};
+    use crate::profile::profile_for_country;
+    use crate::timeline::tests::generator;
+    use crate::timeline::{Order, Timeline};
 
     /// 2022-07-12T13:39:45+08:00, the provider sample's first time.
     const SENT: i64 = 1_657_604_385_000;
