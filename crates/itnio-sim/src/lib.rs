@@ -19,14 +19,18 @@
 //! DLRs of verified orders arrive within that after the verification). Below scale 1
 //! record times carry milliseconds so that compressed events keep their order.
 //!
-//! Modules: [`profile`] (countries), [`timeline`] (an order's life), [`record`]
-//! (rendering), [`truth`], [`faults`], [`auth`] (the signature), `server` (HTTP),
-//! [`traffic`] (the demo's order generator).
+//! Modules: [`profile`] (countries), [`timeline`] (an order's life), [`quirks`] (how
+//! its records deviate from the documentation), [`record`] (rendering), [`truth`],
+//! [`faults`], [`auth`] (the signature), `server` (HTTP), [`traffic`] (the demo's
+//! order generator), [`seed`] (per-order RNG seeds).
 
 pub mod auth;
+mod error;
 pub mod faults;
 pub mod profile;
+pub mod quirks;
 pub mod record;
+pub mod seed;
 mod server;
 #[cfg(test)]
 mod testutil;
@@ -44,6 +48,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+pub use error::SimError;
 pub use faults::{Faults, InjectedStatus, Outage};
 pub use profile::Channel;
 pub use traffic::{run_traffic, TrafficOptions};
@@ -182,37 +187,6 @@ impl fmt::Debug for SimulateArgs {
             .field("ip_restricted", &self.ip_restricted)
             .finish()
     }
-}
-
-/// Errors of the simulator and the traffic generator.
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    #[error("simulator cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("cannot read scenario file {}: {source}", .path.display())]
-    ScenarioRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("scenario file {}: {detail}", .path.display())]
-    Scenario { path: PathBuf, detail: String },
-    #[error("invalid simulator option {option}: {detail}")]
-    InvalidOption {
-        option: &'static str,
-        detail: String,
-    },
-    #[error("spool directory {}: {source}", .path.display())]
-    Spool {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("traffic generator: {0}")]
-    Traffic(String),
-    #[error("cannot wait for a shutdown signal: {0}")]
-    Signal(std::io::Error),
 }
 
 /// Parses `--clock-offset`: a humantime duration with an optional sign.

@@ -13,12 +13,12 @@
 //!   them within [`LATE_SHARE`] of the validity after it;
 //! - a stuck order has all its attempts pending forever and nothing else.
 
-use md5::{Digest, Md5};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::profile::{Channel, Delay, Network, Profile};
-use super::record::Quirks;
+use super::quirks::Quirks;
+use super::seed::derive_seed;
 
 /// Results of an unverified order are visible by this share of the validity.
 pub const SETTLE_SHARE: f64 = 0.8;
@@ -223,20 +223,6 @@ pub struct Order {
     /// Simulator clock (Unix ms) at the send.
     pub sent_at_ms: i64,
     pub timeline: Timeline,
-}
-
-/// A stable 64-bit seed for `(seed, domain, id)`: md5 rather than `std`'s hasher,
-/// whose output may change between Rust releases.
-pub fn derive_seed(seed: u64, domain: &str, id: &str) -> u64 {
-    let mut hasher = Md5::new();
-    hasher.update(seed.to_le_bytes());
-    hasher.update(domain.as_bytes());
-    hasher.update([0u8]);
-    hasher.update(id.as_bytes());
-    let digest = hasher.finalize();
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(bytes)
 }
 
 /// What generation needs besides the order itself.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::profile::Channel;
-use super::record::Quirks;
+use super::quirks::Quirks;
 use super::timeline::{AttemptResult, Order, VerifyKind};
 
 /// One order as the exporter must count it.
