@@ -119,22 +119,13 @@ fn main() {
 
     // 3. A real round trip: the simulator on loopback, queried by the real client.
     let round_trip = runtime.block_on(async {
-        let argv: Vec<String> = [
-            "simulate",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-key",
-            "bench-key",
-            "--api-secret",
-            "bench-secret",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let args = itnio_otp_exporter::cli::simulate_args(&argv).expect("sim args");
-        let sim = itnio_otp_exporter::sim::start(args)
-            .await
-            .expect("simulator");
+        let args = itnio_sim::SimulateArgs {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            api_key: "bench-key".into(),
+            api_secret: "bench-secret".into(),
+            ..itnio_sim::SimulateArgs::default()
+        };
+        let sim = itnio_sim::start(args).await.expect("simulator");
         let cfg = config(&sim.base_url(), dir.path());
         let client = ApiClient::new(&cfg.api).expect("client");
         // Warm the connection, then time sequential queries.

@@ -4,12 +4,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::{FixedOffset, Offset, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{self, Config, ConfigError};
 use crate::daemon::{self, DaemonError};
-use crate::sim;
+use itnio_sim as sim;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -142,21 +143,82 @@ pub async fn execute(command: Command) -> Result<(), CliError> {
     }
 }
 
-/// Builds the simulator's arguments exactly as its command line would.
-pub fn simulate_args(argv: &[String]) -> Result<sim::SimulateArgs, CliError> {
-    #[derive(Parser)]
-    struct Simulate {
-        #[command(flatten)]
-        args: sim::SimulateArgs,
-    }
-    Simulate::try_parse_from(argv)
-        .map(|s| s.args)
-        .map_err(|e| CliError::Other(format!("simulator arguments: {e}")))
-}
-
 /// Scales a provider-realistic duration for the demo, keeping it usable.
 fn scaled(d: Duration, scale: f64, floor: Duration) -> Duration {
     Duration::from_secs_f64(d.as_secs_f64() * scale).max(floor)
+}
+
+/// The demo's credentials: the simulator accepts them and the exporter sends them.
+const DEMO_API_KEY: &str = "demo-key";
+const DEMO_API_SECRET: &str = "demo-secret";
+/// The simulated apps' OTP validity, before scaling (the provider's default).
+const DEMO_VALIDITY: Duration = Duration::from_secs(300);
+
+/// The simulator's settings: `simulate`'s defaults except where the demo decides.
+fn demo_sim_args(args: &DemoArgs) -> sim::SimulateArgs {
+    sim::SimulateArgs {
+        listen: args.sim_listen,
+        api_key: DEMO_API_KEY.into(),
+        api_secret: DEMO_API_SECRET.into(),
+        seed: args.seed,
+        time_scale: args.time_scale,
+        validity: DEMO_VALIDITY,
+        scenario: args.scenario.clone(),
+        ..sim::SimulateArgs::default()
+    }
+}
+
+/// The exporter's settings for the demo: the provider's durations scaled like the
+/// simulator's clock, with floors that keep polling sane at small scales. Values are
+/// valid by construction (time scale in (0, 10]: `max_age` stays above the window and
+/// under the 7-day limit, `first_delay` under `max_interval`).
+fn demo_config(
+    listen: SocketAddr,
+    state_dir: PathBuf,
+    spool_dir: PathBuf,
+    base_url: &str,
+    scale: f64,
+) -> config::Config {
+    let ms = Duration::from_millis;
+    let secs = Duration::from_secs;
+    config::Config {
+        listen,
+        state_dir,
+        api: config::ApiConfig {
+            base_url: base_url.to_string(),
+            api_key: DEMO_API_KEY.into(),
+            api_secret: Some(config::Secret::new(DEMO_API_SECRET)),
+            api_secret_file: None,
+            timeout: secs(5),
+            max_in_flight: 16,
+            max_requests_per_second: 200,
+            // +08:00, the provider's zone (the config's default), which the simulator
+            // uses for times it writes without an offset; `east_opt` fails only past 24 h.
+            timezone: FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix()),
+        },
+        default_app: Some("demo-app".into()),
+        apps: ["demo-app", "demo-shop"]
+            .map(|id| config::AppConfig {
+                id: id.into(),
+                verification_window: None,
+            })
+            .into(),
+        spool: config::SpoolConfig {
+            dir: spool_dir,
+            rescan_interval: secs(5),
+            ..config::SpoolConfig::default()
+        },
+        tracking: config::TrackingConfig {
+            verification_window: scaled(DEMO_VALIDITY, scale, ms(1000)),
+            settle_timeout: scaled(secs(120), scale, ms(1000)),
+            not_found_grace: scaled(secs(120), scale, ms(1000)),
+            max_age: scaled(secs(1800), scale, ms(5000)),
+        },
+        polling: config::PollingConfig {
+            first_delay: scaled(secs(5), scale, ms(200)),
+            max_interval: scaled(secs(60), scale, ms(500)),
+        },
+    }
 }
 
 async fn demo(args: DemoArgs) -> Result<(), CliError> {
@@ -180,78 +242,21 @@ async fn demo(args: DemoArgs) -> Result<(), CliError> {
     std::fs::create_dir_all(&spool_dir)
         .map_err(|e| CliError::Other(format!("cannot create {}: {e}", spool_dir.display())))?;
 
-    let (api_key, api_secret) = ("demo-key".to_string(), "demo-secret".to_string());
-    let validity = Duration::from_secs(300);
-    let mut sim_argv: Vec<String> = [
-        "simulate",
-        "--listen",
-        &args.sim_listen.to_string(),
-        "--api-key",
-        &api_key,
-        "--api-secret",
-        &api_secret,
-        "--seed",
-        &args.seed.to_string(),
-        "--time-scale",
-        &args.time_scale.to_string(),
-        "--validity",
-        &format!("{}s", validity.as_secs()),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Some(scenario) = &args.scenario {
-        sim_argv.extend(["--scenario".to_string(), scenario.display().to_string()]);
-    }
-    let sim_args = simulate_args(&sim_argv)?;
-    let simulator = sim::start(sim_args).await?;
+    let simulator = sim::start(demo_sim_args(&args)).await?;
     let base_url = simulator.base_url();
-
-    let s = args.time_scale;
-    let ms = Duration::from_millis;
-    let yaml = format!(
-        r#"listen: "{listen}"
-state_dir: "{state}"
-api:
-  base_url: "{base_url}"
-  api_key: "{api_key}"
-  api_secret: "{api_secret}"
-  timeout: 5s
-  max_in_flight: 16
-  max_requests_per_second: 200
-apps:
-  - id: demo-app
-  - id: demo-shop
-default_app: demo-app
-spool:
-  dir: "{spool}"
-  rescan_interval: 5s
-tracking:
-  verification_window: {window}ms
-  settle_timeout: {settle}ms
-  not_found_grace: {grace}ms
-  max_age: {max_age}ms
-polling:
-  first_delay: {first}ms
-  max_interval: {interval}ms
-"#,
-        listen = args.listen,
-        state = dir.join("state").display(),
-        spool = spool_dir.display(),
-        window = scaled(validity, s, ms(1000)).as_millis(),
-        settle = scaled(Duration::from_secs(120), s, ms(1000)).as_millis(),
-        grace = scaled(Duration::from_secs(120), s, ms(1000)).as_millis(),
-        max_age = scaled(Duration::from_secs(1800), s, ms(5000)).as_millis(),
-        first = scaled(Duration::from_secs(5), s, ms(200)).as_millis(),
-        interval = scaled(Duration::from_secs(60), s, ms(500)).as_millis(),
+    let config = demo_config(
+        args.listen,
+        dir.join("state"),
+        spool_dir.clone(),
+        &base_url,
+        args.time_scale,
     );
-    let config = Config::from_yaml(&yaml, std::path::Path::new("<demo>"), &|_| None)?;
     let shutdown = shutdown_signal();
 
     let traffic = sim::TrafficOptions {
         base_url: base_url.clone(),
-        api_key,
-        api_secret,
+        api_key: DEMO_API_KEY.into(),
+        api_secret: DEMO_API_SECRET.into(),
         spool_dir: spool_dir.clone(),
         app_ids: config.app_ids(),
         orders_per_second: args.orders_per_second,

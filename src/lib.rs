@@ -3,8 +3,8 @@
 //! Data flow: `spool` (order ids dropped by issuing apps) → `store` (durable pending set)
 //! → `scheduler` (one time-ordered queue drives every poll) → `api` (signed record queries)
 //! → `outcome` (pure rules: record → fate + metric samples) → `metrics` → `http`.
-//! `daemon` wires them together; `sim` is a stand-in for the provider; `cli` is the
-//! command line.
+//! `daemon` wires them together; `cli` is the command line. The provider stand-in
+//! (`simulate`, `demo`, the tests) is the separate workspace crate `itnio-sim`.
 
 pub mod api;
 pub mod cli;
@@ -17,7 +17,6 @@ pub mod http;
 pub mod metrics;
 pub mod outcome;
 pub mod scheduler;
-pub mod sim;
 pub mod spool;
 pub mod status;
 pub mod store;

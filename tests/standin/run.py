@@ -2,7 +2,7 @@
 """Acceptance check with a second, independent provider stand-in.
 
 A small record endpoint written from the provider's documentation alone (not from the
-simulator in src/sim), serving hand-written records in the shapes real payloads take
+simulator in crates/itnio-sim), serving hand-written records in the shapes real payloads take
 (numbers as strings, times with and without offsets, nulls, unknown fields, evolving
 records, transient faults). It drives the exporter binary through the config and spool
 contracts only, and compares /metrics with expectations worked out by hand from the

@@ -19,8 +19,8 @@ use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
 use super::auth::sign;
-use super::timeline::derive_seed;
-use super::SimError;
+use super::error::SimError;
+use super::seed::derive_seed;
 
 /// Options of [`run_traffic`].
 #[derive(Clone)]

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::profile::Channel;
-use super::record::Quirks;
+use super::quirks::Quirks;
 use super::timeline::{AttemptResult, Order, VerifyKind};
 
 /// One order as the exporter must count it.
@@ -147,11 +147,11 @@ impl TruthOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::profile::PROFILES;
-    use crate::sim::record::render;
-    use crate::sim::testutil::{seen, Seen};
-    use crate::sim::timeline::tests::generator;
-    use crate::sim::timeline::{LATE_SHARE, SETTLE_SHARE};
+    use crate::profile::PROFILES;
+    use crate::record::render;
+    use crate::testutil::{seen, Seen};
+    use crate::timeline::tests::generator;
+    use crate::timeline::{LATE_SHARE, SETTLE_SHARE};
 
     const SENT: i64 = 1_700_000_000_000;
 

@@ -14,8 +14,8 @@ use rand::Rng;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::error::SimError;
 use super::profile::{profile_for_country, supported_countries, Channel};
-use super::SimError;
 
 /// A provider status the scenario may inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

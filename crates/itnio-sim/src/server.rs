@@ -26,7 +26,8 @@ use super::auth;
 use super::faults::{Faults, Injected};
 use super::profile::{normalize_receiver, profile_for_receiver, supported_countries, Channel};
 use super::record::{render, render_unknown};
-use super::timeline::{derive_seed, Generator, Order};
+use super::seed::derive_seed;
+use super::timeline::{Generator, Order};
 use super::truth::{Truth, TruthOrder};
 
 pub const RECORD_PATH: &str = "/otp/verification/orderId/record";

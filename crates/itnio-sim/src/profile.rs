@@ -4,7 +4,7 @@
 //! The numbers are plausible, not measured: they exist so that dashboards built on the
 //! exporter show countries that differ from each other (India is cheap and slow-ish,
 //! Nigeria loses messages, the UK delivers fast and dear, ...). Every MCC/MNC pair below
-//! is a row of `shared/data/mcc-mnc/mcc-mnc-table.csv` whose integer MNC is unambiguous
+//! is a row of the repository's `data/mcc-mnc.csv` whose integer MNC is unambiguous
 //! within its MCC, because the record renders MNCs as integers.
 
 use rand::Rng;
@@ -416,34 +416,47 @@ mod tests {
         }
     }
 
-    /// When the shared MCC/MNC table is beside the checkout, every simulated network
-    /// must be a row of it, in the profile's country.
+    /// Every simulated network is a row of the repository's MCC/MNC table, in the
+    /// profile's country. The MNC is compared as an integer, the way the record
+    /// renders it, so every row it could be read as must agree on the country.
     #[test]
     fn networks_exist_in_the_shared_table() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/mcc-mnc/mcc-mnc-table.csv");
-        let Ok(table) = std::fs::read_to_string(&path) else {
-            eprintln!("skipped: {} not found", path.display());
-            return;
-        };
-        let rows: Vec<(u16, u16, String)> = table
-            .lines()
-            .skip(1)
-            .filter_map(|line| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mcc-mnc.csv");
+        let table = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let mut lines = table.lines();
+        assert_eq!(
+            lines.next(),
+            Some("mcc,mnc,iso,calling_code"),
+            "{} has another header",
+            path.display()
+        );
+        let rows: Vec<(u16, u16, &str)> = lines
+            .map(|line| {
                 let cols: Vec<&str> = line.split(',').collect();
-                Some((
-                    cols.first()?.parse().ok()?,
-                    cols.get(2)?.parse().ok()?,
-                    cols.get(4)?.to_ascii_uppercase(),
-                ))
+                let parsed = match cols.as_slice() {
+                    [mcc, mnc, iso, _] => mcc
+                        .parse()
+                        .ok()
+                        .zip(mnc.parse().ok())
+                        .map(|(a, b)| (a, b, *iso)),
+                    _ => None,
+                };
+                parsed.unwrap_or_else(|| panic!("{}: bad row {line:?}", path.display()))
             })
             .collect();
+        assert!(
+            rows.len() > 1000,
+            "{} has {} rows",
+            path.display(),
+            rows.len()
+        );
         for p in PROFILES {
             for n in p.networks {
                 let countries: Vec<&str> = rows
                     .iter()
                     .filter(|(mcc, mnc, _)| *mcc == n.mcc && *mnc == n.mnc)
-                    .map(|(_, _, c)| c.as_str())
+                    .map(|(_, _, c)| *c)
                     .collect();
                 assert!(
                     !countries.is_empty() && countries.iter().all(|c| *c == p.country),

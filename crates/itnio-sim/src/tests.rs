@@ -1,0 +1,483 @@
+//! The simulator over real HTTP: sends, records, faults, truth and the command line's
+//! options. (A file of its own so that `lib.rs` shows the crate's shape.)
+
+use super::*;
+use clap::Parser;
+use serde_json::{json, Value};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Validity 30 s at scale 0.05: every order is decided 1.6 s after its send.
+fn test_args() -> SimulateArgs {
+    SimulateArgs {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        time_scale: 0.05,
+        validity: Duration::from_secs(30),
+        no_quirks: true,
+        ..SimulateArgs::default()
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+struct Reply {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
+/// A signed provider request.
+async fn call(url: &str, body: &str, key: &str, secret: &str, ts: i64) -> Reply {
+    let ts = ts.to_string();
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", "application/json;charset=UTF-8")
+        .header("Api-Key", key)
+        .header("Timestamp", &ts)
+        .header("Sign", auth::sign(key, secret, &ts))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    Reply {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        text: resp.text().await.expect("body"),
+    }
+}
+
+async fn send(sim: &SimHandle, body: Value) -> Value {
+    let url = format!("{}/verification/send", sim.base_url());
+    call(
+        &url,
+        &body.to_string(),
+        "demo-key",
+        "demo-secret",
+        now_secs(),
+    )
+    .await
+    .json()
+}
+
+async fn record(sim: &SimHandle, order_id: &str) -> Reply {
+    let url = format!("{}/verification/orderId/record", sim.base_url());
+    let body = json!({ "appId": "app", "orderId": order_id }).to_string();
+    call(&url, &body, "demo-key", "demo-secret", now_secs()).await
+}
+
+async fn plain(method: reqwest::Method, url: &str, body: &str) -> Reply {
+    let resp = reqwest::Client::new()
+        .request(method, url)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    Reply {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        text: resp.text().await.expect("body"),
+    }
+}
+
+fn root(sim: &SimHandle) -> String {
+    format!("http://{}", sim.local_addr())
+}
+
+#[tokio::test]
+async fn sends_and_reads_a_record_over_http() {
+    let sim = start(test_args()).await.expect("start");
+    assert!(sim.base_url().ends_with("/otp"));
+    let home = plain(reqwest::Method::GET, &format!("{}/", root(&sim)), "").await;
+    assert!(home.status == 200 && home.text.contains("simulator"));
+
+    let sent = send(
+        &sim,
+        json!({"appId": "app", "to": "+919856321412", "orderId": "it-1"}),
+    )
+    .await;
+    assert_eq!(sent["status"], "0", "{sent}");
+    assert_eq!(
+        sent["data"]["verificationId"].as_str().map(str::len),
+        Some(16)
+    );
+    let again = send(
+        &sim,
+        json!({"appId": "app", "to": "+919856321412", "orderId": "it-1"}),
+    )
+    .await;
+    assert_eq!(again["status"], "-22");
+    let france = send(&sim, json!({"to": "+33612345678", "orderId": "it-2"})).await;
+    assert!(
+        france["status"] == "-22"
+            && france["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("not simulated"))
+    );
+
+    let first = record(&sim, "it-1").await;
+    assert_eq!(first.status, 200);
+    let date = first
+        .headers
+        .get("date")
+        .and_then(|d| d.to_str().ok())
+        .expect("Date");
+    let date = chrono::DateTime::parse_from_rfc2822(date).expect("IMF-fixdate");
+    assert!((date.timestamp() - now_secs()).abs() <= 2);
+    let reply = first.json();
+    assert_eq!(reply["status"], "0");
+    assert_eq!(reply["data"]["orderId"], "it-1");
+    assert_eq!(
+        reply["data"]["verifications"]["oriReceiver"],
+        "919856321412"
+    );
+
+    let unknown = record(&sim, "never-sent").await.json();
+    assert_eq!(unknown["status"], "0");
+    assert!(unknown["data"].is_null());
+
+    // Refusals: the provider's statuses with HTTP 200.
+    let url = format!("{}/verification/orderId/record", sim.base_url());
+    let body = r#"{"orderId":"it-1"}"#;
+    let wrong_secret = call(&url, body, "demo-key", "nope", now_secs()).await;
+    assert_eq!(
+        (wrong_secret.status, wrong_secret.json()["status"].clone()),
+        (200, json!("-1"))
+    );
+    assert_eq!(
+        call(&url, body, "other", "demo-secret", now_secs())
+            .await
+            .json()["status"],
+        "-1"
+    );
+    assert_eq!(
+        call(&url, body, "demo-key", "demo-secret", now_secs() - 600)
+            .await
+            .json()["status"],
+        "-16"
+    );
+    assert_eq!(
+        call(&url, "{", "demo-key", "demo-secret", now_secs())
+            .await
+            .json()["status"],
+        "-22"
+    );
+    assert_eq!(
+        call(&url, "{}", "demo-key", "demo-secret", now_secs())
+            .await
+            .json()["status"],
+        "-22"
+    );
+    let unsigned = plain(reqwest::Method::POST, &url, body).await;
+    assert_eq!(unsigned.json()["status"], "-1");
+
+    // Once decided, the record says what the truth says.
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
+    let data = record(&sim, "it-1").await.json()["data"].clone();
+    let view = testutil::seen(&data);
+    let truth_reply = plain(
+        reqwest::Method::GET,
+        &format!("{}/sim/truth", root(&sim)),
+        "",
+    )
+    .await;
+    let truth = truth_reply.json();
+    let orders = truth["orders"].as_array().expect("orders");
+    assert_eq!(orders.len(), 1, "{truth}");
+    let order = &orders[0];
+    assert_eq!(order["orderId"], "it-1");
+    assert_eq!(order["appId"], "app");
+    assert_eq!(order["country"], "IN");
+    assert_eq!(order["outcome"], view.outcome(), "{data}\n{order}");
+    let results: Vec<&str> = view.attempts.iter().map(|a| a.result).collect();
+    let expected: Vec<&str> = order["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .filter_map(|a| a["result"].as_str())
+        .collect();
+    assert_eq!(results, expected);
+    assert_eq!(sim.truth().orders.len(), 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn faults_change_answers_not_records() {
+    let sim = start(test_args()).await.expect("start");
+    let faults_url = format!("{}/sim/faults", root(&sim));
+    send(
+        &sim,
+        json!({"to": "+5511987654321", "orderId": "f-1", "channel": "sna"}),
+    )
+    .await;
+
+    sim.set_faults(Faults::parse(r#"status_rates: {"-18": 1}"#).expect("valid"));
+    assert_eq!(record(&sim, "f-1").await.json()["status"], "-18");
+
+    let put = plain(reqwest::Method::PUT, &faults_url, "http_error_rate: 1").await;
+    assert_eq!(put.status, 200, "{}", put.text);
+    let shown = plain(reqwest::Method::GET, &faults_url, "").await.json();
+    assert_eq!(shown["http_error_rate"], 1.0);
+    let failed = record(&sim, "f-1").await;
+    assert!(
+        [500, 502, 503].contains(&failed.status),
+        "{}",
+        failed.status
+    );
+
+    plain(reqwest::Method::PUT, &faults_url, "rate_limited_rate: 1").await;
+    let limited = record(&sim, "f-1").await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(
+        limited
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert!(limited.headers.contains_key("date"));
+
+    plain(
+        reqwest::Method::PUT,
+        &faults_url,
+        r#"{"invalid_body_rate": 1}"#,
+    )
+    .await;
+    let truncated = record(&sim, "f-1").await;
+    assert_eq!(truncated.status, 200);
+    assert!(serde_json::from_str::<Value>(&truncated.text).is_err());
+    assert!(truncated.text.starts_with('{'));
+
+    plain(reqwest::Method::PUT, &faults_url, "auth_outage: true").await;
+    assert_eq!(record(&sim, "f-1").await.json()["status"], "-1");
+    plain(reqwest::Method::PUT, &faults_url, "ip_restricted: true").await;
+    assert_eq!(record(&sim, "f-1").await.json()["status"], "-2");
+
+    let bad = plain(reqwest::Method::PUT, &faults_url, "slow_rat: 1").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text.contains("slow_rat"), "{}", bad.text);
+    assert_eq!(
+        plain(reqwest::Method::GET, &faults_url, "").await.json()["ip_restricted"],
+        true
+    );
+
+    plain(
+        reqwest::Method::PUT,
+        &faults_url,
+        "slow_rate: 1\nslow: 300ms",
+    )
+    .await;
+    let started = Instant::now();
+    let slow = record(&sim, "f-1").await.json();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(slow["status"], "0");
+
+    plain(reqwest::Method::PUT, &faults_url, "").await;
+    let ok = record(&sim, "f-1").await.json();
+    assert_eq!(ok["status"], "0");
+    assert_eq!(ok["data"]["flowId"], 3);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn clock_offset_shifts_the_date_and_expires_timestamps() {
+    let args = SimulateArgs {
+        clock_offset: "+10m".into(),
+        ..test_args()
+    };
+    let sim = start(args).await.expect("start");
+    let reply = record(&sim, "x").await;
+    assert_eq!(reply.json()["status"], "-16");
+    let date = reply
+        .headers
+        .get("date")
+        .and_then(|d| d.to_str().ok())
+        .expect("Date");
+    let shifted = chrono::DateTime::parse_from_rfc2822(date)
+        .expect("date")
+        .timestamp();
+    assert!((shifted - now_secs() - 600).abs() <= 2, "{date}");
+    let url = format!("{}/verification/orderId/record", sim.base_url());
+    let in_sim_time = call(
+        &url,
+        r#"{"orderId":"x"}"#,
+        "demo-key",
+        "demo-secret",
+        now_secs() + 600,
+    )
+    .await;
+    assert_eq!(in_sim_time.json()["status"], "0");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn traffic_generator_fills_the_spool_and_the_truth() {
+    let sim = start(test_args()).await.expect("start");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = TrafficOptions {
+        base_url: sim.base_url(),
+        api_key: "demo-key".into(),
+        api_secret: "demo-secret".into(),
+        spool_dir: dir.path().join("spool"),
+        app_ids: vec!["a".into(), "b".into()],
+        orders_per_second: 500.0,
+        seed: 3,
+        max_orders: Some(60),
+        unknown_ratio: 0.25,
+    };
+    run_traffic(opts).await.expect("traffic");
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("spool")).expect("spool") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            name.starts_with("traffic-") && name.ends_with(".jsonl"),
+            "{name}"
+        );
+        let text = std::fs::read_to_string(&path).expect("read");
+        lines.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("json line")),
+        );
+    }
+    assert_eq!(lines.len(), 60);
+    for line in &lines {
+        assert!(line["orderId"].is_string() && line["issuedAt"].is_string());
+        assert!(line["appId"] == "a" || line["appId"] == "b");
+    }
+    let truth = sim.truth();
+    assert_eq!(truth.orders.len(), 60);
+    let not_found = truth
+        .orders
+        .iter()
+        .filter(|o| o.outcome == "not_found")
+        .count();
+    assert!((5..=25).contains(&not_found), "{not_found}");
+    for o in truth.orders.iter().filter(|o| o.outcome == "not_found") {
+        assert!(o.attempts.is_empty());
+        assert_eq!(record(&sim, &o.order_id).await.json()["data"], Value::Null);
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_options_are_named() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let err = start(SimulateArgs {
+        listen: addr,
+        ..test_args()
+    })
+    .await
+    .err()
+    .expect("in use");
+    assert!(matches!(err, SimError::Bind { .. }) && err.to_string().contains(&addr.to_string()));
+
+    let missing = PathBuf::from("/nonexistent/scenario.yaml");
+    let err = start(SimulateArgs {
+        scenario: Some(missing),
+        ..test_args()
+    })
+    .await
+    .err()
+    .expect("missing");
+    assert!(
+        err.to_string().contains("/nonexistent/scenario.yaml"),
+        "{err}"
+    );
+
+    for (args, option) in [
+        (
+            SimulateArgs {
+                clock_offset: "soon".into(),
+                ..test_args()
+            },
+            "--clock-offset",
+        ),
+        (
+            SimulateArgs {
+                validity: Duration::from_secs(5),
+                ..test_args()
+            },
+            "--validity",
+        ),
+        (
+            SimulateArgs {
+                time_scale: 0.0,
+                ..test_args()
+            },
+            "--time-scale",
+        ),
+        (
+            SimulateArgs {
+                error_rate_18: Some(2.0),
+                ..test_args()
+            },
+            "fault flags",
+        ),
+    ] {
+        let err = start(args).await.err().expect("invalid");
+        assert!(err.to_string().contains(option), "{err}");
+    }
+}
+
+#[test]
+fn command_line_flags_build_the_scenario() {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+    let cli = Cli::try_parse_from([
+        "simulate",
+        "--clock-offset",
+        "-10m",
+        "--error-rate-18",
+        "0.1",
+        "--http-error-rate",
+        "0.02",
+        "--slow-rate",
+        "0.5",
+        "--slow",
+        "3s",
+        "--auth-outage",
+        "--no-quirks",
+        "--api-secret",
+        "hush",
+    ])
+    .expect("parses");
+    let args = cli.args;
+    assert_eq!(
+        parse_clock_offset(&args.clock_offset).expect("offset"),
+        -600_000
+    );
+    let f = faults_from_args(&args).expect("faults");
+    assert_eq!(
+        f.status_rates
+            .get(&InjectedStatus::new(-18).expect("known")),
+        Some(&0.1)
+    );
+    assert_eq!(f.http_error_rate, 0.02);
+    assert_eq!((f.slow_rate, f.slow), (0.5, Duration::from_secs(3)));
+    assert!(f.auth_outage && !f.ip_restricted);
+    assert!(args.no_quirks);
+    assert!(!format!("{args:?}").contains("hush"));
+    assert_eq!(parse_clock_offset("+10m").expect("offset"), 600_000);
+    assert_eq!(parse_clock_offset("0s").expect("offset"), 0);
+    assert_eq!(parse_clock_offset("90s").expect("offset"), 90_000);
+}
