@@ -1,10 +1,9 @@
 //! Command line: `run`, `check-config`, `simulate`, `demo`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{FixedOffset, Offset, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
 
@@ -85,8 +84,16 @@ pub enum CliError {
     Daemon(#[from] DaemonError),
     #[error(transparent)]
     Sim(#[from] sim::SimError),
-    #[error("{0}")]
-    Other(String),
+    #[error("--time-scale must be in (0, 10], not {0}")]
+    TimeScale(f64),
+    #[error("cannot create a temporary directory")]
+    TempDir(#[source] std::io::Error),
+    #[error("cannot create {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A watch channel that turns true on SIGINT or SIGTERM.
@@ -169,61 +176,58 @@ fn demo_sim_args(args: &DemoArgs) -> sim::SimulateArgs {
 }
 
 /// The exporter's settings for the demo: the provider's durations scaled like the
-/// simulator's clock, with floors that keep polling sane at small scales. Values are
-/// valid by construction (time scale in (0, 10]: `max_age` stays above the window and
-/// under the 7-day limit, `first_delay` under `max_interval`).
+/// simulator's clock, with floors that keep polling sane at small scales. Built in
+/// code and checked by the same `validate()` as a configuration file.
 fn demo_config(
     listen: SocketAddr,
     state_dir: PathBuf,
     spool_dir: PathBuf,
     base_url: &str,
     scale: f64,
-) -> config::Config {
+) -> Result<config::Config, ConfigError> {
     let ms = Duration::from_millis;
     let secs = Duration::from_secs;
-    config::Config {
-        listen,
-        state_dir,
-        api: config::ApiConfig {
-            base_url: base_url.to_string(),
-            api_key: DEMO_API_KEY.into(),
+    config::ConfigFile {
+        listen: Some(listen),
+        state_dir: Some(state_dir),
+        api: config::ApiSection {
+            base_url: Some(base_url.to_string()),
+            api_key: Some(DEMO_API_KEY.into()),
             api_secret: Some(config::Secret::new(DEMO_API_SECRET)),
-            api_secret_file: None,
-            timeout: secs(5),
-            max_in_flight: 16,
-            max_requests_per_second: 200,
-            // +08:00, the provider's zone (the config's default), which the simulator
-            // uses for times it writes without an offset; `east_opt` fails only past 24 h.
-            timezone: FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix()),
+            timeout: Some(secs(5)),
+            max_in_flight: Some(16),
+            max_requests_per_second: Some(200),
+            // The timezone stays the default (+08:00), the provider's zone, which the
+            // simulator uses for times it writes without an offset.
+            ..config::ApiSection::default()
         },
         default_app: Some("demo-app".into()),
-        apps: ["demo-app", "demo-shop"]
-            .map(|id| config::AppConfig {
-                id: id.into(),
-                verification_window: None,
-            })
-            .into(),
-        spool: config::SpoolConfig {
-            dir: spool_dir,
-            rescan_interval: secs(5),
-            ..config::SpoolConfig::default()
+        apps: vec![
+            config::AppEntry::new("demo-app"),
+            config::AppEntry::new("demo-shop"),
+        ],
+        spool: config::SpoolSection {
+            dir: Some(spool_dir),
+            rescan_interval: Some(secs(5)),
+            ..config::SpoolSection::default()
         },
-        tracking: config::TrackingConfig {
-            verification_window: scaled(DEMO_VALIDITY, scale, ms(1000)),
-            settle_timeout: scaled(secs(120), scale, ms(1000)),
-            not_found_grace: scaled(secs(120), scale, ms(1000)),
-            max_age: scaled(secs(1800), scale, ms(5000)),
+        tracking: config::TrackingSection {
+            verification_window: Some(scaled(DEMO_VALIDITY, scale, ms(1000))),
+            settle_timeout: Some(scaled(secs(120), scale, ms(1000))),
+            not_found_grace: Some(scaled(secs(120), scale, ms(1000))),
+            max_age: Some(scaled(secs(1800), scale, ms(5000))),
         },
-        polling: config::PollingConfig {
-            first_delay: scaled(secs(5), scale, ms(200)),
-            max_interval: scaled(secs(60), scale, ms(500)),
+        polling: config::PollingSection {
+            first_delay: Some(scaled(secs(5), scale, ms(200))),
+            max_interval: Some(scaled(secs(60), scale, ms(500))),
         },
     }
+    .validate(Path::new("<demo settings>"), &|_| None)
 }
 
 async fn demo(args: DemoArgs) -> Result<(), CliError> {
     if !(args.time_scale > 0.0 && args.time_scale <= 10.0) {
-        return Err(CliError::Other("--time-scale must be in (0, 10]".into()));
+        return Err(CliError::TimeScale(args.time_scale));
     }
     let temp;
     let dir = match &args.dir {
@@ -232,15 +236,15 @@ async fn demo(args: DemoArgs) -> Result<(), CliError> {
             temp = tempfile::Builder::new()
                 .prefix("itnio-otp-demo-")
                 .tempdir()
-                .map_err(|e| {
-                    CliError::Other(format!("cannot create a temporary directory: {e}"))
-                })?;
+                .map_err(CliError::TempDir)?;
             temp.path().to_path_buf()
         }
     };
     let spool_dir = dir.join("spool");
-    std::fs::create_dir_all(&spool_dir)
-        .map_err(|e| CliError::Other(format!("cannot create {}: {e}", spool_dir.display())))?;
+    std::fs::create_dir_all(&spool_dir).map_err(|source| CliError::CreateDir {
+        path: spool_dir.clone(),
+        source,
+    })?;
 
     let simulator = sim::start(demo_sim_args(&args)).await?;
     let base_url = simulator.base_url();
@@ -250,7 +254,7 @@ async fn demo(args: DemoArgs) -> Result<(), CliError> {
         spool_dir.clone(),
         &base_url,
         args.time_scale,
-    );
+    )?;
     let shutdown = shutdown_signal();
 
     let traffic = sim::TrafficOptions {
