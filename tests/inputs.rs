@@ -19,12 +19,7 @@ fn check_config(text: &str, env: &[(&str, &str)]) -> (bool, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    (out.status.success(), output_text(&out))
 }
 
 #[test]
@@ -193,69 +188,36 @@ fn assert_snippet_drops(
 #[test]
 fn example_snippets_drop_orders_atomically() {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/drop-order");
-    assert_snippet_drops(
-        "shell",
-        |spool| {
-            Command::new("sh")
-                .arg(format!("{examples}/drop-order.sh"))
-                .arg("SH-1")
-                .arg(spool)
+    // (what, interpreter, how to ask whether it is installed if it may be missing,
+    // snippet, order id). Java 11+ runs a single source file directly.
+    let snippets = [
+        ("shell", "sh", None, "drop-order.sh", "SH-1"),
+        ("python", "python3", None, "drop_order.py", "PY-1"),
+        ("java", "java", Some("-version"), "DropOrder.java", "JAVA-1"),
+        ("php", "php", Some("--version"), "drop_order.php", "PHP-1"),
+    ];
+    for (what, interpreter, probe, snippet, order_id) in snippets {
+        if let Some(flag) = probe {
+            let installed = Command::new(interpreter)
+                .arg(flag)
                 .output()
-                .unwrap()
-        },
-        "SH-1",
-    );
-    assert_snippet_drops(
-        "python",
-        |spool| {
-            Command::new("python3")
-                .arg(format!("{examples}/drop_order.py"))
-                .arg("PY-1")
-                .arg(spool)
-                .output()
-                .unwrap()
-        },
-        "PY-1",
-    );
-    if Command::new("java")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        // Java 11+ runs a single source file directly.
+                .is_ok_and(|o| o.status.success());
+            if !installed {
+                eprintln!("{interpreter} not installed: the {what} snippet is not run");
+                continue;
+            }
+        }
         assert_snippet_drops(
-            "java",
+            what,
             |spool| {
-                Command::new("java")
-                    .arg(format!("{examples}/DropOrder.java"))
-                    .arg("JAVA-1")
-                    .arg(spool.to_str().unwrap())
-                    .output()
-                    .unwrap()
-            },
-            "JAVA-1",
-        );
-    } else {
-        eprintln!("java not installed: the Java snippet is not run");
-    }
-    if Command::new("php")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        assert_snippet_drops(
-            "php",
-            |spool| {
-                Command::new("php")
-                    .arg(format!("{examples}/drop_order.php"))
-                    .arg("PHP-1")
+                Command::new(interpreter)
+                    .arg(format!("{examples}/{snippet}"))
+                    .arg(order_id)
                     .arg(spool)
                     .output()
                     .unwrap()
             },
-            "PHP-1",
+            order_id,
         );
-    } else {
-        eprintln!("php not installed: the PHP snippet is not run");
     }
 }

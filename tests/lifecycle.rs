@@ -23,10 +23,7 @@ fn config_with_max_age_120s(
     sim: &Sim,
 ) -> std::path::PathBuf {
     let config = exporter_config(dir, addr, &sim.base_url(), "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("max_age: 15s", "max_age: 120s");
-    std::fs::write(&config, text).unwrap();
+    edit_config(&config, &[("max_age: 15s", "max_age: 120s")]);
     config
 }
 
@@ -56,15 +53,17 @@ fn kill_9_loses_nothing_and_counts_once() {
     let sim = Sim::start(&["--seed", "11", "--time-scale", "0.05"]);
     let addr = free_addr();
     let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("verification_window: 6s", "verification_window: 15s")
-        .replace("settle_timeout: 2400ms", "settle_timeout: 6s")
-        .replace("not_found_grace: 2400ms", "not_found_grace: 6s")
-        .replace("max_age: 15s", "max_age: 30s")
-        .replace("first_delay: 200ms", "first_delay: 3s")
-        .replace("max_interval: 1s", "max_interval: 3s");
-    std::fs::write(&config, text).unwrap();
+    edit_config(
+        &config,
+        &[
+            ("verification_window: 6s", "verification_window: 15s"),
+            ("settle_timeout: 2400ms", "settle_timeout: 6s"),
+            ("not_found_grace: 2400ms", "not_found_grace: 6s"),
+            ("max_age: 15s", "max_age: 30s"),
+            ("first_delay: 200ms", "first_delay: 3s"),
+            ("max_interval: 1s", "max_interval: 3s"),
+        ],
+    );
 
     let mut first = Exporter::start(tmp.path(), &config, addr, "info");
     let ids = send_orders(&sim, "crash", 60);

@@ -96,19 +96,21 @@ fn run_backlog(max_in_flight: u32, max_rps: u32, secs: u64) -> (Vec<Instant>, us
         &format!("http://{}/otp", provider.addr),
         "",
     );
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(
-            "max_in_flight: 16",
-            &format!("max_in_flight: {max_in_flight}"),
-        )
-        .replace(
-            "max_requests_per_second: 400",
-            &format!("max_requests_per_second: {max_rps}"),
-        )
-        .replace("not_found_grace: 2400ms", "not_found_grace: 60s")
-        .replace("max_age: 15s", "max_age: 120s");
-    std::fs::write(&config, text).unwrap();
+    edit_config(
+        &config,
+        &[
+            (
+                "max_in_flight: 16",
+                &format!("max_in_flight: {max_in_flight}"),
+            ),
+            (
+                "max_requests_per_second: 400",
+                &format!("max_requests_per_second: {max_rps}"),
+            ),
+            ("not_found_grace: 2400ms", "not_found_grace: 60s"),
+            ("max_age: 15s", "max_age: 120s"),
+        ],
+    );
     let exporter = Exporter::start(tmp.path(), &config, addr, "info");
     let ids: Vec<String> = (0..300).map(|i| format!("limit-{i}")).collect();
     drop_spool_file(&exporter.spool(), "many", &ids.join("\n"));

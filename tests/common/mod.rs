@@ -128,6 +128,11 @@ pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option
     }
 }
 
+/// Waits until `path` on `addr` answers 200; false if `within` passes first.
+pub fn answers_ok(addr: SocketAddr, path: &str, within: Duration) -> bool {
+    wait_for(within, || get(addr, path).ok().filter(|(s, _)| *s == 200)).is_some()
+}
+
 /// md5(key + secret + ts), computed here independently of the crate's own code.
 pub fn sign(key: &str, secret: &str, ts: &str) -> String {
     let out = Command::new("md5sum")
@@ -184,10 +189,9 @@ impl Sim {
             addr,
             clock_offset_secs: 0,
         };
-        wait_for(Duration::from_secs(20), || {
-            get(addr, "/").ok().filter(|(s, _)| *s == 200)
-        })
-        .unwrap_or_else(|| panic!("simulator did not start:\n{}", sim.proc.log()));
+        if !answers_ok(addr, "/", Duration::from_secs(20)) {
+            panic!("simulator did not start:\n{}", sim.proc.log());
+        }
         sim
     }
 
@@ -304,10 +308,9 @@ impl Exporter {
             dir: dir.to_path_buf(),
             config: config.to_path_buf(),
         };
-        wait_for(Duration::from_secs(20), || {
-            get(addr, "/readyz").ok().filter(|(s, _)| *s == 200)
-        })
-        .unwrap_or_else(|| panic!("exporter not ready:\n{}", exporter.proc.log()));
+        if !answers_ok(addr, "/readyz", Duration::from_secs(20)) {
+            panic!("exporter not ready:\n{}", exporter.proc.log());
+        }
         exporter
     }
 
@@ -326,6 +329,21 @@ impl Exporter {
     pub fn metrics_text(&self) -> String {
         get(self.addr, "/metrics").expect("scrape").1
     }
+}
+
+/// Rewrites settings of a written config (`exporter_config`), each `from` → `to`.
+/// A `from` that is not in the file fails the test, so that an edit cannot silently
+/// stop applying when the base config changes.
+pub fn edit_config(config: &Path, edits: &[(&str, &str)]) {
+    let mut text = std::fs::read_to_string(config).unwrap();
+    for (from, to) in edits {
+        assert!(
+            text.contains(from),
+            "{from:?} is not in the config:\n{text}"
+        );
+        text = text.replace(from, to);
+    }
+    std::fs::write(config, text).unwrap();
 }
 
 /// Writes a spool file atomically (dot-file, then rename), as issuing apps must.
@@ -351,10 +369,15 @@ pub fn promtool_check(text: &str) -> (bool, String) {
         .write_all(text.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let combined = format!(
+    let combined = output_text(&out);
+    (out.status.success() && combined.trim().is_empty(), combined)
+}
+
+/// A finished command's stdout followed by its stderr.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success() && combined.trim().is_empty(), combined)
+    )
 }
