@@ -203,7 +203,8 @@ impl Sim {
     pub fn send(&self, app_id: &str, to: &str, order_id: &str) {
         let ts = (unix_now() as i64 + self.clock_offset_secs).to_string();
         let sign = sign(API_KEY, API_SECRET, &ts);
-        let body = format!(r#"{{"appId":"{app_id}","to":"{to}","orderId":"{order_id}"}}"#);
+        let body =
+            serde_json::json!({ "appId": app_id, "to": to, "orderId": order_id }).to_string();
         let (status, reply) = http(
             self.addr,
             "POST",
