@@ -3,6 +3,8 @@
 //! compared exactly with the simulator's own ground truth — under injected faults.
 
 mod common;
+#[path = "common/exposition_tests.rs"]
+mod exposition_tests;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,12 +18,6 @@ type Counts = BTreeMap<Vec<String>, f64>;
 fn add(map: &mut Counts, key: &[&str], by: f64) {
     *map.entry(key.iter().map(|s| s.to_string()).collect())
         .or_insert(0.0) += by;
-}
-
-fn s<'a>(v: &'a serde_json::Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("truth field {key} missing in {v}"))
 }
 
 #[test]
@@ -112,9 +108,8 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
 
     // Expected samples from the simulator's ground truth.
     let truth = sim.truth();
-    let orders = truth["orders"].as_array().expect("truth.orders");
     assert_eq!(
-        orders.len(),
+        truth.orders.len(),
         total_sent,
         "the simulator knows every order sent"
     );
@@ -122,42 +117,24 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
         (Counts::new(), Counts::new(), Counts::new());
     let (mut want_latency, mut want_verify_latency, mut want_cost, mut want_segments) =
         (Counts::new(), Counts::new(), Counts::new(), Counts::new());
-    for o in orders {
-        let (app, channel, country, outcome) = (
-            s(o, "appId"),
-            s(o, "channel"),
-            s(o, "country"),
-            s(o, "outcome"),
-        );
+    for o in &truth.orders {
+        let (app, channel, country, outcome) = (o.app_id.as_str(), o.channel, o.country, o.outcome);
         add(&mut want_orders, &[app, channel, country, outcome], 1.0);
-        for f in o["fallbacks"].as_array().unwrap() {
-            add(
-                &mut want_fallbacks,
-                &[app, f[0].as_str().unwrap(), f[1].as_str().unwrap(), country],
-                1.0,
-            );
+        for [from, to] in &o.fallbacks {
+            add(&mut want_fallbacks, &[app, from, to, country], 1.0);
         }
-        for a in o["attempts"].as_array().unwrap() {
-            let (ch, co, mcc, result) = (
-                s(a, "channel"),
-                s(a, "country"),
-                s(a, "mcc"),
-                s(a, "result"),
-            );
+        for a in &o.attempts {
+            let (ch, co, mcc, result) = (a.channel, a.country, a.mcc.as_str(), a.result);
             add(&mut want_attempts, &[app, ch, co, mcc, result], 1.0);
-            if a["latency"].as_bool() == Some(true) {
+            if a.latency {
                 add(&mut want_latency, &[ch, co], 1.0);
             }
         }
-        if o["verifiedLatency"].as_bool() == Some(true) {
+        if o.verified_latency {
             add(&mut want_verify_latency, &[app, channel, country], 1.0);
         }
-        add(&mut want_cost, &[app], o["costUsd"].as_f64().unwrap());
-        add(
-            &mut want_segments,
-            &[app],
-            o["smsSegments"].as_f64().unwrap(),
-        );
+        add(&mut want_cost, &[app], o.cost_usd);
+        add(&mut want_segments, &[app], f64::from(o.sms_segments));
     }
     add(
         &mut want_orders,
@@ -224,22 +201,13 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
     }
 
     // Spool accounting, queries, and retries under faults.
-    assert_eq!(
-        m.sum("otp_exporter_spool_lines_total", &[("result", "accepted")]),
-        expected_orders
-    );
-    assert_eq!(
-        m.sum("otp_exporter_spool_lines_total", &[("result", "rejected")]),
-        3.0
-    );
-    assert_eq!(
-        m.sum("otp_exporter_spool_lines_total", &[("result", "duplicate")]),
-        2.0
-    );
-    assert_eq!(
-        m.sum("otp_exporter_polls_per_order_count", &[]),
-        expected_orders
-    );
+    let spool_lines = |result| metric("otp_exporter_spool_lines_total").label("result", result);
+    spool_lines("accepted").value(expected_orders).assert_in(&m);
+    spool_lines("rejected").value(3.0).assert_in(&m);
+    spool_lines("duplicate").value(2.0).assert_in(&m);
+    metric("otp_exporter_polls_per_order_count")
+        .value(expected_orders)
+        .assert_in(&m);
     let failed_queries: f64 = m
         .by("otp_exporter_api_requests_total", &["status"])
         .iter()
@@ -247,8 +215,8 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
         .map(|(_, v)| v)
         .sum();
     assert!(failed_queries > 0.0, "faults were injected and retried");
-    assert_eq!(m.sum("otp_exporter_api_up", &[]), 1.0);
-    assert_eq!(m.sum("otp_exporter_build_info", &[]), 1.0);
+    metric("otp_exporter_api_up").value(1.0).assert_in(&m);
+    metric("otp_exporter_build_info").value(1.0).assert_in(&m);
 
     // Quarantine holds the rejected lines with their reasons.
     let quarantined: Vec<String> = std::fs::read_dir(exporter.spool().join("quarantine"))

@@ -19,12 +19,7 @@ fn check_config(text: &str, env: &[(&str, &str)]) -> (bool, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    (out.status.success(), output_text(&out))
 }
 
 #[test]
@@ -96,10 +91,9 @@ fn the_secret_never_shows_in_errors_logs_pages_or_metrics() {
     let exporter = Exporter::start(tmp.path(), &config, addr, "trace");
     sim.send("app-a", "4477001234", "secret-1");
     drop_spool_file(&exporter.spool(), "o", "secret-1\n");
-    wait_for(Duration::from_secs(30), || {
-        (exporter.metrics().sum("otp_orders_total", &[]) == 1.0).then_some(())
-    })
-    .unwrap_or_else(|| panic!("{}", exporter.proc.log()));
+    metric("otp_orders_total")
+        .value(1.0)
+        .assert_eventually(&exporter.metrics_url(), Duration::from_secs(30));
     let signatures: Vec<String> = (started - 2..unix_now() + 2)
         .map(|ts| sign(API_KEY, API_SECRET, &ts.to_string()))
         .collect();
@@ -121,45 +115,34 @@ fn an_unreachable_api_keeps_orders_pending_and_the_daemon_up() {
     let config = exporter_config(tmp.path(), addr, &format!("http://{dead}/otp"), "");
     let exporter = Exporter::start_with(tmp.path(), &config, addr, &["--log-format", "json"]);
     drop_spool_file(&exporter.spool(), "o", "p1\np2\n");
-    let m = wait_for(Duration::from_secs(10), || {
-        let m = exporter.metrics();
-        (m.sum(
-            "otp_exporter_api_requests_total",
-            &[("status", "connect_error")],
-        ) >= 2.0
-            && m.sum("otp_exporter_orders_pending", &[]) == 2.0)
-            .then_some(m)
-    })
-    .unwrap_or_else(|| panic!("{}", exporter.proc.log()));
-    assert_eq!(m.sum("otp_exporter_orders_pending", &[]), 2.0);
+    let pending = metric("otp_exporter_orders_pending").value(2.0);
+    let m = assert_all_eventually(
+        &exporter.metrics_url(),
+        Duration::from_secs(10),
+        &[
+            metric("otp_exporter_api_requests_total")
+                .label("status", "connect_error")
+                .at_least(2.0),
+            pending.clone(),
+        ],
+    );
+    pending.assert_in(&m);
     assert_eq!(get(addr, "/healthz").unwrap().0, 200);
-    wait_for(Duration::from_secs(10), || {
-        (exporter.metrics().sum("otp_exporter_api_up", &[]) == 0.0).then_some(())
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "api_up stays 1 while nothing answers:\n{}",
-            exporter.proc.log()
-        )
-    });
+    // api_up does not stay 1 while nothing answers.
+    metric("otp_exporter_api_up")
+        .value(0.0)
+        .assert_eventually(&exporter.metrics_url(), Duration::from_secs(10));
     assert!(exporter.proc.log().contains("the API does not answer"));
     // max_age (15 s) passes with the API unreachable: the orders expire, counted once.
-    let m = wait_for(Duration::from_secs(30), || {
-        let m = exporter.metrics();
-        (m.sum("otp_orders_total", &[]) == 2.0).then_some(m)
-    })
-    .unwrap_or_else(|| panic!("{}", exporter.proc.log()));
-    assert_eq!(
-        m.sum(
-            "otp_orders_total",
-            &[
-                ("outcome", "expired"),
-                ("channel", "none"),
-                ("country", "unknown")
-            ]
-        ),
-        2.0
-    );
+    let m = metric("otp_orders_total")
+        .value(2.0)
+        .assert_eventually(&exporter.metrics_url(), Duration::from_secs(30));
+    metric("otp_orders_total")
+        .label("outcome", "expired")
+        .label("channel", "none")
+        .label("country", "unknown")
+        .value(2.0)
+        .assert_in(&m);
 }
 
 fn rules() -> LineRules {
@@ -205,69 +188,36 @@ fn assert_snippet_drops(
 #[test]
 fn example_snippets_drop_orders_atomically() {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/drop-order");
-    assert_snippet_drops(
-        "shell",
-        |spool| {
-            Command::new("sh")
-                .arg(format!("{examples}/drop-order.sh"))
-                .arg("SH-1")
-                .arg(spool)
+    // (what, interpreter, how to ask whether it is installed if it may be missing,
+    // snippet, order id). Java 11+ runs a single source file directly.
+    let snippets = [
+        ("shell", "sh", None, "drop-order.sh", "SH-1"),
+        ("python", "python3", None, "drop_order.py", "PY-1"),
+        ("java", "java", Some("-version"), "DropOrder.java", "JAVA-1"),
+        ("php", "php", Some("--version"), "drop_order.php", "PHP-1"),
+    ];
+    for (what, interpreter, probe, snippet, order_id) in snippets {
+        if let Some(flag) = probe {
+            let installed = Command::new(interpreter)
+                .arg(flag)
                 .output()
-                .unwrap()
-        },
-        "SH-1",
-    );
-    assert_snippet_drops(
-        "python",
-        |spool| {
-            Command::new("python3")
-                .arg(format!("{examples}/drop_order.py"))
-                .arg("PY-1")
-                .arg(spool)
-                .output()
-                .unwrap()
-        },
-        "PY-1",
-    );
-    if Command::new("java")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        // Java 11+ runs a single source file directly.
+                .is_ok_and(|o| o.status.success());
+            if !installed {
+                eprintln!("{interpreter} not installed: the {what} snippet is not run");
+                continue;
+            }
+        }
         assert_snippet_drops(
-            "java",
+            what,
             |spool| {
-                Command::new("java")
-                    .arg(format!("{examples}/DropOrder.java"))
-                    .arg("JAVA-1")
-                    .arg(spool.to_str().unwrap())
-                    .output()
-                    .unwrap()
-            },
-            "JAVA-1",
-        );
-    } else {
-        eprintln!("java not installed: the Java snippet is not run");
-    }
-    if Command::new("php")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        assert_snippet_drops(
-            "php",
-            |spool| {
-                Command::new("php")
-                    .arg(format!("{examples}/drop_order.php"))
-                    .arg("PHP-1")
+                Command::new(interpreter)
+                    .arg(format!("{examples}/{snippet}"))
+                    .arg(order_id)
                     .arg(spool)
                     .output()
                     .unwrap()
             },
-            "PHP-1",
+            order_id,
         );
-    } else {
-        eprintln!("php not installed: the PHP snippet is not run");
     }
 }

@@ -23,10 +23,7 @@ fn config_with_max_age_120s(
     sim: &Sim,
 ) -> std::path::PathBuf {
     let config = exporter_config(dir, addr, &sim.base_url(), "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("max_age: 15s", "max_age: 120s");
-    std::fs::write(&config, text).unwrap();
+    edit_config(&config, &[("max_age: 15s", "max_age: 120s")]);
     config
 }
 
@@ -34,17 +31,15 @@ fn config_with_max_age_120s(
 fn assert_outcomes_match_truth(m: &Metrics, sim: &Sim, outcomes: &[&str]) {
     let truth = sim.truth();
     for outcome in outcomes {
-        let want = truth["orders"]
-            .as_array()
-            .unwrap()
+        let want = truth
+            .orders
             .iter()
-            .filter(|o| o["outcome"] == *outcome)
+            .filter(|o| o.outcome == *outcome)
             .count() as f64;
-        assert_eq!(
-            m.sum("otp_orders_total", &[("outcome", outcome)]),
-            want,
-            "{outcome}"
-        );
+        metric("otp_orders_total")
+            .label("outcome", outcome)
+            .value(want)
+            .assert_in(m);
     }
 }
 
@@ -58,15 +53,17 @@ fn kill_9_loses_nothing_and_counts_once() {
     let sim = Sim::start(&["--seed", "11", "--time-scale", "0.05"]);
     let addr = free_addr();
     let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("verification_window: 6s", "verification_window: 15s")
-        .replace("settle_timeout: 2400ms", "settle_timeout: 6s")
-        .replace("not_found_grace: 2400ms", "not_found_grace: 6s")
-        .replace("max_age: 15s", "max_age: 30s")
-        .replace("first_delay: 200ms", "first_delay: 3s")
-        .replace("max_interval: 1s", "max_interval: 3s");
-    std::fs::write(&config, text).unwrap();
+    edit_config(
+        &config,
+        &[
+            ("verification_window: 6s", "verification_window: 15s"),
+            ("settle_timeout: 2400ms", "settle_timeout: 6s"),
+            ("not_found_grace: 2400ms", "not_found_grace: 6s"),
+            ("max_age: 15s", "max_age: 30s"),
+            ("first_delay: 200ms", "first_delay: 3s"),
+            ("max_interval: 1s", "max_interval: 3s"),
+        ],
+    );
 
     let mut first = Exporter::start(tmp.path(), &config, addr, "info");
     let ids = send_orders(&sim, "crash", 60);
@@ -81,11 +78,10 @@ fn kill_9_loses_nothing_and_counts_once() {
         .then_some(())
     })
     .unwrap_or_else(|| panic!("spool not consumed:\n{}", first.proc.log()));
-    assert_eq!(
-        first.metrics().sum("otp_orders_total", &[]),
-        0.0,
-        "killed before any order is final"
-    );
+    // Killed before any order is final.
+    metric("otp_orders_total")
+        .value(0.0)
+        .assert_in(&first.metrics());
     first.proc.kill9();
 
     let second = Exporter::start(tmp.path(), &config, addr, "info");
@@ -94,19 +90,21 @@ fn kill_9_loses_nothing_and_counts_once() {
         "{}",
         second.proc.log()
     );
-    let m = wait_for(Duration::from_secs(120), || {
-        let m = second.metrics();
-        (m.sum("otp_exporter_orders_pending", &[]) == 0.0
-            && m.sum("otp_orders_total", &[]) >= expected)
-            .then_some(m)
-    })
-    .unwrap_or_else(|| panic!("orders not finalized after restart:\n{}", second.proc.log()));
-    assert_eq!(
-        m.sum("otp_orders_total", &[]),
-        expected,
-        "each order counted exactly once"
+    // The orders are finalized after the restart...
+    let m = assert_all_eventually(
+        &second.metrics_url(),
+        Duration::from_secs(120),
+        &[
+            metric("otp_exporter_orders_pending").value(0.0),
+            metric("otp_orders_total").at_least(expected),
+        ],
     );
-    assert_eq!(m.sum("otp_orders_total", &[("outcome", "not_found")]), 1.0);
+    // ...each counted exactly once.
+    metric("otp_orders_total").value(expected).assert_in(&m);
+    metric("otp_orders_total")
+        .label("outcome", "not_found")
+        .value(1.0)
+        .assert_in(&m);
     // The outcomes match the simulator's truth.
     assert_outcomes_match_truth(
         &m,
@@ -118,20 +116,16 @@ fn kill_9_loses_nothing_and_counts_once() {
     let third = Exporter::start(tmp.path(), &config, addr, "info");
     std::thread::sleep(Duration::from_secs(2));
     let m = third.metrics();
-    assert_eq!(m.sum("otp_exporter_orders_pending", &[]), 0.0);
-    assert_eq!(m.sum("otp_orders_total", &[]), 0.0);
+    metric("otp_exporter_orders_pending")
+        .value(0.0)
+        .assert_in(&m);
+    metric("otp_orders_total").value(0.0).assert_in(&m);
     // Re-dropping the same ids: duplicates within 24 h.
     drop_spool_file(&third.spool(), "again", &listing);
-    let m = wait_for(Duration::from_secs(10), || {
-        let m = third.metrics();
-        (m.sum("otp_exporter_spool_lines_total", &[("result", "duplicate")]) == expected)
-            .then_some(m)
-    });
-    assert!(
-        m.is_some(),
-        "re-dropped ids count as duplicates:\n{}",
-        third.proc.log()
-    );
+    metric("otp_exporter_spool_lines_total")
+        .label("result", "duplicate")
+        .value(expected)
+        .assert_eventually(&third.metrics_url(), Duration::from_secs(10));
 }
 
 /// Credentials rejected: polling pauses, orders stay pending, api_up is 0 and the log
@@ -146,13 +140,14 @@ fn auth_outage_pauses_and_recovers() {
     let exporter = Exporter::start(tmp.path(), &config, addr, "info");
     let ids = send_orders(&sim, "auth", 20);
     drop_spool_file(&exporter.spool(), "orders", &ids.join("\n"));
-    wait_for(Duration::from_secs(15), || {
-        let m = exporter.metrics();
-        (m.sum("otp_exporter_api_up", &[]) == 0.0
-            && m.sum("otp_exporter_orders_pending", &[]) == 20.0)
-            .then_some(())
-    })
-    .unwrap_or_else(|| panic!("api_up did not drop:\n{}", exporter.proc.log()));
+    assert_all_eventually(
+        &exporter.metrics_url(),
+        Duration::from_secs(15),
+        &[
+            metric("otp_exporter_api_up").value(0.0),
+            metric("otp_exporter_orders_pending").value(20.0),
+        ],
+    );
     // Paused: the queries stop (after those already on the wire, at most one probe per
     // 30 s; jobs queued for workers are handed back unsent).
     std::thread::sleep(Duration::from_millis(500));
@@ -172,7 +167,9 @@ fn auth_outage_pauses_and_recovers() {
     );
     let (_, page) = get(addr, "/").unwrap();
     assert!(page.contains("rejects our credentials"), "{page}");
-    assert_eq!(exporter.metrics().sum("otp_orders_total", &[]), 0.0);
+    metric("otp_orders_total")
+        .value(0.0)
+        .assert_in(&exporter.metrics());
 
     // Credentials fixed, but the provider now fails with HTTP errors: the probe gets
     // no answer, which must neither resume polling nor stop the probing.
@@ -188,22 +185,23 @@ fn auth_outage_pauses_and_recovers() {
     })
     .unwrap_or_else(|| panic!("no probe during the outage:\n{}", exporter.proc.log()));
     let m = exporter.metrics();
-    assert_eq!(m.sum("otp_exporter_api_up", &[]), 0.0);
+    metric("otp_exporter_api_up").value(0.0).assert_in(&m);
     assert_eq!(http_errors(&m), 1.0, "one probe, not a resumed polling");
 
     // Fixed: the next probe (within 30 s) resumes polling and every order finalizes.
     sim.set_faults("{}\n");
-    let m = wait_for(Duration::from_secs(60), || {
-        let m = exporter.metrics();
-        (m.sum("otp_orders_total", &[]) == 20.0).then_some(m)
-    })
-    .unwrap_or_else(|| panic!("no recovery:\n{}", exporter.proc.log()));
-    assert_eq!(m.sum("otp_exporter_api_up", &[]), 1.0);
+    let m = metric("otp_orders_total")
+        .value(20.0)
+        .assert_eventually(&exporter.metrics_url(), Duration::from_secs(60));
+    metric("otp_exporter_api_up").value(1.0).assert_in(&m);
     assert!(exporter
         .proc
         .log()
         .contains("accepts our credentials again"));
-    assert!(m.sum("otp_exporter_api_requests_total", &[("status", "-1")]) >= 1.0);
+    metric("otp_exporter_api_requests_total")
+        .label("status", "-1")
+        .at_least(1.0)
+        .assert_in(&m);
 }
 
 /// SIGTERM while queries are in flight: they finish, but the orders they decide are
@@ -227,10 +225,9 @@ fn sigterm_drains_in_flight_queries_and_counts_in_the_next_run() {
         .map(|id| format!(r#"{{"orderId":"{id}","issuedAt":{issued}}}"#))
         .collect();
     drop_spool_file(&first.spool(), "orders", &lines.join("\n"));
-    wait_for(Duration::from_secs(10), || {
-        (first.metrics().sum("otp_exporter_orders_pending", &[]) == 16.0).then_some(())
-    })
-    .unwrap_or_else(|| panic!("spool not consumed:\n{}", first.proc.log()));
+    metric("otp_exporter_orders_pending")
+        .value(16.0)
+        .assert_eventually(&first.metrics_url(), Duration::from_secs(10));
     // The first queries are under way (first_delay 200 ms, answers take 2 s).
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(first.proc.terminate(Duration::from_secs(15)), Some(0));
@@ -250,16 +247,11 @@ fn sigterm_drains_in_flight_queries_and_counts_in_the_next_run() {
 
     sim.set_faults("{}\n");
     let second = Exporter::start(tmp.path(), &config, addr, "info");
-    let m = wait_for(Duration::from_secs(60), || {
-        let m = second.metrics();
-        (m.sum("otp_exporter_orders_pending", &[]) == 0.0).then_some(m)
-    })
-    .unwrap_or_else(|| panic!("orders not final after restart:\n{}", second.proc.log()));
-    assert_eq!(
-        m.sum("otp_orders_total", &[]),
-        16.0,
-        "each order counted once"
-    );
+    let m = metric("otp_exporter_orders_pending")
+        .value(0.0)
+        .assert_eventually(&second.metrics_url(), Duration::from_secs(60));
+    // Each order counted once.
+    metric("otp_orders_total").value(16.0).assert_in(&m);
     assert_outcomes_match_truth(
         &m,
         &sim,
@@ -285,12 +277,13 @@ fn clock_skew_is_measured_and_corrected() {
     let exporter = Exporter::start(tmp.path(), &config, addr, "info");
     let ids = send_orders(&sim, "skew", 10);
     drop_spool_file(&exporter.spool(), "orders", &ids.join("\n"));
-    let m = wait_for(Duration::from_secs(60), || {
-        let m = exporter.metrics();
-        (m.sum("otp_orders_total", &[]) == 10.0).then_some(m)
-    })
-    .unwrap_or_else(|| panic!("orders not final:\n{}", exporter.proc.log()));
-    assert!(m.sum("otp_exporter_api_requests_total", &[("status", "-16")]) >= 1.0);
+    let m = metric("otp_orders_total")
+        .value(10.0)
+        .assert_eventually(&exporter.metrics_url(), Duration::from_secs(60));
+    metric("otp_exporter_api_requests_total")
+        .label("status", "-16")
+        .at_least(1.0)
+        .assert_in(&m);
     let log = exporter.proc.log();
     assert!(
         log.contains("timestamp expired") && log.contains("offset_secs=6"),

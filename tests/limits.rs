@@ -3,86 +3,84 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
 
-/// Answers every record query with "no record" after `latency`, on keep-alive connections.
-struct CountingProvider {
-    addr: std::net::SocketAddr,
-    arrivals: Arc<Mutex<Vec<Instant>>>,
-    max_concurrent: Arc<AtomicUsize>,
-}
+use common::*;
 
 const LATENCY: Duration = Duration::from_millis(150);
 
-fn serve_connection(
-    stream: std::net::TcpStream,
-    arrivals: Arc<Mutex<Vec<Instant>>>,
-    current: Arc<AtomicUsize>,
-    max: Arc<AtomicUsize>,
-) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    loop {
-        let mut content_length = 0usize;
-        let mut line = String::new();
-        // Request line and headers.
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
-                content_length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; content_length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let now = current.fetch_add(1, Ordering::SeqCst) + 1;
-        max.fetch_max(now, Ordering::SeqCst);
-        arrivals.lock().unwrap().push(Instant::now());
-        std::thread::sleep(LATENCY);
-        current.fetch_sub(1, Ordering::SeqCst);
-        let answer = r#"{"status":"0","reason":"success","data":null}"#;
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
-            answer.len()
-        );
-        if writer.write_all(response.as_bytes()).is_err() {
-            return;
-        }
-    }
+/// What the provider stand-in saw: when each query arrived, how many overlapped.
+#[derive(Default)]
+struct Counts {
+    arrivals: Mutex<Vec<Instant>>,
+    current: AtomicUsize,
+    max_concurrent: AtomicUsize,
+}
+
+/// Answers every record query with "no record" after `LATENCY`, on keep-alive
+/// connections (hyper's HTTP/1 server, on a runtime of its own).
+struct CountingProvider {
+    addr: std::net::SocketAddr,
+    counts: Arc<Counts>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    counts: Arc<Counts>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    // A query counts once it has fully arrived, body included.
+    let _ = req.into_body().collect().await;
+    let now = counts.current.fetch_add(1, Ordering::SeqCst) + 1;
+    counts.max_concurrent.fetch_max(now, Ordering::SeqCst);
+    counts.arrivals.lock().unwrap().push(Instant::now());
+    tokio::time::sleep(LATENCY).await;
+    counts.current.fetch_sub(1, Ordering::SeqCst);
+    let answer = r#"{"status":"0","reason":"success","data":null}"#;
+    let response = Response::builder()
+        .header("Content-Type", "application/json")
+        .body(Full::new(Bytes::from_static(answer.as_bytes())))
+        .unwrap();
+    Ok(response)
 }
 
 impl CountingProvider {
     fn start() -> CountingProvider {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let addr = listener.local_addr().unwrap();
-        let arrivals = Arc::new(Mutex::new(Vec::new()));
-        let max_concurrent = Arc::new(AtomicUsize::new(0));
-        let current = Arc::new(AtomicUsize::new(0));
-        let (a, m) = (arrivals.clone(), max_concurrent.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (a, c, m) = (a.clone(), current.clone(), m.clone());
-                std::thread::spawn(move || serve_connection(stream, a, c, m));
+        let counts = Arc::new(Counts::default());
+        let shared = counts.clone();
+        runtime.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let counts = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| answer(req, counts.clone()));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
             }
         });
         CountingProvider {
             addr,
-            arrivals,
-            max_concurrent,
+            counts,
+            _runtime: runtime,
         }
     }
 }
@@ -98,26 +96,31 @@ fn run_backlog(max_in_flight: u32, max_rps: u32, secs: u64) -> (Vec<Instant>, us
         &format!("http://{}/otp", provider.addr),
         "",
     );
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(
-            "max_in_flight: 16",
-            &format!("max_in_flight: {max_in_flight}"),
-        )
-        .replace(
-            "max_requests_per_second: 400",
-            &format!("max_requests_per_second: {max_rps}"),
-        )
-        .replace("not_found_grace: 2400ms", "not_found_grace: 60s")
-        .replace("max_age: 15s", "max_age: 120s");
-    std::fs::write(&config, text).unwrap();
+    edit_config(
+        &config,
+        &[
+            (
+                "max_in_flight: 16",
+                &format!("max_in_flight: {max_in_flight}"),
+            ),
+            (
+                "max_requests_per_second: 400",
+                &format!("max_requests_per_second: {max_rps}"),
+            ),
+            ("not_found_grace: 2400ms", "not_found_grace: 60s"),
+            ("max_age: 15s", "max_age: 120s"),
+        ],
+    );
     let exporter = Exporter::start(tmp.path(), &config, addr, "info");
     let ids: Vec<String> = (0..300).map(|i| format!("limit-{i}")).collect();
     drop_spool_file(&exporter.spool(), "many", &ids.join("\n"));
     std::thread::sleep(Duration::from_secs(secs));
     drop(exporter);
-    let arrivals = provider.arrivals.lock().unwrap().clone();
-    (arrivals, provider.max_concurrent.load(Ordering::SeqCst))
+    let arrivals = provider.counts.arrivals.lock().unwrap().clone();
+    (
+        arrivals,
+        provider.counts.max_concurrent.load(Ordering::SeqCst),
+    )
 }
 
 /// The most queries that arrived within any one second.

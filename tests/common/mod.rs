@@ -2,13 +2,24 @@
 //! real sockets and a real spool directory.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+pub mod exposition;
+pub mod http;
+pub mod metric;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+// Each test binary uses its own part of the harness.
+#[allow(unused_imports)]
+pub use http::{get, http};
+#[allow(unused_imports)]
+pub use metric::{assert_all_eventually, metric, Metrics};
+
+use itnio_otp_exporter::sim::Truth;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_itnio-otp-exporter");
 pub const API_KEY: &str = "test-key";
@@ -103,65 +114,6 @@ impl Drop for Proc {
     }
 }
 
-/// A plain HTTP/1.1 request; returns (status, body).
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    Ok((status, body))
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    http(addr, "GET", path, &[], "")
-}
-
 /// Polls `f` until it returns Some or `within` passes.
 pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
@@ -174,6 +126,11 @@ pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits until `path` on `addr` answers 200; false if `within` passes first.
+pub fn answers_ok(addr: SocketAddr, path: &str, within: Duration) -> bool {
+    wait_for(within, || get(addr, path).ok().filter(|(s, _)| *s == 200)).is_some()
 }
 
 /// md5(key + secret + ts), computed here independently of the crate's own code.
@@ -232,10 +189,9 @@ impl Sim {
             addr,
             clock_offset_secs: 0,
         };
-        wait_for(Duration::from_secs(20), || {
-            get(addr, "/").ok().filter(|(s, _)| *s == 200)
-        })
-        .unwrap_or_else(|| panic!("simulator did not start:\n{}", sim.proc.log()));
+        if !answers_ok(addr, "/", Duration::from_secs(20)) {
+            panic!("simulator did not start:\n{}", sim.proc.log());
+        }
         sim
     }
 
@@ -247,7 +203,8 @@ impl Sim {
     pub fn send(&self, app_id: &str, to: &str, order_id: &str) {
         let ts = (unix_now() as i64 + self.clock_offset_secs).to_string();
         let sign = sign(API_KEY, API_SECRET, &ts);
-        let body = format!(r#"{{"appId":"{app_id}","to":"{to}","orderId":"{order_id}"}}"#);
+        let body =
+            serde_json::json!({ "appId": app_id, "to": to, "orderId": order_id }).to_string();
         let (status, reply) = http(
             self.addr,
             "POST",
@@ -265,10 +222,14 @@ impl Sim {
         assert!(reply.contains("\"status\":\"0\""), "send refused: {reply}");
     }
 
-    pub fn truth(&self) -> serde_json::Value {
+    /// The simulator's ground truth (`GET /sim/truth`), decoded into its own type.
+    pub fn truth(&self) -> Truth {
         let (status, body) = get(self.addr, "/sim/truth").expect("truth");
-        assert_eq!(status, 200);
-        serde_json::from_str(&body).expect("truth JSON")
+        assert_eq!(status, 200, "{body}");
+        // `Truth` borrows its words from the document for the program's lifetime;
+        // a test process can afford to leak the few documents it reads.
+        let body: &'static str = Box::leak(body.into_boxed_str());
+        serde_json::from_str(body).expect("truth JSON")
     }
 
     pub fn set_faults(&self, yaml: &str) {
@@ -348,10 +309,9 @@ impl Exporter {
             dir: dir.to_path_buf(),
             config: config.to_path_buf(),
         };
-        wait_for(Duration::from_secs(20), || {
-            get(addr, "/readyz").ok().filter(|(s, _)| *s == 200)
-        })
-        .unwrap_or_else(|| panic!("exporter not ready:\n{}", exporter.proc.log()));
+        if !answers_ok(addr, "/readyz", Duration::from_secs(20)) {
+            panic!("exporter not ready:\n{}", exporter.proc.log());
+        }
         exporter
     }
 
@@ -359,10 +319,12 @@ impl Exporter {
         self.dir.join("spool")
     }
 
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.addr)
+    }
+
     pub fn metrics(&self) -> Metrics {
-        let (status, body) = get(self.addr, "/metrics").expect("scrape");
-        assert_eq!(status, 200);
-        Metrics::parse(&body)
+        metric::scrape(&self.metrics_url()).unwrap_or_else(|e| panic!("scrape: {e}"))
     }
 
     pub fn metrics_text(&self) -> String {
@@ -370,102 +332,26 @@ impl Exporter {
     }
 }
 
+/// Rewrites settings of a written config (`exporter_config`), each `from` → `to`.
+/// A `from` that is not in the file fails the test, so that an edit cannot silently
+/// stop applying when the base config changes.
+pub fn edit_config(config: &Path, edits: &[(&str, &str)]) {
+    let mut text = std::fs::read_to_string(config).unwrap();
+    for (from, to) in edits {
+        assert!(
+            text.contains(from),
+            "{from:?} is not in the config:\n{text}"
+        );
+        text = text.replace(from, to);
+    }
+    std::fs::write(config, text).unwrap();
+}
+
 /// Writes a spool file atomically (dot-file, then rename), as issuing apps must.
 pub fn drop_spool_file(spool: &Path, name: &str, text: &str) {
     let tmp = spool.join(format!(".{name}.partial"));
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, spool.join(name)).unwrap();
-}
-
-/// Parsed samples of a text exposition.
-#[derive(Debug, Default, Clone)]
-pub struct Metrics {
-    pub samples: Vec<(String, BTreeMap<String, String>, f64)>,
-}
-
-impl Metrics {
-    pub fn parse(text: &str) -> Metrics {
-        let mut samples = Vec::new();
-        for line in text.lines() {
-            if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            let (series, value) = line.rsplit_once(' ').expect("sample line");
-            let value: f64 = value.parse().expect("sample value");
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => {
-                    let mut labels = BTreeMap::new();
-                    let body = rest.trim_end_matches('}');
-                    for pair in split_labels(body) {
-                        if let Some((k, v)) = pair.split_once('=') {
-                            labels.insert(k.to_string(), v.trim_matches('"').to_string());
-                        }
-                    }
-                    (name.to_string(), labels)
-                }
-                None => (series.to_string(), BTreeMap::new()),
-            };
-            samples.push((name, labels, value));
-        }
-        Metrics { samples }
-    }
-
-    /// Sum of `name` over series whose labels include all of `filter`.
-    pub fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
-        self.samples
-            .iter()
-            .filter(|(n, labels, _)| {
-                n == name
-                    && filter
-                        .iter()
-                        .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|(_, _, v)| v)
-            .sum()
-    }
-
-    /// Non-zero series of `name`, keyed by the given label names.
-    pub fn by(&self, name: &str, keys: &[&str]) -> BTreeMap<Vec<String>, f64> {
-        let mut out = BTreeMap::new();
-        for (n, labels, v) in &self.samples {
-            if n == name && *v != 0.0 {
-                let key = keys
-                    .iter()
-                    .map(|k| labels.get(*k).cloned().unwrap_or_default())
-                    .collect();
-                *out.entry(key).or_insert(0.0) += v;
-            }
-        }
-        out
-    }
-}
-
-fn split_labels(body: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for c in body.chars() {
-        match c {
-            '\\' if in_quotes && !escaped => {
-                escaped = true;
-                current.push(c);
-                continue;
-            }
-            '"' if !escaped => in_quotes = !in_quotes,
-            ',' if !in_quotes => {
-                out.push(std::mem::take(&mut current));
-                continue;
-            }
-            _ => {}
-        }
-        escaped = false;
-        current.push(c);
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
 }
 
 /// Runs `promtool check metrics` on a scrape; returns its combined output.
@@ -484,10 +370,15 @@ pub fn promtool_check(text: &str) -> (bool, String) {
         .write_all(text.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let combined = format!(
+    let combined = output_text(&out);
+    (out.status.success() && combined.trim().is_empty(), combined)
+}
+
+/// A finished command's stdout followed by its stderr.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success() && combined.trim().is_empty(), combined)
+    )
 }

@@ -1,14 +1,14 @@
 //! Ground truth: what the exporter must conclude about each order, derived from the
 //! order's timeline with the exporter's outcome rules.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::profile::Channel;
 use super::quirks::Quirks;
 use super::timeline::{AttemptResult, Order, VerifyKind};
 
 /// One order as the exporter must count it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TruthOrder {
     pub order_id: String,
@@ -24,7 +24,7 @@ pub struct TruthOrder {
 }
 
 /// One attempt with its final result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TruthAttempt {
     pub channel: &'static str,
     pub country: &'static str,
@@ -34,8 +34,11 @@ pub struct TruthAttempt {
     pub latency: bool,
 }
 
-/// The whole `GET /sim/truth` document.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The whole `GET /sim/truth` document. Integration tests decode it back; the
+/// `&'static str` words borrow from the document, so it must outlive the program
+/// (the tests leak it, which is fine for a test process).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "'de: 'static"))]
 pub struct Truth {
     pub orders: Vec<TruthOrder>,
 }
