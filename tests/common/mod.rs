@@ -19,7 +19,7 @@ pub use http::{get, http};
 #[allow(unused_imports)]
 pub use metric::{assert_all_eventually, metric, Metrics};
 
-use itnio_otp_exporter::sim::Truth;
+use itnio_sim::Truth;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_itnio-otp-exporter");
 pub const API_KEY: &str = "test-key";
