@@ -54,7 +54,10 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         .await
         .map_err(|e| DaemonError::Internal(e.to_string()))??;
     let store = Arc::new(store);
-    let client = Arc::new(ApiClient::new(&config.api, config.secret())?);
+    let client = Arc::new(
+        ApiClient::new(&config.api, config.secret())?
+            .with_clock_offset(status.clock_offset_secs.clone()),
+    );
 
     let page = PageInfo {
         spool_dir: config.spool.dir.display().to_string(),

@@ -2,9 +2,11 @@
 //! when to poll next, and which metric samples a finalized order produces.
 //! No I/O and no clocks: every function takes `now` so it can be tested exhaustively.
 
+use std::time::Duration;
+
 use chrono::FixedOffset;
 
-use crate::api::wire::{parse_time_ms, Record};
+use crate::api::wire::{parse_time_ms, Matched, Record};
 use crate::geo;
 
 /// A delivery channel, as used in labels.
@@ -103,7 +105,7 @@ pub struct Attempt {
 /// A record reduced to what decides the order (kept in memory while an order settles).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observation {
-    pub matched: Option<i64>,
+    pub matched: Option<Matched>,
     pub verified_ms: Option<i64>,
     pub verification_channel: Option<Channel>,
     /// Country of `oriReceiver` by calling code, for calls without an SMS/SNA network.
@@ -113,9 +115,9 @@ pub struct Observation {
 }
 
 impl Observation {
-    /// `matched` 3 ("no such verificationId") means the same as no record.
+    /// [`Matched::NO_SUCH_ID`] means the same as no record.
     pub fn is_absent(&self) -> bool {
-        self.matched == Some(3)
+        self.matched == Some(Matched::NO_SUCH_ID)
     }
 
     pub fn any_pending(&self) -> bool {
@@ -219,13 +221,13 @@ pub fn decide(obs: &Observation, now_ms: i64, window_close_ms: i64) -> Option<Ou
     if obs.is_absent() {
         return None;
     }
-    if matches!(obs.matched, Some(0) | Some(4)) {
+    if obs.matched.is_some_and(Matched::is_verified) {
         return Some(Outcome::Verified);
     }
     if now_ms < window_close_ms {
         return None;
     }
-    if obs.matched == Some(2) {
+    if obs.matched == Some(Matched::FAILED) {
         return Some(Outcome::Failed);
     }
     let any = |r: AttemptResult| obs.attempts.iter().any(|a| a.result == r);
@@ -238,15 +240,21 @@ pub fn decide(obs: &Observation, now_ms: i64, window_close_ms: i64) -> Option<Ou
     }
 }
 
-/// Time rules of one order, all in Unix milliseconds or milliseconds.
+/// Time rules of one order: all durations. Instants (`issued_ms`, `now_ms`, the
+/// returned deadlines) are Unix milliseconds in an `i64`, always named `*_ms`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
-    pub verification_window_ms: i64,
-    pub settle_timeout_ms: i64,
-    pub not_found_grace_ms: i64,
-    pub max_age_ms: i64,
-    pub first_delay_ms: i64,
-    pub max_interval_ms: i64,
+    pub verification_window: Duration,
+    pub settle_timeout: Duration,
+    pub not_found_grace: Duration,
+    pub max_age: Duration,
+    pub first_delay: Duration,
+    pub max_interval: Duration,
+}
+
+/// The instant `duration` after `at_ms` (Unix ms), saturating.
+pub fn after(at_ms: i64, duration: Duration) -> i64 {
+    at_ms.saturating_add(duration.as_millis().min(i64::MAX as u128) as i64)
 }
 
 /// What the daemon knows about one pending order between polls.
@@ -257,9 +265,12 @@ pub struct Tracking {
     pub decided_ms: Option<i64>,
     /// When the provider first said it had no record (no record seen before).
     pub first_absent_ms: Option<i64>,
-    /// Successful record queries so far.
-    pub polls: u32,
-    /// Failed queries in a row (for backoff).
+    /// Queries the provider answered with a record or "no record" (the polling backoff
+    /// grows with them; persisted, so a restart does not reset it). Not to be confused
+    /// with polls: every query sent, answered or not.
+    pub answers: u32,
+    /// Failed queries in a row (for backoff). Kept in memory only: a restart is
+    /// often what fixed the failure, so it may start over.
     pub errors_in_row: u32,
     /// The latest record, kept so an order can be finalized when the API is down.
     pub last: Option<Box<Observation>>,
@@ -269,7 +280,7 @@ pub struct Tracking {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Step {
     Finalize(Outcome),
-    /// Poll again at this time (Unix ms).
+    /// Poll again at this instant (Unix ms).
     PollAt(i64),
 }
 
@@ -278,9 +289,9 @@ pub enum Step {
 pub enum Sighting {
     Record(Observation),
     NoRecord,
-    /// The query failed; `retry_after_ms` honours the provider's wish, `jitter` is in [0.8, 1.2].
+    /// The query failed; `retry_after` honours the provider's wish, `jitter` is in [0.8, 1.2].
     Failed {
-        retry_after_ms: Option<i64>,
+        retry_after: Option<Duration>,
         jitter: f64,
     },
     /// No query could be made (the API rejects our credentials) or its answer carried
@@ -295,7 +306,7 @@ impl Tracking {
             outcome: None,
             decided_ms: None,
             first_absent_ms: None,
-            polls: 0,
+            answers: 0,
             errors_in_row: 0,
             last: None,
         }
@@ -303,15 +314,25 @@ impl Tracking {
 
     /// When to poll an order first.
     pub fn first_poll_ms(&self, limits: &Limits, now_ms: i64) -> i64 {
-        (self.issued_ms + limits.first_delay_ms).max(now_ms)
+        after(self.issued_ms, limits.first_delay).max(now_ms)
     }
 
     pub fn window_close_ms(&self, limits: &Limits) -> i64 {
-        self.issued_ms + limits.verification_window_ms
+        after(self.issued_ms, limits.verification_window)
     }
 
     pub fn max_age_deadline_ms(&self, limits: &Limits) -> i64 {
-        self.issued_ms + limits.max_age_ms
+        after(self.issued_ms, limits.max_age)
+    }
+
+    /// The gap between polls after the answers so far: doubles from `first_delay` up
+    /// to `max_interval`.
+    pub fn poll_interval(&self, limits: &Limits) -> Duration {
+        let exponent = self.answers.saturating_sub(1).min(20);
+        limits
+            .first_delay
+            .saturating_mul(1 << exponent)
+            .min(limits.max_interval)
     }
 
     /// Applies what a poll brought at `now_ms` and says what happens next.
@@ -319,7 +340,7 @@ impl Tracking {
         let mut retry_at = None;
         match sighting {
             Sighting::Record(obs) if !obs.is_absent() => {
-                self.polls += 1;
+                self.answers += 1;
                 self.errors_in_row = 0;
                 if self.outcome.is_none() {
                     if let Some(outcome) = decide(&obs, now_ms, self.window_close_ms(limits)) {
@@ -330,68 +351,67 @@ impl Tracking {
                 self.last = Some(Box::new(obs));
             }
             Sighting::Record(_) | Sighting::NoRecord => {
-                self.polls += 1;
+                self.answers += 1;
                 self.errors_in_row = 0;
                 if self.last.is_none() && self.outcome.is_none() {
                     let since = *self.first_absent_ms.get_or_insert(now_ms);
-                    if now_ms >= since + limits.not_found_grace_ms {
+                    if now_ms >= after(since, limits.not_found_grace) {
                         return Step::Finalize(Outcome::NotFound);
                     }
                 }
             }
             Sighting::Failed {
-                retry_after_ms,
+                retry_after,
                 jitter,
             } => {
                 self.errors_in_row = self.errors_in_row.saturating_add(1);
                 let exponent = self.errors_in_row.saturating_sub(1).min(20);
-                let backoff = (limits.first_delay_ms.saturating_mul(1 << exponent))
-                    .min(limits.max_interval_ms) as f64
-                    * jitter.clamp(0.5, 1.5);
-                let backoff = (backoff as i64).max(retry_after_ms.unwrap_or(0)).max(1);
-                retry_at = Some(now_ms + backoff);
+                let backoff = limits
+                    .first_delay
+                    .saturating_mul(1 << exponent)
+                    .min(limits.max_interval);
+                let backoff_ms = after(0, backoff) as f64 * jitter.clamp(0.5, 1.5);
+                let backoff_ms = (backoff_ms as i64)
+                    .max(retry_after.map_or(0, |d| after(0, d)))
+                    .max(1);
+                retry_at = Some(now_ms + backoff_ms);
             }
             Sighting::Skipped => {}
         }
 
         if let (Some(outcome), Some(decided)) = (self.outcome, self.decided_ms) {
             let settled = self.last.as_ref().is_some_and(|o| !o.any_pending());
-            if settled || now_ms >= decided + limits.settle_timeout_ms {
+            if settled || now_ms >= after(decided, limits.settle_timeout) {
                 return Step::Finalize(outcome);
             }
         }
         if now_ms >= self.max_age_deadline_ms(limits) {
             return Step::Finalize(self.outcome.unwrap_or(Outcome::Expired));
         }
-        let at = retry_at.unwrap_or_else(|| {
-            let exponent = self.polls.saturating_sub(1).min(20);
-            now_ms
-                + limits
-                    .first_delay_ms
-                    .saturating_mul(1 << exponent)
-                    .min(limits.max_interval_ms)
-        });
+        let at = retry_at.unwrap_or_else(|| after(now_ms, self.poll_interval(limits)));
         Step::PollAt(at.min(self.next_decisive_moment(now_ms, limits)))
     }
 
     /// The earliest moment after `now_ms` at which the order's fate may change, so that
     /// a poll lands right on it instead of up to `max_interval` later.
     fn next_decisive_moment(&self, now_ms: i64, limits: &Limits) -> i64 {
-        let mut moments = vec![self.max_age_deadline_ms(limits)];
+        // A fixed array, not a Vec: this runs on every poll.
+        let mut moments = [Some(self.max_age_deadline_ms(limits)), None, None];
         match self.decided_ms {
-            Some(decided) => moments.push(decided + limits.settle_timeout_ms),
+            Some(decided) => moments[1] = Some(after(decided, limits.settle_timeout)),
             None => {
-                moments.push(self.window_close_ms(limits));
+                moments[1] = Some(self.window_close_ms(limits));
                 if let Some(since) = self.first_absent_ms.filter(|_| self.last.is_none()) {
-                    moments.push(since + limits.not_found_grace_ms);
+                    moments[2] = Some(after(since, limits.not_found_grace));
                 }
             }
         }
         moments
             .into_iter()
+            .flatten()
             .filter(|m| *m > now_ms)
             .min()
-            .unwrap_or(now_ms + limits.max_interval_ms)
+            .unwrap_or(after(now_ms, limits.max_interval))
     }
 }
 
@@ -507,12 +527,12 @@ mod tests {
     use crate::api::wire::decode_reply;
 
     const LIMITS: Limits = Limits {
-        verification_window_ms: 300_000,
-        settle_timeout_ms: 120_000,
-        not_found_grace_ms: 120_000,
-        max_age_ms: 1_800_000,
-        first_delay_ms: 5_000,
-        max_interval_ms: 60_000,
+        verification_window: Duration::from_secs(300),
+        settle_timeout: Duration::from_secs(120),
+        not_found_grace: Duration::from_secs(120),
+        max_age: Duration::from_secs(1_800),
+        first_delay: Duration::from_secs(5),
+        max_interval: Duration::from_secs(60),
     };
 
     fn zone() -> FixedOffset {
@@ -534,7 +554,7 @@ mod tests {
 
     fn obs(matched: Option<i64>, attempts: Vec<Attempt>) -> Observation {
         Observation {
-            matched,
+            matched: matched.map(Matched),
             attempts,
             ..Observation::default()
         }
@@ -641,7 +661,7 @@ mod tests {
             &LIMITS,
         );
         assert_eq!(step, Step::Finalize(Outcome::Verified));
-        assert_eq!(t.polls, 2);
+        assert_eq!(t.answers, 2);
     }
 
     #[test]
@@ -753,7 +773,7 @@ mod tests {
         assert_eq!(
             t.apply(
                 Sighting::Failed {
-                    retry_after_ms: None,
+                    retry_after: None,
                     jitter: 1.0
                 },
                 1_800_000,
@@ -791,14 +811,14 @@ mod tests {
     #[test]
     fn failures_back_off_with_retry_after_and_never_give_up_before_max_age() {
         let mut t = Tracking::new(0);
-        let fail = |retry| Sighting::Failed {
-            retry_after_ms: retry,
+        let fail = |retry_secs: Option<u64>| Sighting::Failed {
+            retry_after: retry_secs.map(Duration::from_secs),
             jitter: 1.0,
         };
         assert_eq!(t.apply(fail(None), 5_000, &LIMITS), Step::PollAt(10_000));
         assert_eq!(t.apply(fail(None), 10_000, &LIMITS), Step::PollAt(20_000));
         assert_eq!(
-            t.apply(fail(Some(30_000)), 20_000, &LIMITS),
+            t.apply(fail(Some(30)), 20_000, &LIMITS),
             Step::PollAt(50_000)
         );
         let mut now = 50_000;
