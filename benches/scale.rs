@@ -93,12 +93,12 @@ fn main() {
     // 2. The daemon's own work per poll: decode, reduce, apply the rules.
     let zone = FixedOffset::east_opt(8 * 3600).expect("zone");
     let limits = Limits {
-        verification_window_ms: 300_000,
-        settle_timeout_ms: 120_000,
-        not_found_grace_ms: 120_000,
-        max_age_ms: 1_800_000,
-        first_delay_ms: 5_000,
-        max_interval_ms: 60_000,
+        verification_window: Duration::from_secs(300),
+        settle_timeout: Duration::from_secs(120),
+        not_found_grace: Duration::from_secs(120),
+        max_age: Duration::from_secs(1_800),
+        first_delay: Duration::from_secs(5),
+        max_interval: Duration::from_secs(60),
     };
     let iterations = 100_000;
     let started = Instant::now();

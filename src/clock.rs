@@ -34,6 +34,35 @@ pub fn unix_now_secs() -> i64 {
     unix_now_ms().div_euclid(1000)
 }
 
+/// A clock moved by hand, for tests: clones share the same time.
+#[cfg(test)]
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+#[cfg(test)]
+impl ManualClock {
+    pub fn at(now_ms: i64) -> Self {
+        let clock = ManualClock::default();
+        clock.set(now_ms);
+        clock
+    }
+
+    pub fn set(&self, now_ms: i64) {
+        self.0.store(now_ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,7 +59,8 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         .await
         .map_err(DaemonError::StartupTask)??;
     let store = Arc::new(store);
-    let client = Arc::new(ApiClient::new(&config.api)?);
+    let client =
+        Arc::new(ApiClient::new(&config.api)?.with_clock_offset(status.clock_offset_secs.clone()));
 
     let page = PageInfo {
         spool_dir: config.spool.dir.display().to_string(),

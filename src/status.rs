@@ -2,7 +2,7 @@
 //! readiness and the landing page report. Never holds a secret.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// `/healthz` fails when the scheduler has not ticked for this long.
 pub const STALL_AFTER_MS: i64 = 60_000;
@@ -17,7 +17,8 @@ pub struct Status {
     pub stopping: AtomicBool,
     pub pending: AtomicU64,
     pub api_up: AtomicBool,
-    pub clock_offset_secs: AtomicI64,
+    /// The clock correction the API client signs with (it writes here; one home).
+    pub clock_offset_secs: Arc<AtomicI64>,
     /// Unix ms of the scheduler's last housekeeping tick (every second); 0 before it runs.
     pub scheduler_heartbeat_ms: AtomicI64,
     /// The last API problem in words (what to fix), empty when none.

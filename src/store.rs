@@ -63,8 +63,18 @@ pub struct PendingState {
     pub decided_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_absent_ms: Option<i64>,
+    /// Queries sent for the order, answered or not (`otp_exporter_polls_per_order`).
     #[serde(default)]
     pub polls: u32,
+    /// Queries answered with a record or "no record": the polling backoff resumes from
+    /// here after a restart. Records of earlier versions lack it (0: the backoff
+    /// starts over once, as it always did then).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub answers: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl PendingState {
@@ -77,6 +87,7 @@ impl PendingState {
             decided_ms: None,
             first_absent_ms: None,
             polls: 0,
+            answers: 0,
         }
     }
 }
@@ -290,6 +301,7 @@ mod tests {
             progressed.outcome = Some(Outcome::Verified);
             progressed.decided_ms = Some(50);
             progressed.polls = 3;
+            progressed.answers = 2;
             store.apply(&[("x", &progressed)], &["y"], 60).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
@@ -299,9 +311,39 @@ mod tests {
         assert_eq!(pending[0].order_id, "x");
         assert_eq!(pending[0].state.outcome, Some(Outcome::Verified));
         assert_eq!(pending[0].state.polls, 3);
+        assert_eq!(pending[0].state.answers, 2);
         assert_eq!(store.counts().unwrap(), (1, 1));
         assert_eq!(store.purge_finalized(60 + FINALIZED_MEMORY_MS).unwrap(), 1);
         assert_eq!(store.counts().unwrap(), (1, 0));
+    }
+
+    #[test]
+    fn records_of_the_previous_version_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Exactly what the version before `answers` wrote.
+        let old = br#"{"app_id":"app","issued_ms":1,"outcome":"verified","decided_ms":50,"first_absent_ms":7,"polls":3}"#;
+        let minimal = br#"{"app_id":"app","issued_ms":2}"#;
+        let txn = store.db.begin_write().unwrap();
+        {
+            let mut pending = txn.open_table(PENDING).unwrap();
+            pending.insert("old", old.as_slice()).unwrap();
+            pending.insert("minimal", minimal.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+        let (mut pending, broken) = store.load_pending().unwrap();
+        assert!(broken.is_empty(), "{broken:?}");
+        pending.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        let mut expected = state(1);
+        expected.outcome = Some(Outcome::Verified);
+        expected.decided_ms = Some(50);
+        expected.first_absent_ms = Some(7);
+        expected.polls = 3;
+        assert_eq!(pending[1].state, expected);
+        assert_eq!(pending[0].state, state(2));
+        // And what this version writes keeps the old names.
+        let text = String::from_utf8(encode(&expected)).unwrap();
+        assert_eq!(text, std::str::from_utf8(old).unwrap());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod wire;
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clock::unix_now_secs;
@@ -53,13 +54,18 @@ pub enum QueryOutcome {
     OtherStatus { status: i64, reason: String },
 }
 
-/// One finished query: its outcome, the metric label for its status, and its latency.
+/// One finished query: its outcome, the metric label for its status, whether the API
+/// answered at all, and its latency.
 #[derive(Debug, Clone)]
 pub struct Query {
     pub outcome: QueryOutcome,
     /// `otp_exporter_api_requests_total{status}`: the API status, `http_NNN`, `timeout`,
     /// `connect_error` or `invalid_response`.
     pub status_label: String,
+    /// The API's own reply came back, whatever its status (-1 and -18 included):
+    /// the API is reachable. False for timeouts, refused connections, HTTP errors
+    /// without the API's envelope and undecodable bodies.
+    pub answered: bool,
     pub duration: Duration,
 }
 
@@ -70,8 +76,9 @@ pub struct ApiClient {
     record_url: String,
     api_key: String,
     secret: Secret,
-    /// Seconds to add to our clock when signing, learned from `Date` after a -16.
-    clock_offset_secs: AtomicI64,
+    /// Seconds to add to our clock when signing, learned from `Date` after a -16;
+    /// shared with whoever reports it (see [`ApiClient::with_clock_offset`]).
+    clock_offset_secs: Arc<AtomicI64>,
 }
 
 impl ApiClient {
@@ -94,8 +101,15 @@ impl ApiClient {
             record_url: format!("{}{}", api.base_url.trim_end_matches('/'), RECORD_PATH),
             api_key: api.api_key.clone(),
             secret: api.secret.clone(),
-            clock_offset_secs: AtomicI64::new(0),
+            clock_offset_secs: Arc::default(),
         })
+    }
+
+    /// Keeps the clock correction in `offset_secs` (the daemon's status page shows that
+    /// one), so that the value has one home.
+    pub fn with_clock_offset(mut self, offset_secs: Arc<AtomicI64>) -> Self {
+        self.clock_offset_secs = offset_secs;
+        self
     }
 
     pub fn record_url(&self) -> &str {
@@ -141,7 +155,7 @@ impl ApiClient {
             .body(body)
             .send()
             .await;
-        let (outcome, status_label) = match sent {
+        let (outcome, status_label, answered) = match sent {
             Err(e) => transport_error(&e),
             Ok(response) => {
                 let http_status = response.status();
@@ -175,6 +189,7 @@ impl ApiClient {
                                 detail: format!("HTTP {}", http_status.as_u16()),
                             },
                             format!("http_{}", http_status.as_u16()),
+                            false,
                         ),
                     },
                 }
@@ -183,11 +198,12 @@ impl ApiClient {
         Query {
             outcome,
             status_label,
+            answered,
             duration: started.elapsed(),
         }
     }
 
-    fn classify(&self, body: &[u8], server_date: Option<i64>) -> (QueryOutcome, String) {
+    fn classify(&self, body: &[u8], server_date: Option<i64>) -> (QueryOutcome, String, bool) {
         let reply = match wire::decode_reply(body) {
             Ok(reply) => reply,
             Err(e) => {
@@ -197,13 +213,18 @@ impl ApiClient {
                         detail: e.to_string(),
                     },
                     "invalid_response".to_string(),
+                    false,
                 )
             }
         };
         self.classify_reply(reply, server_date)
     }
 
-    fn classify_reply(&self, reply: Reply, server_date: Option<i64>) -> (QueryOutcome, String) {
+    fn classify_reply(
+        &self,
+        reply: Reply,
+        server_date: Option<i64>,
+    ) -> (QueryOutcome, String, bool) {
         let reason = reply.reason.clone().unwrap_or_default();
         let outcome = match reply.status {
             0 => match reply.data {
@@ -231,20 +252,26 @@ impl ApiClient {
             },
             status => QueryOutcome::OtherStatus { status, reason },
         };
-        (outcome, status_label(reply.status))
+        // A status outside the plausible range is garbage, not an answer.
+        let answered = plausible_status(reply.status);
+        (outcome, status_label(reply.status), answered)
     }
+}
+
+fn plausible_status(status: i64) -> bool {
+    (-999..=999).contains(&status)
 }
 
 /// Statuses become label values: keep them bounded to plausible integers.
 fn status_label(status: i64) -> String {
-    if (-999..=999).contains(&status) {
+    if plausible_status(status) {
         status.to_string()
     } else {
         "invalid_response".to_string()
     }
 }
 
-fn transport_error(e: &reqwest::Error) -> (QueryOutcome, String) {
+fn transport_error(e: &reqwest::Error) -> (QueryOutcome, String, bool) {
     let label = if e.is_timeout() {
         "timeout"
     } else if e.is_decode() || e.is_body() {
@@ -260,6 +287,7 @@ fn transport_error(e: &reqwest::Error) -> (QueryOutcome, String) {
             detail,
         },
         label.to_string(),
+        false,
     )
 }
 
@@ -365,6 +393,7 @@ mod tests {
         )
         .await;
         assert_eq!(q.status_label, "-1");
+        assert!(q.answered, "a rejection is an answer");
         assert!(matches!(
             q.outcome,
             QueryOutcome::Rejected { status: -1, .. }
@@ -385,6 +414,7 @@ mod tests {
     async fn server_errors_throttling_and_error_pages_are_transient() {
         let q = answer("503 Service Unavailable", "", r#"{"status":"-1"}"#).await;
         assert_eq!(q.status_label, "http_503");
+        assert!(!q.answered);
         assert!(matches!(q.outcome, QueryOutcome::Transient { .. }));
         let q = answer(
             "429 Too Many Requests",
@@ -409,6 +439,13 @@ mod tests {
         );
         let q = answer("200 OK", "", "<html>proxy</html>").await;
         assert_eq!(q.status_label, "invalid_response");
+        assert!(!q.answered);
+        let q = answer("200 OK", "", r#"{"status":"-18"}"#).await;
+        assert!(q.answered, "a system error is still the API answering");
+        assert!(matches!(q.outcome, QueryOutcome::Transient { .. }));
+        let q = answer("200 OK", "", r#"{"status":123456789}"#).await;
+        assert_eq!(q.status_label, "invalid_response");
+        assert!(!q.answered, "an implausible status is garbage");
     }
 
     #[tokio::test]
@@ -421,7 +458,7 @@ mod tests {
             r#"{"status":"-16"}"#,
         )
         .await;
-        let client = client(url);
+        let client = client(url.clone());
         let q = client.query("app", "order-1").await;
         let QueryOutcome::ClockSkew {
             offset_secs: Some(offset),
@@ -431,6 +468,12 @@ mod tests {
         };
         assert!((3595..=3601).contains(&offset), "offset {offset}");
         assert_eq!(client.clock_offset_secs(), offset);
+        // With a shared home, the correction lands there.
+        let shared = Arc::new(AtomicI64::new(0));
+        let client = self::client(url.clone()).with_clock_offset(shared.clone());
+        client.query("app", "order-1").await;
+        let seen = shared.load(Ordering::Relaxed);
+        assert!((3595..=3601).contains(&seen), "offset {seen}");
         assert_eq!(q.status_label, "-16");
     }
 

@@ -39,10 +39,31 @@ pub struct Record {
     pub sna: Vec<SnaAttempt>,
 }
 
+/// `verifications.matched`: where the verification stands. A newtype over the
+/// provider's integer so that undocumented values are kept (and ignored) rather than
+/// rejected; the documented ones have names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Matched(pub i64);
+
+impl Matched {
+    pub const NOT_VERIFIED_YET: Matched = Matched(-1);
+    pub const VERIFIED: Matched = Matched(0);
+    pub const SENDING: Matched = Matched(1);
+    pub const FAILED: Matched = Matched(2);
+    /// "No such verificationId": the provider's other way of saying "no record".
+    pub const NO_SUCH_ID: Matched = Matched(3);
+    /// The code was verified earlier and used again: still a verified order.
+    pub const CODE_ALREADY_USED: Matched = Matched(4);
+
+    /// The order is verified (also when its code was already used).
+    pub fn is_verified(self) -> bool {
+        self == Matched::VERIFIED || self == Matched::CODE_ALREADY_USED
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Verification {
-    /// -1 not verified yet, 0 verified, 1 sending, 2 failed, 3 no such id (4: code already used).
-    pub matched: Option<i64>,
+    pub matched: Option<Matched>,
     pub verified_date: Option<String>,
     pub ori_receiver: Option<String>,
     pub channel: Option<String>,
@@ -120,7 +141,7 @@ fn record(o: &Map<String, Value>) -> Record {
             .get("verifications")
             .and_then(first_object)
             .map(|v| Verification {
-                matched: v.get("matched").and_then(int),
+                matched: v.get("matched").and_then(int).map(Matched),
                 verified_date: v.get("verifiedDate").and_then(text),
                 ori_receiver: v.get("oriReceiver").and_then(text),
                 channel: v.get("channel").and_then(text),
@@ -213,13 +234,15 @@ fn objects(v: Option<&Value>) -> impl Iterator<Item = &Map<String, Value>> {
 }
 
 /// `verifications` is documented as one object; tolerate an array of them, preferring
-/// the entry that was verified (`matched` 0 or 4), since that one decides the outcome.
+/// the entry that was verified ([`Matched::is_verified`]), since that one decides the outcome.
 fn first_object(v: &Value) -> Option<&Map<String, Value>> {
     match v {
         Value::Object(o) => Some(o),
         Value::Array(items) => {
             let verified = |o: &&Map<String, Value>| {
-                matches!(o.get("matched").and_then(int), Some(0) | Some(4))
+                o.get("matched")
+                    .and_then(int)
+                    .is_some_and(|m| Matched(m).is_verified())
             };
             items
                 .iter()
@@ -326,7 +349,7 @@ pub(crate) mod tests {
         assert_eq!(record.order_id.as_deref(), Some("1234566"));
         assert_eq!(record.flow_id, Some(1));
         let v = record.verification.unwrap();
-        assert_eq!(v.matched, Some(0));
+        assert_eq!(v.matched, Some(Matched::VERIFIED));
         assert_eq!(v.channel.as_deref(), Some("call"));
         assert_eq!(v.ori_receiver.as_deref(), Some("91856321412"));
         assert_eq!(record.sms.len(), 1);
@@ -352,7 +375,7 @@ pub(crate) mod tests {
         assert_eq!(reply.status, -18);
         let r = reply.data.unwrap();
         assert_eq!(r.order_id.as_deref(), Some("77"));
-        assert_eq!(r.verification.unwrap().matched, Some(2));
+        assert_eq!(r.verification.unwrap().matched, Some(Matched::FAILED));
         assert_eq!(
             (r.sms[0].status, r.sms[0].mcc, r.sms[0].mnc),
             (Some(1), Some(404), Some(10))
@@ -450,7 +473,10 @@ pub(crate) mod tests {
             .unwrap()
             .verification
             .unwrap();
-        assert_eq!((v.matched, v.channel.as_deref()), (Some(0), Some("call")));
+        assert_eq!(
+            (v.matched, v.channel.as_deref()),
+            (Some(Matched::VERIFIED), Some("call"))
+        );
         let body = r#"{"status":"0","data":{"verifications":[7,{"matched":2},{"matched":-1}]}}"#;
         let v = decode_reply(body.as_bytes())
             .unwrap()
@@ -460,7 +486,7 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(
             v.matched,
-            Some(2),
+            Some(Matched::FAILED),
             "without a verified entry the first object counts"
         );
     }

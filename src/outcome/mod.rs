@@ -1,0 +1,124 @@
+//! Pure rules: what a record says about an order ([`observe`]), when the order's fate
+//! is decided and when to poll next ([`rules`]), and which metric samples a finalized
+//! order produces ([`samples`]). No I/O and no clocks: every function takes `now` so it
+//! can be tested exhaustively.
+
+mod observe;
+mod rules;
+mod samples;
+
+pub use observe::{observe, Attempt, Observation};
+pub use rules::{after, decide, Limits, Sighting, Step, Tracking};
+pub use samples::{samples, AttemptSample, OrderSamples, UNKNOWN};
+
+/// A delivery channel, as used in labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Channel {
+    Sms,
+    Call,
+    Sna,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Call => "call",
+            Channel::Sna => "sna",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Channel> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "sms" => Some(Channel::Sms),
+            "call" | "voice" => Some(Channel::Call),
+            "sna" => Some(Channel::Sna),
+            _ => None,
+        }
+    }
+}
+
+/// An attempt's result (label `result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptResult {
+    Delivered,
+    Failed,
+    Pending,
+}
+
+impl AttemptResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Delivered => "delivered",
+            AttemptResult::Failed => "failed",
+            AttemptResult::Pending => "pending",
+        }
+    }
+}
+
+/// An order's fate (label `outcome`), decided once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Verified,
+    Failed,
+    Unverified,
+    Undelivered,
+    NotFound,
+    Expired,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Verified,
+        Outcome::Failed,
+        Outcome::Unverified,
+        Outcome::Undelivered,
+        Outcome::NotFound,
+        Outcome::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Verified => "verified",
+            Outcome::Failed => "failed",
+            Outcome::Unverified => "unverified",
+            Outcome::Undelivered => "undelivered",
+            Outcome::NotFound => "not_found",
+            Outcome::Expired => "expired",
+        }
+    }
+}
+
+/// Builders shared by the tests of the parts.
+#[cfg(test)]
+mod test_support {
+    use super::*;
+    use crate::api::wire::Matched;
+    use chrono::FixedOffset;
+
+    pub fn zone() -> FixedOffset {
+        FixedOffset::east_opt(8 * 3600).unwrap()
+    }
+
+    pub fn attempt(channel: Channel, submit_ms: i64, result: AttemptResult) -> Attempt {
+        Attempt {
+            channel,
+            submit_ms: Some(submit_ms),
+            result,
+            mcc: None,
+            mnc: None,
+            latency_ms: None,
+            cost_usd: 0.0,
+            segments: 0,
+        }
+    }
+
+    pub fn obs(matched: Option<i64>, attempts: Vec<Attempt>) -> Observation {
+        Observation {
+            matched: matched.map(Matched),
+            attempts,
+            ..Observation::default()
+        }
+    }
+}

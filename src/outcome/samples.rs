@@ -1,0 +1,230 @@
+//! The metric samples of a finalized order.
+
+use super::{AttemptResult, Channel, Observation, Outcome};
+use crate::geo;
+
+/// One attempt's share of the metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptSample {
+    pub channel: Channel,
+    pub country: &'static str,
+    /// Three digits, or `unknown`.
+    pub mcc: String,
+    pub result: AttemptResult,
+    pub latency_seconds: Option<f64>,
+    pub cost_usd: f64,
+    pub segments: u32,
+}
+
+/// Everything a finalized order adds to the metrics, emitted at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderSamples {
+    pub outcome: Outcome,
+    /// `sms`, `call`, `sna` or `none`.
+    pub channel: &'static str,
+    pub country: &'static str,
+    pub attempts: Vec<AttemptSample>,
+    pub fallbacks: Vec<(Channel, Channel)>,
+    pub verification_latency_seconds: Option<f64>,
+}
+
+pub const UNKNOWN: &str = "unknown";
+
+fn mcc_label(mcc: Option<u16>) -> String {
+    match mcc {
+        Some(mcc) if geo::is_known_mcc(mcc) => format!("{mcc:03}"),
+        _ => UNKNOWN.to_string(),
+    }
+}
+
+/// The metric samples of a finalized order.
+pub fn samples(outcome: Outcome, obs: Option<&Observation>) -> OrderSamples {
+    let Some(obs) = obs else {
+        return OrderSamples {
+            outcome,
+            channel: "none",
+            country: UNKNOWN,
+            attempts: Vec::new(),
+            fallbacks: Vec::new(),
+            verification_latency_seconds: None,
+        };
+    };
+    // A call has no network of its own: it takes the order's SMS/SNA network.
+    let network = obs
+        .attempts
+        .iter()
+        .filter(|a| a.channel != Channel::Call)
+        .find_map(|a| a.mcc.filter(|m| geo::is_known_mcc(*m)).map(|m| (m, a.mnc)));
+    let attempts: Vec<AttemptSample> = obs
+        .attempts
+        .iter()
+        .map(|a| {
+            let (country, mcc) = match a.channel {
+                Channel::Call => match network {
+                    Some((mcc, mnc)) => (geo::country_of_network(mcc, mnc), Some(mcc)),
+                    None => (obs.receiver_country, None),
+                },
+                _ => (a.mcc.and_then(|m| geo::country_of_network(m, a.mnc)), a.mcc),
+            };
+            AttemptSample {
+                channel: a.channel,
+                country: country.unwrap_or(UNKNOWN),
+                mcc: mcc_label(mcc),
+                result: a.result,
+                latency_seconds: a.latency_ms.map(|ms| ms as f64 / 1000.0),
+                cost_usd: a.cost_usd,
+                segments: a.segments,
+            }
+        })
+        .collect();
+    let fallbacks = obs
+        .attempts
+        .windows(2)
+        .filter(|pair| pair[0].channel != pair[1].channel)
+        .map(|pair| (pair[0].channel, pair[1].channel))
+        .collect();
+    let channel = obs
+        .verification_channel
+        .or_else(|| obs.attempts.last().map(|a| a.channel))
+        .map_or("none", Channel::as_str);
+    let country = attempts
+        .first()
+        .map(|a| a.country)
+        .or(obs.receiver_country)
+        .unwrap_or(UNKNOWN);
+    let verification_latency_seconds = match (outcome, obs.attempts.first(), obs.verified_ms) {
+        (Outcome::Verified, Some(first), Some(verified)) => first
+            .submit_ms
+            .filter(|submit| verified >= *submit)
+            .map(|submit| (verified - submit) as f64 / 1000.0),
+        _ => None,
+    };
+    OrderSamples {
+        outcome,
+        channel,
+        country,
+        attempts,
+        fallbacks,
+        verification_latency_seconds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{attempt, obs, zone};
+    use super::super::{observe, Attempt};
+    use super::*;
+    use crate::api::wire::decode_reply;
+    use AttemptResult::{Delivered, Failed};
+    use Channel::{Call, Sms, Sna};
+
+    fn with_network(mut a: Attempt, mcc: u16, mnc: u16) -> Attempt {
+        a.mcc = Some(mcc);
+        a.mnc = Some(mnc);
+        a
+    }
+
+    #[test]
+    fn samples_of_the_provider_sample() {
+        let record = decode_reply(crate::api::wire::tests::PROVIDER_SAMPLE.as_bytes())
+            .unwrap()
+            .data
+            .unwrap();
+        let o = observe(&record, &zone());
+        let s = samples(Outcome::Verified, Some(&o));
+        assert_eq!(s.channel, "call");
+        assert_eq!(s.country, "CN");
+        assert_eq!(s.fallbacks, vec![(Sms, Call)]);
+        assert_eq!(s.attempts.len(), 2);
+        assert_eq!(
+            (s.attempts[0].country, s.attempts[0].mcc.as_str()),
+            ("CN", "460")
+        );
+        assert_eq!(s.attempts[0].result, Delivered);
+        assert_eq!(s.attempts[0].latency_seconds, Some(4.0));
+        assert_eq!(s.attempts[0].segments, 1);
+        assert_eq!(s.attempts[0].cost_usd, 0.000002);
+        // The call takes the SMS's network.
+        assert_eq!(
+            (s.attempts[1].country, s.attempts[1].mcc.as_str()),
+            ("CN", "460")
+        );
+        assert_eq!(s.attempts[1].result, Failed);
+        assert_eq!(s.attempts[1].latency_seconds, None);
+        assert_eq!(s.verification_latency_seconds, Some(2.0));
+    }
+
+    #[test]
+    fn call_only_order_takes_country_from_the_receiver() {
+        let mut o = obs(Some(-1), vec![attempt(Call, 0, Delivered)]);
+        o.receiver_country = geo::country_of_number("918563214120");
+        let s = samples(Outcome::Unverified, Some(&o));
+        assert_eq!(
+            (s.country, s.attempts[0].country, s.attempts[0].mcc.as_str()),
+            ("IN", "IN", "unknown")
+        );
+        assert_eq!(s.verification_latency_seconds, None);
+    }
+
+    #[test]
+    fn fallbacks_follow_submit_order_and_channel_defaults() {
+        let o = obs(
+            Some(-1),
+            vec![
+                with_network(attempt(Sna, 0, Failed), 404, 10),
+                attempt(Sms, 1, Failed),
+                attempt(Sms, 2, Failed),
+                attempt(Call, 3, Delivered),
+            ],
+        );
+        let s = samples(Outcome::Unverified, Some(&o));
+        assert_eq!(s.fallbacks, vec![(Sna, Sms), (Sms, Call)]);
+        assert_eq!(
+            s.channel, "call",
+            "no verification channel: the last attempt's"
+        );
+        assert_eq!(s.country, "IN");
+        assert_eq!(
+            s.attempts[1].country, "unknown",
+            "an SMS without MCC has no country"
+        );
+        assert_eq!(s.attempts[3].mcc, "404");
+        let none = samples(Outcome::NotFound, None);
+        assert_eq!((none.channel, none.country), ("none", "unknown"));
+        let empty = samples(Outcome::Expired, Some(&obs(Some(1), vec![])));
+        assert_eq!((empty.channel, empty.country), ("none", "unknown"));
+    }
+
+    #[test]
+    fn unknown_mcc_is_not_a_label() {
+        let o = obs(
+            Some(0),
+            vec![with_network(attempt(Sms, 0, Delivered), 999, 1)],
+        );
+        let s = samples(Outcome::Verified, Some(&o));
+        assert_eq!(
+            (s.attempts[0].mcc.as_str(), s.attempts[0].country),
+            ("unknown", "unknown")
+        );
+    }
+
+    #[test]
+    fn verification_latency_needs_verified_and_sane_times() {
+        let mut o = obs(Some(0), vec![attempt(Sms, 10_000, Delivered)]);
+        o.verified_ms = Some(25_000);
+        assert_eq!(
+            samples(Outcome::Verified, Some(&o)).verification_latency_seconds,
+            Some(15.0)
+        );
+        o.verified_ms = Some(5_000);
+        assert_eq!(
+            samples(Outcome::Verified, Some(&o)).verification_latency_seconds,
+            None
+        );
+        o.verified_ms = Some(25_000);
+        assert_eq!(
+            samples(Outcome::Unverified, Some(&o)).verification_latency_seconds,
+            None
+        );
+    }
+}

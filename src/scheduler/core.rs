@@ -1,0 +1,403 @@
+//! The scheduler's decisions, without timers or channels: it takes `now` and events
+//! (orders added, a job answered or handed back, shutdown), keeps the queue and the
+//! API's health, and commits what changed (store first, then metrics).
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::FixedOffset;
+use rand::Rng;
+
+use super::health::ApiHealth;
+use super::pool::{Done, Job};
+use super::queue::{DueQueue, Entry};
+use crate::api::{Query, QueryOutcome};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::outcome::{self, Limits, Outcome, Sighting, Step, Tracking};
+use crate::spool::SpoolOrder;
+use crate::status::Status;
+use crate::store::{PendingOrder, PendingState, Store};
+
+/// What one batch of events changed.
+#[derive(Debug, Default)]
+pub(super) struct Changes {
+    /// Pending orders whose persisted state changed.
+    updated: Vec<Arc<str>>,
+    /// Orders taken out of the queue, to be committed and then counted.
+    finalized: Vec<(Arc<str>, Outcome, Entry)>,
+}
+
+pub(super) struct Core {
+    apps: Vec<Arc<str>>,
+    /// Per app, in the order of `apps`.
+    limits: Vec<Limits>,
+    zone: FixedOffset,
+    pub(super) queue: DueQueue,
+    pending_per_app: Vec<i64>,
+    pub(super) health: ApiHealth,
+    /// Unexpected statuses already logged at warning level.
+    statuses_seen: HashSet<i64>,
+    /// Shutting down: answers still update state, but no order is finalized, because
+    /// metrics counted now would never be scraped; the next run finalizes them.
+    draining: bool,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    status: Arc<Status>,
+}
+
+/// What of an order's tracking is persisted and worth a write when it changes: the
+/// outcome, the first "no record", and the polling interval (the answers count only
+/// matters while it still moves the interval, so it is not written on every answer).
+fn persisted_view(t: &Tracking, limits: &Limits) -> (Option<Outcome>, Option<i64>, Duration) {
+    (t.outcome, t.first_absent_ms, t.poll_interval(limits))
+}
+
+impl Core {
+    pub fn new(
+        config: &Config,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        status: Arc<Status>,
+    ) -> Self {
+        let apps: Vec<Arc<str>> = config
+            .apps
+            .iter()
+            .map(|a| Arc::from(a.id.as_str()))
+            .collect();
+        let limits = config
+            .apps
+            .iter()
+            .map(|a| Limits {
+                verification_window: config.window_of(&a.id),
+                settle_timeout: config.tracking.settle_timeout,
+                not_found_grace: config.tracking.not_found_grace,
+                max_age: config.tracking.max_age,
+                first_delay: config.polling.first_delay,
+                max_interval: config.polling.max_interval,
+            })
+            .collect();
+        Core {
+            pending_per_app: vec![0; apps.len()],
+            apps,
+            limits,
+            zone: config.api.timezone,
+            queue: DueQueue::new(),
+            health: ApiHealth::new(status.clone(), metrics.clone()),
+            statuses_seen: HashSet::new(),
+            draining: false,
+            store,
+            metrics,
+            status,
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn app_index(&self, app_id: &str) -> Option<u16> {
+        self.apps
+            .iter()
+            .position(|a| &**a == app_id)
+            .map(|i| i as u16)
+    }
+
+    /// Takes an order (from the spool or the store); returns false for an unknown app
+    /// or an order already tracked.
+    fn track(&mut self, order_id: &str, state: &PendingState, now_ms: i64) -> bool {
+        let Some(app) = self.app_index(&state.app_id) else {
+            tracing::warn!(order_id, app_id = %state.app_id, "pending order of an app no longer configured; it is not polled");
+            return false;
+        };
+        if self.queue.contains(order_id) {
+            return false;
+        }
+        let mut tracking = Tracking::new(state.issued_ms);
+        tracking.outcome = state.outcome;
+        tracking.decided_ms = state.decided_ms;
+        tracking.first_absent_ms = state.first_absent_ms;
+        tracking.answers = state.answers;
+        let due = tracking.first_poll_ms(&self.limits[app as usize], now_ms);
+        let entry = Entry::new(app, tracking, state.polls);
+        self.queue.insert(Arc::from(order_id), entry, due);
+        self.count_pending(app, 1);
+        true
+    }
+
+    /// Loads the pending orders of a previous run.
+    pub fn load(&mut self, pending: Vec<PendingOrder>, now_ms: i64) -> usize {
+        let mut loaded = 0;
+        for order in pending {
+            if self.track(&order.order_id, &order.state, now_ms) {
+                loaded += 1;
+            }
+        }
+        self.update_gauges(now_ms);
+        loaded
+    }
+
+    /// Starts tracking orders the spool accepted.
+    pub fn add_from_spool(&mut self, batch: Vec<SpoolOrder>, now_ms: i64) {
+        for order in batch {
+            let state = PendingState::new(order.app_id, order.issued_ms);
+            if self.track(&order.order_id, &state, now_ms) {
+                tracing::debug!(order_id = %order.order_id, app_id = %state.app_id, "tracking order");
+            }
+        }
+    }
+
+    /// While the API rejects us, due orders are not queried (only a probe is); they
+    /// still meet their deadlines.
+    pub fn hold_due(&mut self, now_ms: i64) {
+        if !self.health.holds_due_orders(now_ms) {
+            return;
+        }
+        let mut changes = Changes::default();
+        while let Some(id) = self.queue.pop_due(now_ms) {
+            self.advance(&id, Sighting::Skipped, now_ms, &mut changes);
+        }
+        self.commit(changes, now_ms);
+    }
+
+    /// Whether an order is due now, and otherwise how long to sleep (at most a second):
+    /// until the next due order, or the next probe while due orders are held.
+    pub fn next_wake(&mut self, now_ms: i64) -> (bool, i64) {
+        let next_due = self.queue.peek_due();
+        let dispatchable = next_due.is_some_and(|due| due <= now_ms);
+        let mut wake_at = next_due;
+        if let Some(probe_ms) = self.health.next_probe_ms(now_ms) {
+            wake_at = Some(wake_at.map_or(probe_ms, |due| due.min(probe_ms)));
+        }
+        let sleep_ms = wake_at.map_or(1000, |at| (at - now_ms).clamp(1, 1000));
+        (dispatchable, sleep_ms)
+    }
+
+    /// The next due order as a job for a worker (marked in flight), if any.
+    pub fn next_job(&mut self, now_ms: i64) -> Option<Job> {
+        let order_id = self.queue.pop_due(now_ms)?;
+        let app = self.queue.get(&order_id)?.app;
+        self.queue.set_in_flight(&order_id, true);
+        Some(Job {
+            order_id,
+            app_id: self.apps[app as usize].clone(),
+            probe: self.health.on_send(),
+        })
+    }
+
+    /// Shutdown: answers still count, but nothing is finalized any more.
+    pub fn begin_drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// A worker's answer, or a job handed back unsent.
+    pub fn on_done(&mut self, done: Done, now_ms: i64, changes: &mut Changes) {
+        let Done { order_id, query } = done;
+        self.queue.set_in_flight(&order_id, false);
+        let Some(query) = query else {
+            // Handed back unsent (paused or stopping): the order keeps its deadlines.
+            self.advance(&order_id, Sighting::Skipped, now_ms, changes);
+            return;
+        };
+        self.metrics
+            .api_requests
+            .with_label_values(&[query.status_label.as_str()])
+            .inc();
+        self.metrics
+            .api_duration
+            .observe(query.duration.as_secs_f64());
+        if let Some(entry) = self.queue.get_mut(&order_id) {
+            entry.polls = entry.polls.saturating_add(1);
+        }
+        let sighting = self.sighting(&order_id, query, now_ms);
+        self.advance(&order_id, sighting, now_ms, changes);
+    }
+
+    /// What an answer says about the order, updating the API's health on the way.
+    fn sighting(&mut self, order_id: &str, query: Query, now_ms: i64) -> Sighting {
+        let jitter = || rand::thread_rng().gen_range(0.8..1.2);
+        if !matches!(query.outcome, QueryOutcome::Rejected { .. }) {
+            let detail = match &query.outcome {
+                QueryOutcome::Transient { detail, .. } => detail.as_str(),
+                _ => "",
+            };
+            self.health.on_result(query.answered, detail, now_ms);
+        }
+        match query.outcome {
+            QueryOutcome::Rejected { status, reason } => {
+                self.health.on_rejected(status, &reason, now_ms);
+                Sighting::Skipped
+            }
+            QueryOutcome::Record(record) => Sighting::Record(outcome::observe(&record, &self.zone)),
+            QueryOutcome::NoRecord => Sighting::NoRecord,
+            QueryOutcome::ClockSkew { offset_secs } => {
+                // The client already signs with the corrected time (and the status page
+                // shows it); this is for the operator.
+                match offset_secs {
+                    Some(offset) => tracing::warn!(offset_secs = offset, order_id, "the API says our timestamp expired (status -16): our clock differs from the provider's by {offset} s; signing with the corrected time. Fix the host clock (NTP)."),
+                    None => tracing::warn!(order_id, "the API says our timestamp expired (status -16) and sent no Date header to correct it; check the host clock (NTP)"),
+                }
+                Sighting::Failed {
+                    retry_after: Some(Duration::ZERO),
+                    jitter: jitter(),
+                }
+            }
+            QueryOutcome::Transient {
+                retry_after,
+                detail,
+            } => {
+                tracing::debug!(order_id, %detail, "record query failed; retrying with backoff");
+                Sighting::Failed {
+                    retry_after,
+                    jitter: jitter(),
+                }
+            }
+            QueryOutcome::OtherStatus { status, reason } => {
+                self.log_other_status(order_id, status, &reason);
+                Sighting::Skipped
+            }
+        }
+    }
+
+    /// Warns once per status; `otp_exporter_api_requests_total` counts them all.
+    fn log_other_status(&mut self, order_id: &str, status: i64, reason: &str) {
+        if self.statuses_seen.insert(status) {
+            let meaning = if status == -22 {
+                "parameter error"
+            } else {
+                "not documented"
+            };
+            tracing::warn!(order_id, status, %reason, "the API answered status {status} ({meaning}); the order keeps its schedule. Further answers with this status are logged at debug level and counted in otp_exporter_api_requests_total");
+        } else {
+            tracing::debug!(order_id, status, %reason, "the API answered an unexpected status");
+        }
+    }
+
+    /// Applies what happened to one order: reschedules it or takes it out as
+    /// finalized, and notes in `changes` what must be persisted.
+    fn advance(
+        &mut self,
+        order_id: &Arc<str>,
+        sighting: Sighting,
+        now_ms: i64,
+        changes: &mut Changes,
+    ) {
+        let Some(entry) = self.queue.get_mut(order_id) else {
+            return;
+        };
+        let limits = self.limits[entry.app as usize];
+        let before = persisted_view(&entry.tracking, &limits);
+        let step = entry.tracking.apply(sighting, now_ms, &limits);
+        let changed = before != persisted_view(&entry.tracking, &limits);
+        match step {
+            Step::Finalize(outcome) if !self.draining => {
+                // Counted out of `orders_pending` in `commit`, once its metrics are in.
+                if let Some(entry) = self.queue.remove(order_id) {
+                    changes.finalized.push((order_id.clone(), outcome, entry));
+                }
+            }
+            Step::Finalize(_) => {
+                if changed {
+                    changes.updated.push(order_id.clone());
+                }
+            }
+            Step::PollAt(due_ms) => {
+                if changed {
+                    changes.updated.push(order_id.clone());
+                }
+                self.queue.schedule(order_id, due_ms);
+            }
+        }
+    }
+
+    fn pending_state(&self, entry: &Entry) -> PendingState {
+        let t = &entry.tracking;
+        PendingState {
+            app_id: self.apps[entry.app as usize].to_string(),
+            issued_ms: t.issued_ms,
+            outcome: t.outcome,
+            decided_ms: t.decided_ms,
+            first_absent_ms: t.first_absent_ms,
+            polls: entry.polls,
+            answers: t.answers,
+        }
+    }
+
+    /// Writes the batch's changes in one transaction, then emits the metrics of the
+    /// finalized orders (after the commit, so a crash cannot count an order twice
+    /// within one process's life).
+    pub fn commit(&mut self, changes: Changes, now_ms: i64) {
+        if changes.updated.is_empty() && changes.finalized.is_empty() {
+            return;
+        }
+        let states: Vec<(Arc<str>, PendingState)> = changes
+            .updated
+            .iter()
+            .filter_map(|id| Some((id.clone(), self.pending_state(self.queue.get(id)?))))
+            .collect();
+        let updates: Vec<(&str, &PendingState)> = states.iter().map(|(id, s)| (&**id, s)).collect();
+        let finalized: Vec<&str> = changes.finalized.iter().map(|(id, _, _)| &**id).collect();
+        let store = self.store.clone();
+        let result = tokio::task::block_in_place(|| store.apply(&updates, &finalized, now_ms));
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot persist order progress; finalized orders may be counted again after a restart");
+        }
+        for (order_id, outcome, entry) in changes.finalized {
+            let samples = outcome::samples(outcome, entry.tracking.last.as_deref());
+            let app = self.apps[entry.app as usize].clone();
+            self.metrics.record_order(&app, &samples, entry.polls);
+            self.count_pending(entry.app, -1);
+            tracing::info!(
+                order_id = %order_id,
+                app_id = %app,
+                outcome = outcome.as_str(),
+                channel = samples.channel,
+                country = samples.country,
+                attempts = samples.attempts.len(),
+                queries = entry.polls,
+                "order finalized"
+            );
+        }
+    }
+
+    /// Updates `otp_exporter_orders_pending` with every change (not once a second), so
+    /// that scrapes do not see accepted orders as neither pending nor finalized.
+    fn count_pending(&mut self, app: u16, delta: i64) {
+        let count = &mut self.pending_per_app[app as usize];
+        *count += delta;
+        self.metrics
+            .orders_pending
+            .with_label_values(&[&*self.apps[app as usize]])
+            .set(*count);
+        self.status
+            .pending
+            .store(self.queue.len() as u64, Ordering::Relaxed);
+    }
+
+    /// The oldest pending order's age (a scan of all orders, so once a second).
+    pub fn update_gauges(&self, now_ms: i64) {
+        let oldest = self.queue.entries().map(|e| e.tracking.issued_ms).min();
+        let age = oldest.map_or(0.0, |issued| (now_ms - issued).max(0) as f64 / 1000.0);
+        self.metrics.oldest_pending_age.set(age);
+        self.status
+            .pending
+            .store(self.queue.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Forgets finalized ids older than a day, off the scheduler (a day of ids may
+    /// take a while to delete).
+    pub fn purge_finalized(&self, now_ms: i64) {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || match store.purge_finalized(now_ms) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "forgot finalized ids older than 24 h"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge old finalized ids"),
+        });
+    }
+}
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

@@ -1,0 +1,185 @@
+//! One scheduler drives every poll: a time-ordered queue of (due time, order), a fixed
+//! pool of `max_in_flight` workers, and a shared rate limiter. No task or timer per
+//! order, so a million pending orders cost memory, not threads.
+//!
+//! - [`queue`]: the pending orders and when each is due (stale entries skipped);
+//! - [`health`]: the API as a whole (up, paused on -1/-2 and probed, not answering);
+//! - [`pool`]: the workers, the rate limiter and the [`RecordSource`] they query;
+//! - [`core`]: the decisions, driven by `now` and events, committing store-then-metrics;
+//! - this module: the loop that wires timers, channels and the clock to the core.
+
+mod core;
+mod health;
+mod pool;
+mod queue;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use self::core::{Changes, Core};
+use self::pool::WorkerPool;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::spool::SpoolOrder;
+use crate::status::Status;
+use crate::store::{PendingOrder, Store};
+
+pub use self::pool::RecordSource;
+
+pub struct Scheduler<C: Clock = SystemClock> {
+    core: Core,
+    clock: C,
+    status: Arc<Status>,
+}
+
+impl Scheduler<SystemClock> {
+    pub fn new(
+        config: &Config,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        status: Arc<Status>,
+    ) -> Self {
+        Scheduler::with_clock(config, store, metrics, status, SystemClock)
+    }
+}
+
+impl<C: Clock> Scheduler<C> {
+    /// A scheduler that reads "now" from `clock` (a hand-moved one in tests).
+    pub fn with_clock(
+        config: &Config,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        status: Arc<Status>,
+        clock: C,
+    ) -> Self {
+        Scheduler {
+            core: Core::new(config, store, metrics, status.clone()),
+            clock,
+            status,
+        }
+    }
+
+    /// Loads the pending orders of a previous run.
+    pub fn load(&mut self, pending: Vec<PendingOrder>) -> usize {
+        self.core.load(pending, self.clock.now_ms())
+    }
+
+    /// Starts tracking orders the spool accepted.
+    pub fn add_from_spool(&mut self, batch: Vec<SpoolOrder>) {
+        self.core.add_from_spool(batch, self.clock.now_ms());
+    }
+
+    pub fn pending(&self) -> usize {
+        self.core.pending()
+    }
+
+    /// Runs until `shutdown` changes; then lets in-flight queries finish (bounded by
+    /// `drain`), persists, and returns.
+    pub async fn run<R: RecordSource>(
+        mut self,
+        source: Arc<R>,
+        workers: usize,
+        max_requests_per_second: u32,
+        mut intake: mpsc::UnboundedReceiver<Vec<SpoolOrder>>,
+        mut shutdown: watch::Receiver<bool>,
+        drain: Duration,
+    ) {
+        let held = self.core.health.held();
+        let mut pool = WorkerPool::start(source, workers, max_requests_per_second, held);
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
+        let mut intake_open = true;
+
+        loop {
+            let now = self.clock.now_ms();
+            self.core.hold_due(now);
+            let (dispatchable, sleep_ms) = self.core.next_wake(now);
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                Some(done) = pool.done.recv() => {
+                    let now = self.clock.now_ms();
+                    let mut changes = Changes::default();
+                    pool.in_flight -= 1;
+                    self.core.on_done(done, now, &mut changes);
+                    // Take whatever else finished, so one transaction covers the batch.
+                    while let Ok(done) = pool.done.try_recv() {
+                        pool.in_flight -= 1;
+                        self.core.on_done(done, now, &mut changes);
+                    }
+                    self.core.commit(changes, now);
+                }
+                batch = intake.recv(), if intake_open => match batch {
+                    Some(batch) => {
+                        self.add_from_spool(batch);
+                        while let Ok(batch) = intake.try_recv() {
+                            self.add_from_spool(batch);
+                        }
+                    }
+                    None => intake_open = false,
+                },
+                permit = pool.jobs.reserve(), if dispatchable => {
+                    let Ok(permit) = permit else { break };
+                    if let Some(job) = self.core.next_job(self.clock.now_ms()) {
+                        permit.send(job);
+                        pool.in_flight += 1;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)), if !dispatchable => {}
+                _ = housekeeping.tick() => {
+                    ticks += 1;
+                    let now = self.clock.now_ms();
+                    self.status.scheduler_heartbeat_ms.store(now, Ordering::Relaxed);
+                    self.core.update_gauges(now);
+                    if ticks % 600 == 1 {
+                        self.core.purge_finalized(now);
+                    }
+                }
+            }
+        }
+        self.drain(pool, drain).await;
+    }
+
+    /// Shutdown: no new queries; those in flight finish within `drain` and update their
+    /// orders, which stay pending (the next run finalizes them).
+    async fn drain(mut self, mut pool: WorkerPool, drain: Duration) {
+        pool.stop();
+        self.core.begin_drain();
+        let deadline = tokio::time::Instant::now() + drain;
+        let mut changes = Changes::default();
+        let mut answered_while_draining = 0usize;
+        while pool.in_flight > 0 {
+            match tokio::time::timeout_at(deadline, pool.done.recv()).await {
+                Ok(Some(done)) => {
+                    pool.in_flight -= 1;
+                    answered_while_draining += usize::from(done.query.is_some());
+                    self.core.on_done(done, self.clock.now_ms(), &mut changes);
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        in_flight = pool.in_flight,
+                        "in-flight queries did not finish in time; their orders stay pending"
+                    );
+                    break;
+                }
+            }
+        }
+        self.core.commit(changes, self.clock.now_ms());
+        pool.abort();
+        self.core.update_gauges(self.clock.now_ms());
+        tracing::info!(
+            pending = self.core.pending(),
+            answered_while_draining,
+            "scheduler stopped; pending orders are saved (orders answered while stopping are finalized by the next run)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;
