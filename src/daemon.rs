@@ -55,10 +55,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     let metrics = Arc::new(Metrics::new(&config.app_ids()));
     let listener = http::bind(config.listen).await?;
     let state_dir = config.state_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir))
-        .await
-        .map_err(DaemonError::StartupTask)??;
-    let store = Arc::new(store);
+    let store = Arc::new(blocking(move || Store::open(&state_dir)).await??);
     let client =
         Arc::new(ApiClient::new(&config.api)?.with_clock_offset(status.clock_offset_secs.clone()));
 
@@ -78,19 +75,9 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     tracing::info!(listen = %config.listen, api = client.record_url(), spool = %config.spool.dir.display(), state = %store.path().display(), "itnio-otp-exporter {} started", env!("CARGO_PKG_VERSION"));
 
     let mut scheduler = Scheduler::new(&config, store.clone(), metrics.clone(), status.clone());
-    let load_store = store.clone();
-    let (pending, broken) = tokio::task::spawn_blocking(move || load_store.load_pending())
-        .await
-        .map_err(DaemonError::StartupTask)??;
-    for id in &broken {
-        tracing::error!(order_id = %id, "pending order in the state database cannot be decoded; it is skipped");
-    }
-    let loaded = scheduler.load(pending);
-    status.state_loaded.store(true, Ordering::Release);
-    tracing::info!(resumed = loaded, "pending orders loaded");
+    resume_pending(&mut scheduler, &store, &status).await?;
 
     let (orders_tx, orders_rx) = mpsc::unbounded_channel();
-    let stop_spool = Arc::new(AtomicBool::new(false));
     let spool = Spool::new(
         SpoolOptions {
             dir: config.spool.dir.clone(),
@@ -102,22 +89,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         metrics.clone(),
         orders_tx,
     );
-    let runner = SpoolRunner::start(
-        spool,
-        config.spool.rescan_interval,
-        stop_spool.clone(),
-        status.clone(),
-    )?;
-
-    // The spool stops first so no new file is taken while the scheduler drains.
-    let mut spool_shutdown = shutdown.clone();
-    let spool_status = status.clone();
-    let spool_stopper = tokio::spawn(async move {
-        let _ = spool_shutdown.wait_for(|stop| *stop).await;
-        spool_status.stopping.store(true, Ordering::Release);
-        stop_spool.store(true, Ordering::Relaxed);
-        let _ = tokio::task::spawn_blocking(move || runner.stop()).await;
-    });
+    let spool_stopper = start_spool(spool, &config, &status, shutdown.clone())?;
 
     let shutdown_requested = shutdown.clone();
     let drain = config.api.timeout.min(Duration::from_secs(10)) + Duration::from_secs(1);
@@ -144,4 +116,55 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     let _ = server.await;
     tracing::info!("itnio-otp-exporter stopped");
     Ok(())
+}
+
+/// Runs a start-up step that touches the disk off the async workers.
+async fn blocking<T: Send + 'static>(
+    step: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DaemonError> {
+    tokio::task::spawn_blocking(step)
+        .await
+        .map_err(DaemonError::StartupTask)
+}
+
+/// Loads the pending orders of the last run into the scheduler; the daemon is ready
+/// only after this (`/readyz`).
+async fn resume_pending(
+    scheduler: &mut Scheduler,
+    store: &Arc<Store>,
+    status: &Status,
+) -> Result<(), DaemonError> {
+    let load_store = store.clone();
+    let (pending, broken) = blocking(move || load_store.load_pending()).await??;
+    for id in &broken {
+        tracing::error!(order_id = %id, "pending order in the state database cannot be decoded; it is skipped");
+    }
+    let loaded = scheduler.load(pending);
+    status.state_loaded.store(true, Ordering::Release);
+    tracing::info!(resumed = loaded, "pending orders loaded");
+    Ok(())
+}
+
+/// Starts the spool thread and a task that stops it first at shutdown, so that no
+/// new file is taken while the scheduler drains.
+fn start_spool(
+    spool: Spool,
+    config: &Config,
+    status: &Arc<Status>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, DaemonError> {
+    let stop_spool = Arc::new(AtomicBool::new(false));
+    let runner = SpoolRunner::start(
+        spool,
+        config.spool.rescan_interval,
+        stop_spool.clone(),
+        status.clone(),
+    )?;
+    let status = status.clone();
+    Ok(tokio::spawn(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        status.stopping.store(true, Ordering::Release);
+        stop_spool.store(true, Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || runner.stop()).await;
+    }))
 }

@@ -38,108 +38,92 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
 }
 
-fn opts(name: &str, help: &str) -> Opts {
-    Opts::new(name, help)
+/// Registers metrics in one registry. Names and label sets are constants of this
+/// file, so a failure is a programming error caught by every test that builds
+/// `Metrics`, never something input can cause.
+struct Registrar(Registry);
+
+impl Registrar {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        metric: prometheus::Result<M>,
+    ) -> M {
+        let metric = metric.expect("valid metric definition");
+        self.0
+            .register(Box::new(metric.clone()))
+            .expect("unique metric name");
+        metric
+    }
+
+    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels))
+    }
+
+    fn histogram(&self, name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
+        self.add(HistogramVec::new(
+            histogram_opts(name, help, buckets),
+            labels,
+        ))
+    }
+}
+
+fn histogram_opts(name: &str, help: &str, buckets: &[f64]) -> HistogramOpts {
+    HistogramOpts::new(name, help).buckets(buckets.to_vec())
 }
 
 impl Metrics {
     /// Registers every metric; `app_ids` pre-creates the per-app pending gauges.
     pub fn new(app_ids: &[String]) -> Metrics {
-        let registry = Registry::new();
-        // Names and label sets are constants, so registration cannot fail.
-        macro_rules! reg {
-            ($metric:expr) => {{
-                let m = $metric.expect("valid metric definition");
-                registry
-                    .register(Box::new(m.clone()))
-                    .expect("unique metric name");
-                m
-            }};
-        }
-        let hist = |name: &str, help: &str, buckets: &[f64]| {
-            HistogramOpts::new(name, help).buckets(buckets.to_vec())
-        };
+        let r = Registrar(Registry::new());
         let m = Metrics {
-            orders: reg!(IntCounterVec::new(
-                opts("otp_orders_total", "Finalized OTP orders by outcome; channel is the verification's channel, else the last attempt's, else none."),
-                &["app_id", "channel", "country", "outcome"]
-            )),
-            fallbacks: reg!(IntCounterVec::new(
-                opts("otp_channel_fallbacks_total", "Channel switches inside finalized orders (attempts in submit order)."),
-                &["app_id", "from", "to", "country"]
-            )),
-            attempts: reg!(IntCounterVec::new(
-                opts("otp_delivery_attempts_total", "Delivery attempts of finalized orders by result."),
-                &["app_id", "channel", "country", "mcc", "result"]
-            )),
-            delivery_latency: reg!(HistogramVec::new(
-                hist("otp_delivery_latency_seconds", "Delivery latency of delivered attempts (SMS submit to DLR, call submit to answer, SNA request to result).", LATENCY_BUCKETS),
-                &["channel", "country"]
-            )),
-            verification_latency: reg!(HistogramVec::new(
-                hist("otp_verification_latency_seconds", "Time from the first attempt's submit to verification, for verified orders.", LATENCY_BUCKETS),
-                &["app_id", "channel", "country"]
-            )),
-            cost_usd: reg!(CounterVec::new(
-                opts("otp_cost_usd_total", "Money spent on finalized orders in USD (SMS pay plus call cost)."),
-                &["app_id", "channel", "country", "mcc"]
-            )),
-            sms_segments: reg!(IntCounterVec::new(
-                opts("otp_sms_segments_total", "Billed SMS segments of finalized orders."),
-                &["app_id", "country", "mcc"]
-            )),
-            orders_pending: reg!(IntGaugeVec::new(
-                opts("otp_exporter_orders_pending", "Orders being tracked."),
-                &["app_id"]
-            )),
-            oldest_pending_age: reg!(Gauge::with_opts(opts(
-                "otp_exporter_oldest_pending_age_seconds",
-                "Age of the oldest pending order (0 when none)."
-            ))),
-            spool_lines: reg!(IntCounterVec::new(
-                opts("otp_exporter_spool_lines_total", "Spool lines read, by result."),
-                &["result"]
-            )),
-            spool_files_quarantined: reg!(IntCounterVec::new(
-                opts("otp_exporter_spool_files_quarantined_total", "Spool files moved to quarantine whole, by reason."),
-                &["reason"]
-            )),
-            api_requests: reg!(IntCounterVec::new(
-                opts("otp_exporter_api_requests_total", "Record queries by the API's status, or http_NNN, timeout, connect_error, invalid_response."),
-                &["status"]
-            )),
-            api_duration: reg!(Histogram::with_opts(hist(
-                "otp_exporter_api_request_duration_seconds",
-                "Record query latency.",
-                API_BUCKETS
-            ))),
-            api_up: reg!(IntGauge::with_opts(opts(
-                "otp_exporter_api_up",
-                "1 while the API accepts our credentials and answers."
-            ))),
-            polls_per_order: reg!(Histogram::with_opts(hist(
-                "otp_exporter_polls_per_order",
-                "Record queries spent per finalized order.",
-                POLL_BUCKETS
-            ))),
-            build_info: reg!(IntGaugeVec::new(
-                opts("otp_exporter_build_info", "Build information; always 1."),
-                &["version"]
-            )),
-            registry,
+            orders: r.counter("otp_orders_total", "Finalized OTP orders by outcome; channel is the verification's channel, else the last attempt's, else none.",
+                &["app_id", "channel", "country", "outcome"]),
+            fallbacks: r.counter("otp_channel_fallbacks_total", "Channel switches inside finalized orders (attempts in submit order).",
+                &["app_id", "from", "to", "country"]),
+            attempts: r.counter("otp_delivery_attempts_total", "Delivery attempts of finalized orders by result.",
+                &["app_id", "channel", "country", "mcc", "result"]),
+            delivery_latency: r.histogram("otp_delivery_latency_seconds", "Delivery latency of delivered attempts (SMS submit to DLR, call submit to answer, SNA request to result).",
+                LATENCY_BUCKETS, &["channel", "country"]),
+            verification_latency: r.histogram("otp_verification_latency_seconds", "Time from the first attempt's submit to verification, for verified orders.",
+                LATENCY_BUCKETS, &["app_id", "channel", "country"]),
+            cost_usd: r.add(CounterVec::new(Opts::new("otp_cost_usd_total", "Money spent on finalized orders in USD (SMS pay plus call cost)."),
+                &["app_id", "channel", "country", "mcc"])),
+            sms_segments: r.counter("otp_sms_segments_total", "Billed SMS segments of finalized orders.",
+                &["app_id", "country", "mcc"]),
+            orders_pending: r.add(IntGaugeVec::new(Opts::new("otp_exporter_orders_pending", "Orders being tracked."),
+                &["app_id"])),
+            oldest_pending_age: r.add(Gauge::with_opts(Opts::new("otp_exporter_oldest_pending_age_seconds", "Age of the oldest pending order (0 when none)."))),
+            spool_lines: r.counter("otp_exporter_spool_lines_total", "Spool lines read, by result.",
+                &["result"]),
+            spool_files_quarantined: r.counter("otp_exporter_spool_files_quarantined_total", "Spool files moved to quarantine whole, by reason.",
+                &["reason"]),
+            api_requests: r.counter("otp_exporter_api_requests_total", "Record queries by the API's status, or http_NNN, timeout, connect_error, invalid_response.",
+                &["status"]),
+            api_duration: r.add(Histogram::with_opts(histogram_opts("otp_exporter_api_request_duration_seconds", "Record query latency.", API_BUCKETS))),
+            api_up: r.add(IntGauge::with_opts(Opts::new("otp_exporter_api_up", "1 while the API accepts our credentials and answers."))),
+            polls_per_order: r.add(Histogram::with_opts(histogram_opts("otp_exporter_polls_per_order", "Record queries spent per finalized order.", POLL_BUCKETS))),
+            build_info: r.add(IntGaugeVec::new(Opts::new("otp_exporter_build_info", "Build information; always 1."),
+                &["version"])),
+            registry: r.0,
         };
-        m.build_info
+        m.preset(app_ids);
+        m
+    }
+
+    /// Series that exist before anything happens, so that dashboards and alerts see
+    /// zeros instead of gaps.
+    fn preset(&self, app_ids: &[String]) {
+        self.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         for result in SPOOL_RESULTS {
-            m.spool_lines.with_label_values(&[result]);
+            self.spool_lines.with_label_values(&[result]);
         }
         for app in app_ids {
-            m.orders_pending.with_label_values(&[app.as_str()]);
+            self.orders_pending.with_label_values(&[app.as_str()]);
         }
         // Unknown until the first answer; 1 is optimistic and 0 would page on start.
-        m.api_up.set(1);
-        m
+        self.api_up.set(1);
     }
 
     /// Adds a finalized order's samples, all at once.
