@@ -225,6 +225,30 @@ fn demo_config(
     .validate(Path::new("<demo settings>"), &|_| None)
 }
 
+/// The demo's working directory when `--dir` is not given: new under the system's
+/// temporary directory, removed when the demo ends.
+struct DemoDir(PathBuf);
+
+impl DemoDir {
+    fn create() -> std::io::Result<DemoDir> {
+        let unique = format!(
+            "itnio-otp-demo-{}-{}",
+            std::process::id(),
+            crate::clock::unix_now_ms()
+        );
+        let path = std::env::temp_dir().join(unique);
+        // `create_dir`, not `create_dir_all`: a directory that already exists is not ours.
+        std::fs::create_dir(&path)?;
+        Ok(DemoDir(path))
+    }
+}
+
+impl Drop for DemoDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 async fn demo(args: DemoArgs) -> Result<(), CliError> {
     if !(args.time_scale > 0.0 && args.time_scale <= 10.0) {
         return Err(CliError::TimeScale(args.time_scale));
@@ -233,11 +257,8 @@ async fn demo(args: DemoArgs) -> Result<(), CliError> {
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
         None => {
-            temp = tempfile::Builder::new()
-                .prefix("itnio-otp-demo-")
-                .tempdir()
-                .map_err(CliError::TempDir)?;
-            temp.path().to_path_buf()
+            temp = DemoDir::create().map_err(CliError::TempDir)?;
+            temp.0.clone()
         }
     };
     let spool_dir = dir.join("spool");

@@ -155,10 +155,7 @@ pub fn sign(key: &str, secret: &str, ts: &str) -> String {
 }
 
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    itnio_otp_exporter::clock::unix_now_secs() as u64
 }
 
 /// The simulator as a child process.
