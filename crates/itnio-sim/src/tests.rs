@@ -31,6 +31,14 @@ struct Reply {
 }
 
 impl Reply {
+    async fn read(resp: reqwest::Response) -> Reply {
+        Reply {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            text: resp.text().await.expect("body"),
+        }
+    }
+
     fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or(Value::Null)
     }
@@ -49,11 +57,7 @@ async fn call(url: &str, body: &str, key: &str, secret: &str, ts: i64) -> Reply 
         .send()
         .await
         .expect("request");
-    Reply {
-        status: resp.status().as_u16(),
-        headers: resp.headers().clone(),
-        text: resp.text().await.expect("body"),
-    }
+    Reply::read(resp).await
 }
 
 async fn send(sim: &SimHandle, body: Value) -> Value {
@@ -82,11 +86,7 @@ async fn plain(method: reqwest::Method, url: &str, body: &str) -> Reply {
         .send()
         .await
         .expect("request");
-    Reply {
-        status: resp.status().as_u16(),
-        headers: resp.headers().clone(),
-        text: resp.text().await.expect("body"),
-    }
+    Reply::read(resp).await
 }
 
 fn root(sim: &SimHandle) -> String {
@@ -319,20 +319,32 @@ async fn clock_offset_shifts_the_date_and_expires_timestamps() {
     sim.shutdown().await;
 }
 
+/// Traffic to `sim` at 500 orders/s, without apps or unknown ids, forever: tests
+/// set what they count.
+fn fast_traffic(sim: &SimHandle, spool_dir: PathBuf) -> TrafficOptions {
+    TrafficOptions {
+        base_url: sim.base_url(),
+        api_key: "demo-key".into(),
+        api_secret: "demo-secret".into(),
+        spool_dir,
+        app_ids: Vec::new(),
+        orders_per_second: 500.0,
+        seed: 1,
+        max_orders: None,
+        unknown_ratio: 0.0,
+    }
+}
+
 #[tokio::test]
 async fn traffic_generator_fills_the_spool_and_the_truth() {
     let sim = start(test_args()).await.expect("start");
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = TrafficOptions {
-        base_url: sim.base_url(),
-        api_key: "demo-key".into(),
-        api_secret: "demo-secret".into(),
-        spool_dir: dir.path().join("spool"),
         app_ids: vec!["a".into(), "b".into()],
-        orders_per_second: 500.0,
         seed: 3,
         max_orders: Some(60),
         unknown_ratio: 0.25,
+        ..fast_traffic(&sim, dir.path().join("spool"))
     };
     run_traffic(opts).await.expect("traffic");
     let mut lines = Vec::new();
@@ -384,15 +396,11 @@ async fn traffic_generator_draws_what_it_always_drew() {
     let sim = start(test_args()).await.expect("start");
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = TrafficOptions {
-        base_url: sim.base_url(),
-        api_key: "demo-key".into(),
-        api_secret: "demo-secret".into(),
-        spool_dir: dir.path().join("spool"),
         app_ids: vec!["a".into(), "b".into(), "c".into()],
-        orders_per_second: 500.0,
         seed: 9,
         max_orders: Some(40),
         unknown_ratio: 0.2,
+        ..fast_traffic(&sim, dir.path().join("spool"))
     };
     run_traffic(opts).await.expect("traffic");
     // Order ids end in the generator's round number; the run part is the wall clock.

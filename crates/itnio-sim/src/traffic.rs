@@ -340,6 +340,22 @@ struct Tally {
     refused: u64,
 }
 
+impl Tally {
+    /// Progress at debug level, or the final count at info level.
+    fn log(&self, finished: bool) {
+        let Tally {
+            sent,
+            unknown,
+            refused,
+        } = *self;
+        if finished {
+            info!(sent, unknown, refused, "traffic generator finished");
+        } else {
+            debug!(sent, unknown, refused, "traffic generator progress");
+        }
+    }
+}
+
 /// Issues one order like an application would: sends it (or, if drawn unknown,
 /// registers it as unsent) and writes its id to the spool unless the send was refused.
 async fn issue(
@@ -415,20 +431,10 @@ pub async fn run_traffic(opts: TrafficOptions) -> Result<(), SimError> {
         issue(&mut client, &mut spool, &mut tally, &order_id, draw).await;
         spool.flush_if_due()?;
         if n.is_multiple_of(1000) {
-            let Tally {
-                sent,
-                unknown,
-                refused,
-            } = tally;
-            debug!(sent, unknown, refused, "traffic generator progress");
+            tally.log(false);
         }
     }
     spool.flush()?;
-    let Tally {
-        sent,
-        unknown,
-        refused,
-    } = tally;
-    info!(sent, unknown, refused, "traffic generator finished");
+    tally.log(true);
     Ok(())
 }
