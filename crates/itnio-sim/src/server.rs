@@ -194,6 +194,15 @@ impl State {
         resp
     }
 
+    /// The provider's envelope refusing a request whose signature headers fail the
+    /// check against the simulator's clock; `None` for a good signature.
+    fn auth_refusal(&self, headers: &hyper::HeaderMap) -> Option<Resp> {
+        let s = &self.settings;
+        auth::check(headers, &s.api_key, &s.api_secret, self.now_ms() / 1000)
+            .err()
+            .map(|failure| envelope(failure.status(), &failure.reason()))
+    }
+
     /// `POST /otp/verification/orderId/record`.
     async fn record(&self, req: Request<Incoming>) -> Resp {
         let faults = self.faults();
@@ -217,22 +226,16 @@ impl State {
         if faults.ip_restricted {
             return envelope("-2", "IP restricted");
         }
-        let s = &self.settings;
-        if let Err(failure) = auth::check(
-            &parts.headers,
-            &s.api_key,
-            &s.api_secret,
-            self.now_ms() / 1000,
-        ) {
-            return envelope(failure.status(), &failure.reason());
+        if let Some(refusal) = self.auth_refusal(&parts.headers) {
+            return refusal;
         }
+        let s = &self.settings;
         if faults.auth_outage {
             return envelope("-1", "account authentication error");
         }
-        let order_id = match body.as_deref().map(record_order_id) {
-            Some(Ok(id)) => id,
-            Some(Err(reason)) => return envelope("-22", reason),
-            None => return envelope("-22", "parameter error: unreadable body"),
+        let order_id = match parse_body(body.as_deref(), record_order_id) {
+            Ok(id) => id,
+            Err(reason) => return envelope("-22", &reason),
         };
         if let Injected::Status(status) = draw.injected {
             return envelope(&status.code().to_string(), status.reason());
@@ -254,19 +257,13 @@ impl State {
     async fn send(&self, req: Request<Incoming>) -> Resp {
         let (parts, body) = req.into_parts();
         let body = read_body(body).await;
-        let s = &self.settings;
-        if let Err(failure) = auth::check(
-            &parts.headers,
-            &s.api_key,
-            &s.api_secret,
-            self.now_ms() / 1000,
-        ) {
-            return envelope(failure.status(), &failure.reason());
+        if let Some(refusal) = self.auth_refusal(&parts.headers) {
+            return refusal;
         }
-        let request = match body.as_deref().map(parse_send) {
-            Some(Ok(request)) => request,
-            Some(Err(reason)) => return envelope("-22", &reason),
-            None => return envelope("-22", "parameter error: unreadable body"),
+        let s = &self.settings;
+        let request = match parse_body(body.as_deref(), parse_send) {
+            Ok(request) => request,
+            Err(reason) => return envelope("-22", &reason),
         };
         let faults = self.faults();
         let elapsed_ms = self.started.elapsed().as_secs_f64() * 1000.0;
@@ -374,6 +371,16 @@ fn order_id_field(v: &Value) -> Result<String, &'static str> {
         return Err("parameter error: orderId must be 1 to 64 visible ASCII characters");
     }
     Ok(id)
+}
+
+/// A provider request body through `parse`; the error is the reason of the -22
+/// refusal for an unreadable or invalid body.
+fn parse_body<T, E: Into<String>>(
+    body: Option<&[u8]>,
+    parse: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<T, String> {
+    let body = body.ok_or("parameter error: unreadable body")?;
+    parse(body).map_err(Into::into)
 }
 
 fn record_order_id(body: &[u8]) -> Result<String, &'static str> {

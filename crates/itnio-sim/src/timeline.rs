@@ -265,6 +265,30 @@ pub fn call_cost(rate: u32, charged_s: u16) -> u32 {
 /// The next attempt of the flow: channel and submission time.
 type FollowUp = Option<(Channel, u32)>;
 
+/// An order's draws made up front, so that user behaviour does not depend on the
+/// attempts.
+struct OrderDraws {
+    stuck: bool,
+    /// Decides verify / mistype / nothing against the profile's shares.
+    behaviour: f64,
+    verify_delay: u32,
+    late_dlr: bool,
+    fallback_after: u32,
+    first_submit: u32,
+}
+
+/// A late DLR: the SMS whose code was verified at `verified_at` reports after it, by
+/// `late_by`.
+fn delay_sms_report(rng: &mut StdRng, attempts: &mut [Attempt], verified_at: u32, late_by: u32) {
+    if let Some(sms) = attempts.iter_mut().find(|a| a.channel == Channel::Sms) {
+        if sms.done.is_some_and(|d| d <= verified_at) {
+            let window = late_by - verified_at;
+            let earliest = verified_at + (window / 2).min(1_000);
+            sms.done = Some(rng.gen_range(earliest..=late_by.max(earliest)));
+        }
+    }
+}
+
 impl Generator<'_> {
     fn share(&self, share: f64) -> u32 {
         (f64::from(self.validity_ms) * share) as u32
@@ -274,16 +298,7 @@ impl Generator<'_> {
     pub fn generate(&self, order_id: &str, profile: &'static Profile, start: Channel) -> Timeline {
         let mut rng = StdRng::seed_from_u64(derive_seed(self.seed, "order", order_id));
         let network = pick(&mut rng, profile.networks, Network { mcc: 0, mnc: 0 });
-        // User behaviour is drawn up front, so that it does not depend on the attempts.
-        let stuck = rng.gen_bool(profile.stuck_share.clamp(0.0, 1.0));
-        let behaviour: f64 = rng.gen();
-        let verify_delay = profile.verify_delay.sample(&mut rng);
-        let late_dlr = rng.gen_bool(profile.late_dlr_share.clamp(0.0, 1.0));
-        let fallback_after = FALLBACK_DELAY
-            .sample(&mut rng)
-            .min(self.share(FALLBACK_MAX_SHARE))
-            .max(1);
-        let first_submit = SUBMIT_DELAY.sample(&mut rng);
+        let draws = self.order_draws(&mut rng, profile);
         let quirks = Quirks::draw(self.seed, order_id, self.quirks);
         let mut timeline = Timeline {
             profile,
@@ -293,17 +308,57 @@ impl Generator<'_> {
             verification: None,
             quirks,
         };
-
-        if stuck {
+        if draws.stuck {
             timeline
                 .attempts
-                .push(stuck_attempt(&mut rng, profile, start, first_submit));
+                .push(stuck_attempt(&mut rng, profile, start, draws.first_submit));
             return timeline;
         }
+        timeline.attempts = self.flow(&mut rng, profile, start, &draws);
+        let verification = self.verification(
+            &mut rng,
+            profile,
+            &timeline.attempts,
+            draws.behaviour,
+            draws.verify_delay,
+        );
+        self.settle(
+            &mut rng,
+            &mut timeline.attempts,
+            verification,
+            draws.late_dlr,
+        );
+        timeline.verification = verification;
+        timeline
+    }
 
-        let mut next = Some((start, first_submit));
+    /// The order's draws that do not depend on its attempts, in their fixed order.
+    fn order_draws(&self, rng: &mut StdRng, profile: &Profile) -> OrderDraws {
+        OrderDraws {
+            stuck: rng.gen_bool(profile.stuck_share.clamp(0.0, 1.0)),
+            behaviour: rng.gen(),
+            verify_delay: profile.verify_delay.sample(rng),
+            late_dlr: rng.gen_bool(profile.late_dlr_share.clamp(0.0, 1.0)),
+            fallback_after: FALLBACK_DELAY
+                .sample(rng)
+                .min(self.share(FALLBACK_MAX_SHARE))
+                .max(1),
+            first_submit: SUBMIT_DELAY.sample(rng),
+        }
+    }
+
+    /// The attempts of an order that is not stuck: the start channel, then fallbacks
+    /// until one delivers, the channels run out or it is too late to fall back.
+    fn flow(
+        &self,
+        rng: &mut StdRng,
+        profile: &Profile,
+        start: Channel,
+        draws: &OrderDraws,
+    ) -> Vec<Attempt> {
+        let mut attempts: Vec<Attempt> = Vec::with_capacity(2);
+        let mut next = Some((start, draws.first_submit));
         while let Some((channel, at)) = next.take() {
-            let attempts = &mut timeline.attempts;
             if attempts.len() >= MAX_ATTEMPTS
                 || (!attempts.is_empty() && at > self.share(FALLBACK_CUTOFF_SHARE))
             {
@@ -311,9 +366,9 @@ impl Generator<'_> {
             }
             let forced_failure = (self.outage)(profile.country, channel);
             let (attempt, follow) = match channel {
-                Channel::Sms => sms_attempt(&mut rng, profile, at, forced_failure, fallback_after),
-                Channel::Call => call_attempt(&mut rng, profile, at, forced_failure),
-                Channel::Sna => sna_attempt(&mut rng, profile, at, forced_failure),
+                Channel::Sms => sms_attempt(rng, profile, at, forced_failure, draws.fallback_after),
+                Channel::Call => call_attempt(rng, profile, at, forced_failure),
+                Channel::Sna => sna_attempt(rng, profile, at, forced_failure),
             };
             let submitted = attempt.submit;
             attempts.push(attempt);
@@ -323,15 +378,19 @@ impl Generator<'_> {
                 .filter(|(ch, _)| attempts.iter().all(|a| a.channel != *ch))
                 .map(|(ch, t)| (ch, t.max(submitted + MIN_ATTEMPT_GAP)));
         }
+        attempts
+    }
 
-        let verification = self.verification(
-            &mut rng,
-            profile,
-            &timeline.attempts,
-            behaviour,
-            verify_delay,
-        );
-        let attempts = &mut timeline.attempts;
+    /// Stops the flow at the user's action and moves results into the module's
+    /// promised windows: by [`LATE_SHARE`] after a match (with a late DLR where drawn),
+    /// else by [`SETTLE_SHARE`].
+    fn settle(
+        &self,
+        rng: &mut StdRng,
+        attempts: &mut Vec<Attempt>,
+        verification: Option<Verification>,
+        late_dlr: bool,
+    ) {
         if let Some(v) = verification {
             // The flow stops once the user has acted.
             attempts.retain(|a| a.submit < v.at);
@@ -340,13 +399,7 @@ impl Generator<'_> {
             Some(v) if v.kind == VerifyKind::Matched => {
                 let late_by = v.at.saturating_add(self.share(LATE_SHARE));
                 if late_dlr && v.channel == Channel::Sms {
-                    if let Some(sms) = attempts.iter_mut().find(|a| a.channel == Channel::Sms) {
-                        if sms.done.is_some_and(|d| d <= v.at) {
-                            let window = late_by - v.at;
-                            let earliest = v.at + (window / 2).min(1_000);
-                            sms.done = Some(rng.gen_range(earliest..=late_by.max(earliest)));
-                        }
-                    }
+                    delay_sms_report(rng, attempts, v.at, late_by);
                 }
                 attempts.iter_mut().for_each(|a| a.fit(late_by));
             }
@@ -355,8 +408,6 @@ impl Generator<'_> {
                 attempts.iter_mut().for_each(|a| a.fit(settle_by));
             }
         }
-        timeline.verification = verification;
-        timeline
     }
 
     /// The user acts on the first code they receive; a successful SNA is itself the

@@ -8,7 +8,7 @@
 //! (`POST /sim/unsent`) so that its truth expects `not_found`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -251,8 +251,7 @@ fn invalid(option: &'static str, detail: String) -> SimError {
     SimError::InvalidOption { option, detail }
 }
 
-/// Sends orders until `max_orders` (or forever), writing their ids to the spool.
-pub async fn run_traffic(opts: TrafficOptions) -> Result<(), SimError> {
+fn validate(opts: &TrafficOptions) -> Result<(), SimError> {
     if !(opts.orders_per_second.is_finite() && opts.orders_per_second > 0.0) {
         return Err(invalid(
             "orders_per_second",
@@ -265,36 +264,152 @@ pub async fn run_traffic(opts: TrafficOptions) -> Result<(), SimError> {
             format!("{} is not a share between 0 and 1", opts.unknown_ratio),
         ));
     }
-    std::fs::create_dir_all(&opts.spool_dir).map_err(|source| SimError::Spool {
-        path: opts.spool_dir.clone(),
-        source,
-    })?;
-    let base_url = opts.base_url.trim_end_matches('/').to_string();
-    let root_url = base_url
-        .strip_suffix("/otp")
-        .unwrap_or(&base_url)
-        .to_string();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| SimError::Traffic(format!("cannot build an HTTP client: {e}")))?;
-    let mut client = Client {
-        http,
-        base_url,
-        root_url,
-        api_key: opts.api_key.clone(),
-        api_secret: opts.api_secret.clone(),
-        skew_ms: 0,
-    };
+    Ok(())
+}
+
+impl Client {
+    fn new(opts: &TrafficOptions) -> Result<Client, SimError> {
+        let base_url = opts.base_url.trim_end_matches('/').to_string();
+        let root_url = base_url
+            .strip_suffix("/otp")
+            .unwrap_or(&base_url)
+            .to_string();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| SimError::Traffic(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            base_url,
+            root_url,
+            api_key: opts.api_key.clone(),
+            api_secret: opts.api_secret.clone(),
+            skew_ms: 0,
+        })
+    }
+}
+
+impl SpoolWriter {
+    /// Creates `dir` if needed; `run` tells this run's files from earlier runs'.
+    fn create(dir: &Path, run: u64) -> Result<SpoolWriter, SimError> {
+        std::fs::create_dir_all(dir).map_err(|source| SimError::Spool {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(SpoolWriter {
+            dir: dir.to_path_buf(),
+            run,
+            seq: 0,
+            lines: String::new(),
+            count: 0,
+            last_flush: Instant::now(),
+        })
+    }
+}
+
+/// One round's choices.
+struct OrderDraw {
+    /// Written to the spool without being sent.
+    is_unknown: bool,
+    app_id: Option<String>,
+    to: String,
+    channel: Option<&'static str>,
+}
+
+/// Draws every choice of a round, in a fixed order, so that the sequence does not
+/// depend on how sends went.
+fn draw_order<R: Rng>(rng: &mut R, opts: &TrafficOptions) -> OrderDraw {
+    let is_unknown = rng.gen_bool(opts.unknown_ratio);
+    let app_id = (!opts.app_ids.is_empty())
+        .then(|| opts.app_ids[rng.gen_range(0..opts.app_ids.len())].clone());
+    let to = draw_receiver(rng);
+    let channel = draw_channel(rng);
+    OrderDraw {
+        is_unknown,
+        app_id,
+        to,
+        channel,
+    }
+}
+
+/// Ids written to the spool, by fate.
+#[derive(Default)]
+struct Tally {
+    sent: u64,
+    unknown: u64,
+    refused: u64,
+}
+
+impl Tally {
+    /// Progress at debug level, or the final count at info level.
+    fn log(&self, finished: bool) {
+        let Tally {
+            sent,
+            unknown,
+            refused,
+        } = *self;
+        if finished {
+            info!(sent, unknown, refused, "traffic generator finished");
+        } else {
+            debug!(sent, unknown, refused, "traffic generator progress");
+        }
+    }
+}
+
+/// Issues one order like an application would: sends it (or, if drawn unknown,
+/// registers it as unsent) and writes its id to the spool unless the send was refused.
+async fn issue(
+    client: &mut Client,
+    spool: &mut SpoolWriter,
+    tally: &mut Tally,
+    order_id: &str,
+    draw: OrderDraw,
+) {
+    let issued_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut line = json!({ "orderId": order_id, "issuedAt": issued_at });
+    if let Some(app) = &draw.app_id {
+        line["appId"] = json!(app);
+    }
+    if draw.is_unknown {
+        if let Err(e) = client
+            .register_unsent(order_id, draw.app_id.as_deref().unwrap_or(""))
+            .await
+        {
+            warn!(order_id = %order_id, error = %e, "cannot register an unsent id with the simulator");
+        }
+        spool.push(&line);
+        tally.unknown += 1;
+        return;
+    }
+    let mut body = json!({ "orderId": order_id, "to": draw.to });
+    if let Some(app) = &draw.app_id {
+        body["appId"] = json!(app);
+    }
+    if let Some(channel) = draw.channel {
+        body["channel"] = json!(channel);
+    }
+    match client.send(&body).await {
+        Ok(()) => {
+            spool.push(&line);
+            tally.sent += 1;
+        }
+        Err(e) => {
+            tally.refused += 1;
+            let refused = tally.refused;
+            // 1st, 2nd, 4th, 8th, ...: a simulator that is down does not flood the log.
+            if refused.is_power_of_two() {
+                warn!(order_id = %order_id, refused, error = %e, "traffic generator could not send an OTP");
+            }
+        }
+    }
+}
+
+/// Sends orders until `max_orders` (or forever), writing their ids to the spool.
+pub async fn run_traffic(opts: TrafficOptions) -> Result<(), SimError> {
+    validate(&opts)?;
     let run = u64::try_from(unix_ms() / 1000).unwrap_or(0);
-    let mut spool = SpoolWriter {
-        dir: opts.spool_dir.clone(),
-        run,
-        seq: 0,
-        lines: String::new(),
-        count: 0,
-        last_flush: Instant::now(),
-    };
+    let mut spool = SpoolWriter::create(&opts.spool_dir, run)?;
+    let mut client = Client::new(&opts)?;
     let mut rng = StdRng::seed_from_u64(derive_seed(opts.seed, "traffic", ""));
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / opts.orders_per_second));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -306,62 +421,20 @@ pub async fn run_traffic(opts: TrafficOptions) -> Result<(), SimError> {
         "traffic generator started"
     );
 
-    let (mut sent, mut unknown, mut refused) = (0u64, 0u64, 0u64);
+    let mut tally = Tally::default();
     let mut n = 0u64;
     while opts.max_orders.is_none_or(|max| n < max) {
         ticker.tick().await;
         let order_id = format!("demo-{}-{run}-{n:06}", opts.seed);
         n += 1;
-        // Every choice is drawn each round, so that the sequence does not depend on
-        // how sends went.
-        let is_unknown = rng.gen_bool(opts.unknown_ratio);
-        let app_id = (!opts.app_ids.is_empty())
-            .then(|| opts.app_ids[rng.gen_range(0..opts.app_ids.len())].clone());
-        let to = draw_receiver(&mut rng);
-        let channel = draw_channel(&mut rng);
-
-        let issued_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let mut line = json!({ "orderId": order_id, "issuedAt": issued_at });
-        if let Some(app) = &app_id {
-            line["appId"] = json!(app);
-        }
-        if is_unknown {
-            if let Err(e) = client
-                .register_unsent(&order_id, app_id.as_deref().unwrap_or(""))
-                .await
-            {
-                warn!(order_id = %order_id, error = %e, "cannot register an unsent id with the simulator");
-            }
-            spool.push(&line);
-            unknown += 1;
-        } else {
-            let mut body = json!({ "orderId": order_id, "to": to });
-            if let Some(app) = &app_id {
-                body["appId"] = json!(app);
-            }
-            if let Some(channel) = channel {
-                body["channel"] = json!(channel);
-            }
-            match client.send(&body).await {
-                Ok(()) => {
-                    spool.push(&line);
-                    sent += 1;
-                }
-                Err(e) => {
-                    refused += 1;
-                    // 1st, 2nd, 4th, 8th, ...: a simulator that is down does not flood the log.
-                    if refused.is_power_of_two() {
-                        warn!(order_id = %order_id, refused, error = %e, "traffic generator could not send an OTP");
-                    }
-                }
-            }
-        }
+        let draw = draw_order(&mut rng, &opts);
+        issue(&mut client, &mut spool, &mut tally, &order_id, draw).await;
         spool.flush_if_due()?;
         if n.is_multiple_of(1000) {
-            debug!(sent, unknown, refused, "traffic generator progress");
+            tally.log(false);
         }
     }
     spool.flush()?;
-    info!(sent, unknown, refused, "traffic generator finished");
+    tally.log(true);
     Ok(())
 }
