@@ -30,6 +30,7 @@ pub mod faults;
 pub mod profile;
 pub mod quirks;
 pub mod record;
+pub mod secret;
 pub mod seed;
 mod server;
 #[cfg(test)]
@@ -38,7 +39,6 @@ pub mod timeline;
 pub mod traffic;
 pub mod truth;
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +51,7 @@ use tracing::info;
 pub use error::SimError;
 pub use faults::{Faults, InjectedStatus, Outage};
 pub use profile::Channel;
+pub use secret::ApiSecret;
 pub use traffic::{run_traffic, TrafficOptions};
 pub use truth::{Truth, TruthAttempt, TruthOrder};
 
@@ -74,7 +75,7 @@ fn env_or(name: &str, default: &str) -> String {
 }
 
 /// Command-line options of `simulate` (also built by `demo` and by tests).
-#[derive(clap::Args, Clone)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct SimulateArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8468")]
@@ -82,9 +83,9 @@ pub struct SimulateArgs {
     /// API key the simulator accepts [env: ITNIO_SIM_API_KEY]
     #[arg(long, default_value_t = env_or(API_KEY_ENV, "demo-key"))]
     pub api_key: String,
-    /// API secret the simulator accepts [env: ITNIO_SIM_API_SECRET, default: demo-secret]
-    #[arg(long, default_value_t = env_or(API_SECRET_ENV, "demo-secret"), hide_default_value = true)]
-    pub api_secret: String,
+    /// API secret the simulator accepts [default: demo-secret]
+    #[arg(long, env = API_SECRET_ENV, default_value = "demo-secret", hide_default_value = true, hide_env_values = true, value_parser = secret::parse)]
+    pub api_secret: ApiSecret,
     /// Seed for every random choice (same seed + same order ids/sends => same records)
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -159,33 +160,6 @@ impl Default for SimulateArgs {
             auth_outage: false,
             ip_restricted: false,
         }
-    }
-}
-
-/// Debug output without the API secret.
-impl fmt::Debug for SimulateArgs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimulateArgs")
-            .field("listen", &self.listen)
-            .field("api_key", &self.api_key)
-            .field("api_secret", &"***")
-            .field("seed", &self.seed)
-            .field("time_scale", &self.time_scale)
-            .field("validity", &self.validity)
-            .field("scenario", &self.scenario)
-            .field("clock_offset", &self.clock_offset)
-            .field("no_quirks", &self.no_quirks)
-            .field("error_rate_2", &self.error_rate_2)
-            .field("error_rate_18", &self.error_rate_18)
-            .field("error_rate_22", &self.error_rate_22)
-            .field("http_error_rate", &self.http_error_rate)
-            .field("rate_limited_rate", &self.rate_limited_rate)
-            .field("invalid_body_rate", &self.invalid_body_rate)
-            .field("slow_rate", &self.slow_rate)
-            .field("slow", &self.slow)
-            .field("auth_outage", &self.auth_outage)
-            .field("ip_restricted", &self.ip_restricted)
-            .finish()
     }
 }
 

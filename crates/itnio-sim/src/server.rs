@@ -26,6 +26,7 @@ use super::auth;
 use super::faults::{Faults, Injected};
 use super::profile::{normalize_receiver, profile_for_receiver, supported_countries, Channel};
 use super::record::{render, render_unknown};
+use super::secret::ApiSecret;
 use super::seed::derive_seed;
 use super::timeline::{Generator, Order};
 use super::truth::{Truth, TruthOrder};
@@ -48,7 +49,7 @@ type Resp = Response<Full<Bytes>>;
 #[derive(Clone)]
 pub struct Settings {
     pub api_key: String,
-    pub api_secret: String,
+    pub api_secret: ApiSecret,
     pub seed: u64,
     pub scale: f64,
     pub validity_ms: u32,
@@ -198,9 +199,14 @@ impl State {
     /// check against the simulator's clock; `None` for a good signature.
     fn auth_refusal(&self, headers: &hyper::HeaderMap) -> Option<Resp> {
         let s = &self.settings;
-        auth::check(headers, &s.api_key, &s.api_secret, self.now_ms() / 1000)
-            .err()
-            .map(|failure| envelope(failure.status(), &failure.reason()))
+        auth::check(
+            headers,
+            &s.api_key,
+            s.api_secret.expose(),
+            self.now_ms() / 1000,
+        )
+        .err()
+        .map(|failure| envelope(failure.status(), &failure.reason()))
     }
 
     /// `POST /otp/verification/orderId/record`.

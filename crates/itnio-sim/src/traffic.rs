@@ -20,15 +20,16 @@ use tracing::{debug, info, warn};
 
 use super::auth::sign;
 use super::error::SimError;
+use super::secret::ApiSecret;
 use super::seed::derive_seed;
 
 /// Options of [`run_traffic`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TrafficOptions {
     /// The simulator's `base_url` (`http://ADDR/otp`).
     pub base_url: String,
     pub api_key: String,
-    pub api_secret: String,
+    pub api_secret: ApiSecret,
     pub spool_dir: PathBuf,
     /// Apps to spread orders over; empty: lines without `appId` (the exporter's
     /// `default_app` applies).
@@ -39,22 +40,6 @@ pub struct TrafficOptions {
     pub max_orders: Option<u64>,
     /// Share of ids written to the spool that were never sent (=> `not_found`).
     pub unknown_ratio: f64,
-}
-
-impl std::fmt::Debug for TrafficOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrafficOptions")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key)
-            .field("api_secret", &"***")
-            .field("spool_dir", &self.spool_dir)
-            .field("app_ids", &self.app_ids)
-            .field("orders_per_second", &self.orders_per_second)
-            .field("seed", &self.seed)
-            .field("max_orders", &self.max_orders)
-            .field("unknown_ratio", &self.unknown_ratio)
-            .finish()
-    }
 }
 
 /// Destination mix of the demo (calling code, weight): India-heavy like many OTP users.
@@ -173,7 +158,7 @@ struct Client {
     base_url: String,
     root_url: String,
     api_key: String,
-    api_secret: String,
+    api_secret: ApiSecret,
     /// The simulator's clock minus ours, learned from a `-16` answer's `Date`.
     skew_ms: i64,
 }
@@ -196,7 +181,10 @@ impl Client {
                 .header("Content-Type", "application/json;charset=UTF-8")
                 .header("Api-Key", &self.api_key)
                 .header("Timestamp", &timestamp)
-                .header("Sign", sign(&self.api_key, &self.api_secret, &timestamp))
+                .header(
+                    "Sign",
+                    sign(&self.api_key, self.api_secret.expose(), &timestamp),
+                )
                 .body(body.to_string())
                 .send()
                 .await
