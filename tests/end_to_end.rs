@@ -118,13 +118,14 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
     let (mut want_latency, mut want_verify_latency, mut want_cost, mut want_segments) =
         (Counts::new(), Counts::new(), Counts::new(), Counts::new());
     for o in &truth.orders {
-        let (app, channel, country, outcome) = (o.app_id.as_str(), o.channel, o.country, o.outcome);
+        let (app, channel, country, outcome) =
+            (o.app_id.as_str(), &*o.channel, &*o.country, &*o.outcome);
         add(&mut want_orders, &[app, channel, country, outcome], 1.0);
         for [from, to] in &o.fallbacks {
             add(&mut want_fallbacks, &[app, from, to, country], 1.0);
         }
         for a in &o.attempts {
-            let (ch, co, mcc, result) = (a.channel, a.country, a.mcc.as_str(), a.result);
+            let (ch, co, mcc, result) = (&*a.channel, &*a.country, a.mcc.as_str(), &*a.result);
             add(&mut want_attempts, &[app, ch, co, mcc, result], 1.0);
             if a.latency {
                 add(&mut want_latency, &[ch, co], 1.0);

@@ -223,10 +223,7 @@ impl Sim {
     pub fn truth(&self) -> Truth {
         let (status, body) = get(self.addr, "/sim/truth").expect("truth");
         assert_eq!(status, 200, "{body}");
-        // `Truth` borrows its words from the document for the program's lifetime;
-        // a test process can afford to leak the few documents it reads.
-        let body: &'static str = Box::leak(body.into_boxed_str());
-        serde_json::from_str(body).expect("truth JSON")
+        serde_json::from_str(&body).expect("truth JSON")
     }
 
     pub fn set_faults(&self, yaml: &str) {

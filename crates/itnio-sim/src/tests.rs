@@ -411,7 +411,7 @@ async fn traffic_generator_draws_what_it_always_drew() {
         .map(|o| {
             let round = o.order_id.rsplit('-').next().unwrap_or("").to_string();
             // The first attempt is on the requested channel (SMS when none was asked).
-            let start = o.attempts.first().map_or("-", |a| a.channel);
+            let start = o.attempts.first().map_or("-", |a| &*a.channel);
             let draw = format!(
                 "{}:{}:{}:{}",
                 o.app_id,

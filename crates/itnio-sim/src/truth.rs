@@ -1,11 +1,17 @@
 //! Ground truth: what the exporter must conclude about each order, derived from the
 //! order's timeline with the exporter's outcome rules.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::profile::Channel;
 use super::quirks::Quirks;
 use super::timeline::{AttemptResult, Order, VerifyKind};
+
+/// An outcome, channel, country or result word: the simulator's own constants when
+/// it writes the truth, owned text when a test reads it back.
+pub type Word = Cow<'static, str>;
 
 /// One order as the exporter must count it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,11 +19,11 @@ use super::timeline::{AttemptResult, Order, VerifyKind};
 pub struct TruthOrder {
     pub order_id: String,
     pub app_id: String,
-    pub outcome: &'static str,
-    pub channel: &'static str,
-    pub country: &'static str,
+    pub outcome: Word,
+    pub channel: Word,
+    pub country: Word,
     pub attempts: Vec<TruthAttempt>,
-    pub fallbacks: Vec<[&'static str; 2]>,
+    pub fallbacks: Vec<[Word; 2]>,
     pub cost_usd: f64,
     pub sms_segments: u32,
     pub verified_latency: bool,
@@ -26,19 +32,16 @@ pub struct TruthOrder {
 /// One attempt with its final result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TruthAttempt {
-    pub channel: &'static str,
-    pub country: &'static str,
+    pub channel: Word,
+    pub country: Word,
     pub mcc: String,
-    pub result: &'static str,
+    pub result: Word,
     /// A delivery latency is observable: delivered, with both of its times.
     pub latency: bool,
 }
 
-/// The whole `GET /sim/truth` document. Integration tests decode it back; the
-/// `&'static str` words borrow from the document, so it must outlive the program
-/// (the tests leak it, which is fine for a test process).
+/// The whole `GET /sim/truth` document; integration tests decode it back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(bound(deserialize = "'de: 'static"))]
 pub struct Truth {
     pub orders: Vec<TruthOrder>,
 }
@@ -79,15 +82,15 @@ impl TruthOrder {
                 let latency = a.result == AttemptResult::Delivered
                     && !(a.channel == Channel::Sms && t.quirks.has(Quirks::NO_DONE_TIME));
                 TruthAttempt {
-                    channel: a.channel.as_str(),
-                    country,
+                    channel: a.channel.as_str().into(),
+                    country: country.into(),
                     mcc: match a.channel {
                         Channel::Call => {
                             network_mcc.clone().unwrap_or_else(|| "unknown".to_string())
                         }
                         _ => t.network.mcc.to_string(),
                     },
-                    result: a.result.as_str(),
+                    result: a.result.as_str().into(),
                     latency,
                 }
             })
@@ -96,7 +99,7 @@ impl TruthOrder {
             .attempts
             .windows(2)
             .filter(|w| w[0].channel != w[1].channel)
-            .map(|w| [w[0].channel.as_str(), w[1].channel.as_str()])
+            .map(|w| [w[0].channel.as_str().into(), w[1].channel.as_str().into()])
             .collect();
         // Calls cost nothing until they end; stuck calls never do.
         let cost_units: u64 = t
@@ -114,9 +117,9 @@ impl TruthOrder {
         TruthOrder {
             order_id: order.order_id.clone(),
             app_id: order.app_id.clone(),
-            outcome,
-            channel,
-            country,
+            outcome: outcome.into(),
+            channel: channel.into(),
+            country: country.into(),
             attempts,
             fallbacks,
             cost_usd: cost_units as f64 / 10_000.0,
@@ -135,9 +138,9 @@ impl TruthOrder {
         TruthOrder {
             order_id: order_id.to_string(),
             app_id: app_id.to_string(),
-            outcome: "not_found",
-            channel: "none",
-            country: "unknown",
+            outcome: "not_found".into(),
+            channel: "none".into(),
+            country: "unknown".into(),
             attempts: Vec::new(),
             fallbacks: Vec::new(),
             cost_usd: 0.0,
@@ -211,7 +214,7 @@ mod tests {
         let expected: Vec<(&str, &str, bool)> = truth
             .attempts
             .iter()
-            .map(|a| (a.channel, a.result, a.latency))
+            .map(|a| (&*a.channel, &*a.result, a.latency))
             .collect();
         assert_eq!(attempts, expected, "{}", ctx());
         let fallbacks: Vec<[&str; 2]> = final_view
@@ -309,7 +312,7 @@ mod tests {
     fn not_found_shape() {
         let t = TruthOrder::not_found("x", "app");
         assert_eq!(
-            (t.outcome, t.channel, t.country),
+            (&*t.outcome, &*t.channel, &*t.country),
             ("not_found", "none", "unknown")
         );
         let json = serde_json::to_value(&t).expect("json");
