@@ -14,8 +14,8 @@ use itnio_otp_exporter::api::wire::decode_reply;
 use itnio_otp_exporter::api::ApiClient;
 use itnio_otp_exporter::config::Config;
 use itnio_otp_exporter::metrics::Metrics;
-use itnio_otp_exporter::outcome::{self, Limits, Sighting, Tracking};
-use itnio_otp_exporter::scheduler::Scheduler;
+use itnio_otp_exporter::outcome::{self, Sighting, Tracking};
+use itnio_otp_exporter::scheduler::{app_limits, Scheduler};
 use itnio_otp_exporter::spool::SpoolOrder;
 use itnio_otp_exporter::status::Status;
 use itnio_otp_exporter::store::Store;
@@ -92,14 +92,8 @@ fn main() {
 
     // 2. The daemon's own work per poll: decode, reduce, apply the rules.
     let zone = FixedOffset::east_opt(8 * 3600).expect("zone");
-    let limits = Limits {
-        verification_window: Duration::from_secs(300),
-        settle_timeout: Duration::from_secs(120),
-        not_found_grace: Duration::from_secs(120),
-        max_age: Duration::from_secs(1_800),
-        first_delay: Duration::from_secs(5),
-        max_interval: Duration::from_secs(60),
-    };
+    // The daemon's own limits for the bench app (the configuration's defaults).
+    let limits = app_limits(&cfg, "bench");
     let iterations = 100_000;
     let started = Instant::now();
     let mut finalized = 0usize;

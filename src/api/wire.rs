@@ -61,48 +61,70 @@ impl Matched {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Verification {
-    pub matched: Option<Matched>,
-    pub verified_date: Option<String>,
-    pub ori_receiver: Option<String>,
-    pub channel: Option<String>,
+/// Declares wire structs from lines `"jsonKey" => field: Type`: each field is written
+/// once, as `pub field: Option<Type>`, and `from_object` reads it with its type's
+/// [`Lenient`] converter. Unknown keys are ignored; a missing, `null` or unusable value
+/// is `None`, so one odd field never loses the record.
+macro_rules! lenient_structs {
+    ($(
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* $key:literal => $field:ident: $ty:ty, )*
+        }
+    )*) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: Option<$ty>, )*
+        }
+
+        impl $name {
+            fn from_object(o: &Map<String, Value>) -> Self {
+                $name {
+                    $( $field: o.get($key).and_then(<$ty as Lenient>::lenient), )*
+                }
+            }
+        }
+    )*};
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SmsAttempt {
-    pub submit_tm: Option<String>,
-    pub send_tm: Option<String>,
-    pub done_tm: Option<String>,
-    pub mcc: Option<i64>,
-    pub mnc: Option<i64>,
-    pub charge_cnt: Option<i64>,
-    pub pay: Option<f64>,
-    /// -1 sending, 0 delivered, 1 failed.
-    pub status: Option<i64>,
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CallAttempt {
-    /// 0 success, anything else failure, absent while the call is under way.
-    pub termination_code: Option<i64>,
-    pub termination_reason: Option<String>,
-    pub submit_time: Option<String>,
-    pub answer_time: Option<String>,
-    pub hangup_time: Option<String>,
-    pub cost: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SnaAttempt {
-    pub post_verification_time: Option<String>,
-    pub verification_back_time: Option<String>,
-    pub mcc: Option<i64>,
-    pub mnc: Option<i64>,
-    /// -1 not verified, 0 success, 1 failure.
-    pub status: Option<i64>,
-    pub reason: Option<String>,
+lenient_structs! {
+    pub struct Verification {
+        "matched" => matched: Matched,
+        "verifiedDate" => verified_date: String,
+        "oriReceiver" => ori_receiver: String,
+        "channel" => channel: String,
+    }
+    pub struct SmsAttempt {
+        "submitTm" => submit_tm: String,
+        "sendTm" => send_tm: String,
+        "doneTm" => done_tm: String,
+        "mcc" => mcc: i64,
+        "mnc" => mnc: i64,
+        "chargeCnt" => charge_cnt: i64,
+        "pay" => pay: f64,
+        /// -1 sending, 0 delivered, 1 failed.
+        "status" => status: i64,
+        "reason" => reason: String,
+    }
+    pub struct CallAttempt {
+        /// 0 success, anything else failure, absent while the call is under way.
+        "terminationCode" => termination_code: i64,
+        "terminationReason" => termination_reason: String,
+        "submitTime" => submit_time: String,
+        "answerTime" => answer_time: String,
+        "hangupTime" => hangup_time: String,
+        "cost" => cost: f64,
+    }
+    pub struct SnaAttempt {
+        "postVerificationTime" => post_verification_time: String,
+        "verificationBackTime" => verification_back_time: String,
+        "mcc" => mcc: i64,
+        "mnc" => mnc: i64,
+        /// -1 not verified, 0 success, 1 failure.
+        "status" => status: i64,
+        "reason" => reason: String,
+    }
 }
 
 impl Record {
@@ -140,45 +162,42 @@ fn record(o: &Map<String, Value>) -> Record {
         verification: o
             .get("verifications")
             .and_then(first_object)
-            .map(|v| Verification {
-                matched: v.get("matched").and_then(int).map(Matched),
-                verified_date: v.get("verifiedDate").and_then(text),
-                ori_receiver: v.get("oriReceiver").and_then(text),
-                channel: v.get("channel").and_then(text),
-            }),
-        sms: objects(o.get("sms"))
-            .map(|a| SmsAttempt {
-                submit_tm: a.get("submitTm").and_then(text),
-                send_tm: a.get("sendTm").and_then(text),
-                done_tm: a.get("doneTm").and_then(text),
-                mcc: a.get("mcc").and_then(int),
-                mnc: a.get("mnc").and_then(int),
-                charge_cnt: a.get("chargeCnt").and_then(int),
-                pay: a.get("pay").and_then(money),
-                status: a.get("status").and_then(int),
-                reason: a.get("reason").and_then(text),
-            })
-            .collect(),
+            .map(Verification::from_object),
+        sms: objects(o.get("sms")).map(SmsAttempt::from_object).collect(),
         call: objects(o.get("call"))
-            .map(|a| CallAttempt {
-                termination_code: a.get("terminationCode").and_then(int),
-                termination_reason: a.get("terminationReason").and_then(text),
-                submit_time: a.get("submitTime").and_then(text),
-                answer_time: a.get("answerTime").and_then(text),
-                hangup_time: a.get("hangupTime").and_then(text),
-                cost: a.get("cost").and_then(money),
-            })
+            .map(CallAttempt::from_object)
             .collect(),
-        sna: objects(o.get("sna"))
-            .map(|a| SnaAttempt {
-                post_verification_time: a.get("postVerificationTime").and_then(text),
-                verification_back_time: a.get("verificationBackTime").and_then(text),
-                mcc: a.get("mcc").and_then(int),
-                mnc: a.get("mnc").and_then(int),
-                status: a.get("status").and_then(int),
-                reason: a.get("reason").and_then(text),
-            })
-            .collect(),
+        sna: objects(o.get("sna")).map(SnaAttempt::from_object).collect(),
+    }
+}
+
+/// A field type and how it is read from whatever JSON the provider sent for it.
+trait Lenient: Sized {
+    fn lenient(v: &Value) -> Option<Self>;
+}
+
+impl Lenient for String {
+    fn lenient(v: &Value) -> Option<Self> {
+        text(v)
+    }
+}
+
+impl Lenient for i64 {
+    fn lenient(v: &Value) -> Option<Self> {
+        int(v)
+    }
+}
+
+/// The only decimals on this wire are amounts of money (`pay`, `cost`).
+impl Lenient for f64 {
+    fn lenient(v: &Value) -> Option<Self> {
+        money(v)
+    }
+}
+
+impl Lenient for Matched {
+    fn lenient(v: &Value) -> Option<Self> {
+        int(v).map(Matched)
     }
 }
 
@@ -415,6 +434,73 @@ pub(crate) mod tests {
         assert!(r.sna.is_empty());
     }
 
+    /// Every field of every attempt type is read from its own key, with its type's
+    /// converter: a wrong key or converter in the `lenient_structs!` table fails here.
+    #[test]
+    fn every_field_is_read_from_its_key() {
+        let body = r#"{"status":"0","data":{
+            "verifications":{"matched":"4","verifiedDate":"2022-07-12 13:39:47",
+                "oriReceiver":91856321412,"channel":" sms ","unknown":1},
+            "sms":[{"submitTm":"t1","sendTm":"t2","doneTm":"t3","mcc":"404","mnc":20,
+                "chargeCnt":"3","pay":"0.25","status":-1,"reason":"ok","sender":""}],
+            "call":[{"terminationCode":"100005","terminationReason":"busy","submitTime":"c1",
+                "answerTime":"c2","hangupTime":"c3","cost":0.138}],
+            "sna":[{"postVerificationTime":"s1","verificationBackTime":"s2","mcc":460,
+                "mnc":"0","status":"1","reason":"no"},
+                {"postVerificationTime":"  ","verificationBackTime":null,"reason":""}]}}"#;
+        let r = decode_reply(body.as_bytes()).unwrap().data.unwrap();
+        let text = |s: &str| Some(s.to_string());
+        assert_eq!(
+            r.verification,
+            Some(Verification {
+                matched: Some(Matched::CODE_ALREADY_USED),
+                verified_date: text("2022-07-12 13:39:47"),
+                ori_receiver: text("91856321412"),
+                channel: text("sms"),
+            })
+        );
+        assert_eq!(
+            r.sms,
+            vec![SmsAttempt {
+                submit_tm: text("t1"),
+                send_tm: text("t2"),
+                done_tm: text("t3"),
+                mcc: Some(404),
+                mnc: Some(20),
+                charge_cnt: Some(3),
+                pay: Some(0.25),
+                status: Some(-1),
+                reason: text("ok"),
+            }]
+        );
+        assert_eq!(
+            r.call,
+            vec![CallAttempt {
+                termination_code: Some(100005),
+                termination_reason: text("busy"),
+                submit_time: text("c1"),
+                answer_time: text("c2"),
+                hangup_time: text("c3"),
+                cost: Some(0.138),
+            }]
+        );
+        assert_eq!(
+            r.sna,
+            vec![
+                SnaAttempt {
+                    post_verification_time: text("s1"),
+                    verification_back_time: text("s2"),
+                    mcc: Some(460),
+                    mnc: Some(0),
+                    status: Some(1),
+                    reason: text("no"),
+                },
+                SnaAttempt::default(),
+            ],
+            "blank strings and nulls are absent"
+        );
+    }
+
     #[test]
     fn envelope_errors() {
         assert!(matches!(
@@ -463,27 +549,22 @@ pub(crate) mod tests {
         }
     }
 
+    fn verification_of(body: &str) -> Verification {
+        let record = decode_reply(body.as_bytes()).unwrap().data.unwrap();
+        record.verification.unwrap()
+    }
+
     #[test]
     fn verification_arrays_prefer_the_verified_entry() {
         let body = r#"{"status":"0","data":{"verifications":[
             {"matched":2,"channel":"sms"},{"matched":"0","channel":"call"},{"matched":-1}]}}"#;
-        let v = decode_reply(body.as_bytes())
-            .unwrap()
-            .data
-            .unwrap()
-            .verification
-            .unwrap();
+        let v = verification_of(body);
         assert_eq!(
             (v.matched, v.channel.as_deref()),
             (Some(Matched::VERIFIED), Some("call"))
         );
         let body = r#"{"status":"0","data":{"verifications":[7,{"matched":2},{"matched":-1}]}}"#;
-        let v = decode_reply(body.as_bytes())
-            .unwrap()
-            .data
-            .unwrap()
-            .verification
-            .unwrap();
+        let v = verification_of(body);
         assert_eq!(
             v.matched,
             Some(Matched::FAILED),

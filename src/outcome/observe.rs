@@ -97,21 +97,39 @@ fn status_result(status: Option<i64>) -> AttemptResult {
     }
 }
 
-fn sms_attempt(sms: &SmsAttempt, zone: &FixedOffset) -> Attempt {
-    let result = status_result(sms.status);
-    let submit_ms = time(&sms.submit_tm, zone);
+/// The parts every channel's attempt has: its result and its two times (submitted, and
+/// delivered or answered). Network, cost and segments are left for the channel to add.
+fn timed_attempt(
+    channel: Channel,
+    result: AttemptResult,
+    submitted: &Option<String>,
+    delivered: &Option<String>,
+    zone: &FixedOffset,
+) -> Attempt {
+    let submit_ms = time(submitted, zone);
     Attempt {
-        channel: Channel::Sms,
+        channel,
         submit_ms,
         result,
+        mcc: None,
+        mnc: None,
+        latency_ms: delivery_latency(result, submit_ms, time(delivered, zone)),
+        cost_usd: 0.0,
+        segments: 0,
+    }
+}
+
+fn sms_attempt(sms: &SmsAttempt, zone: &FixedOffset) -> Attempt {
+    let result = status_result(sms.status);
+    Attempt {
         mcc: code(sms.mcc),
         mnc: code(sms.mnc),
-        latency_ms: delivery_latency(result, submit_ms, time(&sms.done_tm, zone)),
         cost_usd: sms.pay.unwrap_or(0.0),
         segments: sms
             .charge_cnt
             .and_then(|c| u32::try_from(c).ok())
             .unwrap_or(0),
+        ..timed_attempt(Channel::Sms, result, &sms.submit_tm, &sms.done_tm, zone)
     }
 }
 
@@ -121,31 +139,30 @@ fn call_attempt(call: &CallAttempt, zone: &FixedOffset) -> Attempt {
         Some(_) => AttemptResult::Failed,
         None => AttemptResult::Pending,
     };
-    let submit_ms = time(&call.submit_time, zone);
     Attempt {
-        channel: Channel::Call,
-        submit_ms,
-        result,
-        mcc: None,
-        mnc: None,
-        latency_ms: delivery_latency(result, submit_ms, time(&call.answer_time, zone)),
         cost_usd: call.cost.unwrap_or(0.0),
-        segments: 0,
+        ..timed_attempt(
+            Channel::Call,
+            result,
+            &call.submit_time,
+            &call.answer_time,
+            zone,
+        )
     }
 }
 
 fn sna_attempt(sna: &SnaAttempt, zone: &FixedOffset) -> Attempt {
-    let result = status_result(sna.status);
-    let submit_ms = time(&sna.post_verification_time, zone);
+    let (submitted, delivered) = (&sna.post_verification_time, &sna.verification_back_time);
     Attempt {
-        channel: Channel::Sna,
-        submit_ms,
-        result,
         mcc: code(sna.mcc),
         mnc: code(sna.mnc),
-        latency_ms: delivery_latency(result, submit_ms, time(&sna.verification_back_time, zone)),
-        cost_usd: 0.0,
-        segments: 0,
+        ..timed_attempt(
+            Channel::Sna,
+            status_result(sna.status),
+            submitted,
+            delivered,
+            zone,
+        )
     }
 }
 

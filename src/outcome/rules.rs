@@ -208,10 +208,22 @@ impl Tracking {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{attempt, obs};
-    use super::super::Channel;
+    use super::super::{Attempt, Channel};
     use super::*;
     use AttemptResult::{Delivered, Failed, Pending};
     use Channel::{Call, Sms};
+
+    /// A poll that brought a record.
+    fn record(matched: Option<i64>, attempts: Vec<Attempt>) -> Sighting {
+        Sighting::Record(obs(matched, attempts))
+    }
+
+    /// An order issued at 0 that has seen `sighting` at `at_ms`.
+    fn seen(sighting: Sighting, at_ms: i64) -> Tracking {
+        let mut t = Tracking::new(0);
+        t.apply(sighting, at_ms, &LIMITS);
+        t
+    }
 
     const LIMITS: Limits = Limits {
         verification_window: Duration::from_secs(300),
@@ -277,7 +289,7 @@ mod tests {
     fn verified_order_settles_when_attempts_have_results() {
         let mut t = Tracking::new(0);
         let step = t.apply(
-            Sighting::Record(obs(Some(0), vec![attempt(Sms, 0, Pending)])),
+            record(Some(0), vec![attempt(Sms, 0, Pending)]),
             10_000,
             &LIMITS,
         );
@@ -288,7 +300,7 @@ mod tests {
         };
         assert!(next > 10_000 && next <= 130_000);
         let step = t.apply(
-            Sighting::Record(obs(Some(0), vec![attempt(Sms, 0, Delivered)])),
+            record(Some(0), vec![attempt(Sms, 0, Delivered)]),
             20_000,
             &LIMITS,
         );
@@ -298,25 +310,15 @@ mod tests {
 
     #[test]
     fn settle_timeout_finalizes_with_pending_attempts() {
-        let mut t = Tracking::new(0);
-        t.apply(
-            Sighting::Record(obs(Some(0), vec![attempt(Sms, 0, Pending)])),
-            10_000,
-            &LIMITS,
-        );
+        let mut t = seen(record(Some(0), vec![attempt(Sms, 0, Pending)]), 10_000);
         let step = t.apply(
-            Sighting::Record(obs(Some(0), vec![attempt(Sms, 0, Pending)])),
+            record(Some(0), vec![attempt(Sms, 0, Pending)]),
             130_000,
             &LIMITS,
         );
         assert_eq!(step, Step::Finalize(Outcome::Verified));
         // Also when the last poll failed or could not happen.
-        let mut t = Tracking::new(0);
-        t.apply(
-            Sighting::Record(obs(Some(0), vec![attempt(Sms, 0, Pending)])),
-            10_000,
-            &LIMITS,
-        );
+        let mut t = seen(record(Some(0), vec![attempt(Sms, 0, Pending)]), 10_000);
         assert_eq!(
             t.apply(Sighting::Skipped, 130_000, &LIMITS),
             Step::Finalize(Outcome::Verified)
@@ -325,22 +327,20 @@ mod tests {
 
     #[test]
     fn outcome_is_decided_once() {
-        let mut t = Tracking::new(0);
-        t.apply(
-            Sighting::Record(obs(
+        let mut t = seen(
+            record(
                 Some(-1),
                 vec![attempt(Sms, 0, Failed), attempt(Call, 1, Pending)],
-            )),
+            ),
             300_000,
-            &LIMITS,
         );
         assert_eq!(t.outcome, Some(Outcome::Undelivered));
         // The call is answered later: the outcome stays, the attempt result is updated.
         let step = t.apply(
-            Sighting::Record(obs(
+            record(
                 Some(-1),
                 vec![attempt(Sms, 0, Failed), attempt(Call, 1, Delivered)],
-            )),
+            ),
             310_000,
             &LIMITS,
         );
@@ -364,22 +364,16 @@ mod tests {
             Step::Finalize(Outcome::NotFound)
         );
         // matched 3 counts as no record.
-        let mut t = Tracking::new(0);
-        t.apply(Sighting::Record(obs(Some(3), vec![])), 5_000, &LIMITS);
+        let mut t = seen(record(Some(3), vec![]), 5_000);
         assert_eq!(
-            t.apply(Sighting::Record(obs(Some(3), vec![])), 200_000, &LIMITS),
+            t.apply(record(Some(3), vec![]), 200_000, &LIMITS),
             Step::Finalize(Outcome::NotFound)
         );
     }
 
     #[test]
     fn a_record_that_vanishes_is_not_not_found() {
-        let mut t = Tracking::new(0);
-        t.apply(
-            Sighting::Record(obs(Some(1), vec![attempt(Sms, 0, Pending)])),
-            5_000,
-            &LIMITS,
-        );
+        let mut t = seen(record(Some(1), vec![attempt(Sms, 0, Pending)]), 5_000);
         assert!(matches!(
             t.apply(Sighting::NoRecord, 200_000, &LIMITS),
             Step::PollAt(_)
@@ -388,15 +382,10 @@ mod tests {
 
     #[test]
     fn expired_at_max_age_when_nothing_is_decidable() {
-        let mut t = Tracking::new(0);
-        t.apply(
-            Sighting::Record(obs(Some(1), vec![attempt(Sms, 0, Pending)])),
-            5_000,
-            &LIMITS,
-        );
+        let mut t = seen(record(Some(1), vec![attempt(Sms, 0, Pending)]), 5_000);
         assert!(matches!(
             t.apply(
-                Sighting::Record(obs(Some(-1), vec![attempt(Sms, 0, Pending)])),
+                record(Some(-1), vec![attempt(Sms, 0, Pending)]),
                 600_000,
                 &LIMITS
             ),
@@ -424,7 +413,7 @@ mod tests {
     #[test]
     fn polling_backs_off_and_lands_on_decisive_moments() {
         let mut t = Tracking::new(0);
-        let pending = || Sighting::Record(obs(Some(1), vec![attempt(Sms, 0, Pending)]));
+        let pending = || record(Some(1), vec![attempt(Sms, 0, Pending)]);
         let mut now = t.first_poll_ms(&LIMITS, 0);
         assert_eq!(now, 5_000);
         let mut gaps = Vec::new();

@@ -55,13 +55,33 @@ fn persisted_view(t: &Tracking, limits: &Limits) -> (Option<Outcome>, Option<i64
     (t.outcome, t.first_absent_ms, t.poll_interval(limits))
 }
 
+/// The time rules of `app_id`'s orders as configured (the app's own verification
+/// window, the shared tracking and polling settings).
+pub fn app_limits(config: &Config, app_id: &str) -> Limits {
+    Limits {
+        verification_window: config.window_of(app_id),
+        settle_timeout: config.tracking.settle_timeout,
+        not_found_grace: config.tracking.not_found_grace,
+        max_age: config.tracking.max_age,
+        first_delay: config.polling.first_delay,
+        max_interval: config.polling.max_interval,
+    }
+}
+
+/// Where the core's work lands: the store first, then the metrics and the status page.
+pub(super) struct Outputs {
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<Status>,
+}
+
 impl Core {
-    pub fn new(
-        config: &Config,
-        store: Arc<Store>,
-        metrics: Arc<Metrics>,
-        status: Arc<Status>,
-    ) -> Self {
+    pub fn new(config: &Config, outputs: Outputs) -> Self {
+        let Outputs {
+            store,
+            metrics,
+            status,
+        } = outputs;
         let apps: Vec<Arc<str>> = config
             .apps
             .iter()
@@ -70,14 +90,7 @@ impl Core {
         let limits = config
             .apps
             .iter()
-            .map(|a| Limits {
-                verification_window: config.window_of(&a.id),
-                settle_timeout: config.tracking.settle_timeout,
-                not_found_grace: config.tracking.not_found_grace,
-                max_age: config.tracking.max_age,
-                first_delay: config.polling.first_delay,
-                max_interval: config.polling.max_interval,
-            })
+            .map(|a| app_limits(config, &a.id))
             .collect();
         Core {
             pending_per_app: vec![0; apps.len()],
@@ -342,7 +355,7 @@ impl Core {
         let store = self.store.clone();
         let result = tokio::task::block_in_place(|| store.apply(&updates, &finalized, now_ms));
         if let Err(e) = result {
-            tracing::error!(error = %e, "cannot persist order progress; finalized orders may be counted again after a restart");
+            tracing::error!(error = %crate::error::Chain(&e), "cannot persist order progress; finalized orders may be counted again after a restart");
         }
         for (order_id, outcome, entry) in changes.finalized {
             let samples = outcome::samples(outcome, entry.tracking.last.as_deref());
@@ -393,7 +406,9 @@ impl Core {
         tokio::task::spawn_blocking(move || match store.purge_finalized(now_ms) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "forgot finalized ids older than 24 h"),
-            Err(e) => tracing::warn!(error = %e, "cannot purge old finalized ids"),
+            Err(e) => {
+                tracing::warn!(error = %crate::error::Chain(&e), "cannot purge old finalized ids")
+            }
         });
     }
 }

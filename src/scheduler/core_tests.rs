@@ -35,7 +35,12 @@ fn harness_in(dir: tempfile::TempDir) -> Harness {
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let metrics = Arc::new(Metrics::new(&cfg.app_ids()));
     let status = Arc::new(Status::new());
-    let core = Core::new(&cfg, store.clone(), metrics.clone(), status.clone());
+    let outputs = Outputs {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        status: status.clone(),
+    };
+    let core = Core::new(&cfg, outputs);
     Harness {
         core,
         store,

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use self::core::{Changes, Core};
+use self::core::{Changes, Core, Outputs};
 use self::pool::WorkerPool;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -28,6 +28,7 @@ use crate::spool::SpoolOrder;
 use crate::status::Status;
 use crate::store::{PendingOrder, Store};
 
+pub use self::core::app_limits;
 pub use self::pool::RecordSource;
 
 pub struct Scheduler<C: Clock = SystemClock> {
@@ -56,8 +57,13 @@ impl<C: Clock> Scheduler<C> {
         status: Arc<Status>,
         clock: C,
     ) -> Self {
+        let outputs = Outputs {
+            store,
+            metrics,
+            status: status.clone(),
+        };
         Scheduler {
-            core: Core::new(config, store, metrics, status.clone()),
+            core: Core::new(config, outputs),
             clock,
             status,
         }
