@@ -126,7 +126,13 @@ impl Tracking {
     }
 
     /// Applies what a poll brought at `now_ms` and says what happens next.
+    ///
+    /// A decisive moment (window close, settle deadline, not-found grace end) is acted
+    /// on only with an answer at or after it: a failed or skipped query says nothing
+    /// about the attempts the provider may have settled meanwhile, so the order is
+    /// retried with backoff until an answer comes, and only `max_age` ends it without one.
     pub fn apply(&mut self, sighting: Sighting, now_ms: i64, limits: &Limits) -> Step {
+        let answered = matches!(sighting, Sighting::Record(_) | Sighting::NoRecord);
         let mut retry_at = None;
         match sighting {
             Sighting::Record(obs) if !obs.is_absent() => {
@@ -171,7 +177,7 @@ impl Tracking {
 
         if let (Some(outcome), Some(decided)) = (self.outcome, self.decided_ms) {
             let settled = self.last.as_ref().is_some_and(|o| !o.any_pending());
-            if settled || now_ms >= after(decided, limits.settle_timeout) {
+            if settled || (answered && now_ms >= after(decided, limits.settle_timeout)) {
                 return Step::Finalize(outcome);
             }
         }
@@ -317,11 +323,79 @@ mod tests {
             &LIMITS,
         );
         assert_eq!(step, Step::Finalize(Outcome::Verified));
-        // Also when the last poll failed or could not happen.
-        let mut t = seen(record(Some(0), vec![attempt(Sms, 0, Pending)]), 10_000);
+    }
+
+    /// A failed query (or none at all) at the settle deadline says nothing about the
+    /// pending attempts: the order waits for an answer, bounded by `max_age`.
+    #[test]
+    fn a_settle_deadline_without_an_answer_waits_for_one() {
+        let fail = Sighting::Failed {
+            retry_after: None,
+            jitter: 1.0,
+        };
+        for no_answer in [fail, Sighting::Skipped] {
+            let mut t = seen(record(Some(0), vec![attempt(Sms, 0, Pending)]), 10_000);
+            let step = t.apply(no_answer.clone(), 130_000, &LIMITS);
+            let Step::PollAt(retry) = step else {
+                panic!("{no_answer:?} at the deadline: {step:?}")
+            };
+            assert!(retry > 130_000 && retry <= 190_000, "{retry}");
+            // The next answer decides, with what it says about the attempts.
+            let step = t.apply(
+                record(Some(0), vec![attempt(Sms, 0, Delivered)]),
+                retry,
+                &LIMITS,
+            );
+            assert_eq!(step, Step::Finalize(Outcome::Verified));
+            assert_eq!(t.last.as_ref().unwrap().attempts[0].result, Delivered);
+            // Without any answer, the max age ends it with the outcome decided.
+            let mut t = seen(record(Some(0), vec![attempt(Sms, 0, Pending)]), 10_000);
+            assert!(matches!(
+                t.apply(no_answer.clone(), 1_799_999, &LIMITS),
+                Step::PollAt(_)
+            ));
+            assert_eq!(
+                t.apply(no_answer, 1_800_000, &LIMITS),
+                Step::Finalize(Outcome::Verified)
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_query_at_the_window_close_or_grace_end_decides_nothing() {
+        let fail = || Sighting::Failed {
+            retry_after: None,
+            jitter: 1.0,
+        };
+        // Window close: the SMS failed before, the call may have been delivered since.
+        let mut t = seen(
+            record(
+                Some(-1),
+                vec![attempt(Sms, 0, Failed), attempt(Call, 1, Pending)],
+            ),
+            200_000,
+        );
+        assert!(matches!(t.apply(fail(), 300_000, &LIMITS), Step::PollAt(_)));
+        assert_eq!(t.outcome, None);
+        t.apply(
+            record(
+                Some(-1),
+                vec![attempt(Sms, 0, Failed), attempt(Call, 1, Delivered)],
+            ),
+            305_000,
+            &LIMITS,
+        );
+        assert_eq!(t.outcome, Some(Outcome::Unverified));
+        // Grace end: a failure is not "no record".
+        let mut t = seen(Sighting::NoRecord, 5_000);
+        assert!(matches!(t.apply(fail(), 125_000, &LIMITS), Step::PollAt(_)));
+        assert!(matches!(
+            t.apply(Sighting::Skipped, 126_000, &LIMITS),
+            Step::PollAt(_)
+        ));
         assert_eq!(
-            t.apply(Sighting::Skipped, 130_000, &LIMITS),
-            Step::Finalize(Outcome::Verified)
+            t.apply(Sighting::NoRecord, 130_000, &LIMITS),
+            Step::Finalize(Outcome::NotFound)
         );
     }
 

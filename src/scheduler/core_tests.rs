@@ -225,8 +225,15 @@ fn draining_records_answers_but_finalizes_nothing() {
     next.answer(job, None, T0 + 126 * S);
     assert_eq!(
         next.finalized("verified"),
+        0,
+        "settle deadline without an answer: it waits for one"
+    );
+    let due = next.core.queue.peek_due().unwrap();
+    assert_eq!(next.poll(due, record(0, -1)), None);
+    assert_eq!(
+        next.finalized("verified"),
         1,
-        "settle deadline after the restart"
+        "the first answer after the settle deadline"
     );
 }
 
@@ -290,8 +297,10 @@ fn a_poll_lands_on_the_window_close() {
     assert_eq!(h.stored("a"), None, "finalized in the store too");
 }
 
+/// The API rejecting us is no answer either: the settle deadline passes, the order
+/// waits for the probe to be answered and then settles on its own next answer.
 #[test]
-fn the_settle_deadline_finalizes_also_while_the_api_rejects_us() {
+fn the_settle_deadline_waits_for_an_answer_while_the_api_rejects_us() {
     let mut h = harness();
     h.add("a", T0);
     h.add("b", T0 + 95 * S);
@@ -313,7 +322,26 @@ fn the_settle_deadline_finalizes_also_while_the_api_rejects_us() {
     assert_eq!(h.finalized("verified"), 0, "not before the deadline");
     assert_eq!(h.core.queue.peek_due(), Some(T0 + 125 * S));
     h.core.hold_due(T0 + 125 * S);
-    assert_eq!(h.finalized("verified"), 1, "settled at 5 s + 120 s");
+    assert_eq!(
+        h.finalized("verified"),
+        0,
+        "no answer at 5 s + 120 s: waiting"
+    );
+    assert!(h.stored("a").is_some());
+    // The probe (b, due first) is answered: polling resumes, a is polled and settles.
+    let probe = h.job(T0 + 130 * S).expect("the probe");
+    assert!(probe.probe && &*probe.order_id == "b");
+    h.answer(probe, Some(no_record()), T0 + 130 * S);
+    let now = T0 + 190 * S;
+    while let Some(job) = h.job(now) {
+        let answer = if &*job.order_id == "a" {
+            record(0, -1)
+        } else {
+            no_record()
+        };
+        h.answer(job, Some(answer), now);
+    }
+    assert_eq!(h.finalized("verified"), 1, "settled on the answer after");
     assert_eq!(h.stored("a"), None);
 }
 
@@ -373,4 +401,93 @@ fn a_job_handed_back_unsent_keeps_the_order_and_is_not_a_poll() {
     assert_eq!(h.core.queue.get("a").unwrap().polls, 0);
     let requests: u64 = h.metrics.api_requests.with_label_values(&["0"]).get();
     assert_eq!(requests, 0);
+}
+
+impl Harness {
+    /// Attempts of finalized orders with `result` (`otp_delivery_attempts_total`).
+    fn attempts(&self, result: &str) -> u64 {
+        let mut total = 0;
+        for family in self.metrics.attempts.collect() {
+            for m in family.get_metric() {
+                if m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "result" && l.value() == result)
+                {
+                    total += m.get_counter().get_value() as u64;
+                }
+            }
+        }
+        total
+    }
+
+    /// Polls with `answer` at every due time until the order is due at or after `at`.
+    fn poll_until(&mut self, at: i64, answer: impl Fn() -> Query) -> i64 {
+        let mut due = self.poll(T0 + 5 * S, answer()).unwrap();
+        while due < at {
+            due = self.poll(due, answer()).unwrap();
+        }
+        due
+    }
+}
+
+#[test]
+fn a_failed_query_at_the_settle_deadline_does_not_finalize_the_next_answer_does() {
+    let mut h = harness();
+    h.add("a", T0);
+    // Verified at 5 s with the SMS still sending: settle deadline at 125 s.
+    let due = h.poll_until(T0 + 125 * S, || record(0, -1));
+    assert_eq!(due, T0 + 125 * S, "a poll lands on the settle deadline");
+    let retry = h
+        .poll(due, timeout())
+        .expect("still pending after a timeout");
+    assert_eq!(
+        h.finalized("verified"),
+        0,
+        "not finalized on a failed query"
+    );
+    assert!(
+        retry > due && retry <= due + 6 * S,
+        "retried with backoff: {retry}"
+    );
+    assert!(h.stored("a").is_some(), "still pending in the store");
+    // The provider has the SMS's result by now: the next answer decides with it.
+    assert_eq!(h.poll(retry, record(0, 0)), None);
+    assert_eq!(h.finalized("verified"), 1);
+    assert_eq!((h.attempts("delivered"), h.attempts("pending")), (1, 0));
+}
+
+#[test]
+fn a_failed_query_at_the_window_close_decides_nothing() {
+    let mut h = harness();
+    h.add("a", T0);
+    // Nothing verified, the SMS sending: undecided until the window closes at 300 s.
+    let due = h.poll_until(T0 + 300 * S, || record(-1, -1));
+    assert_eq!(due, T0 + 300 * S);
+    let retry = h
+        .poll(due, timeout())
+        .expect("still pending after a timeout");
+    assert_eq!(h.core.queue.get("a").unwrap().tracking.outcome, None);
+    assert_eq!(h.poll(retry, record(-1, 0)), None);
+    assert_eq!(h.finalized("unverified"), 1, "decided by the answer after");
+    assert_eq!(h.attempts("delivered"), 1);
+}
+
+#[test]
+fn a_failed_query_at_the_grace_end_is_not_not_found() {
+    let mut h = harness();
+    h.add("a", T0);
+    let due = h.poll_until(T0 + 125 * S, no_record);
+    assert_eq!(
+        due,
+        T0 + 125 * S,
+        "the grace ends 120 s after the first 'no record'"
+    );
+    let retry = h
+        .poll(due, timeout())
+        .expect("still pending after a timeout");
+    assert_eq!(h.finalized("not_found"), 0);
+    // The record shows up at the next answer: tracked on, never not_found.
+    assert!(h.poll(retry, record(-1, -1)).is_some());
+    assert_eq!(h.finalized("not_found"), 0);
+    assert_eq!(h.core.pending(), 1);
 }
