@@ -214,3 +214,76 @@ fn example_snippets_drop_orders_atomically() {
         );
     }
 }
+
+/// A tmpfs mounted for a test, unmounted on drop (also when the test fails).
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    fn tmpfs(at: &std::path::Path) -> Mounted {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mount tmpfs on {} (needs root)",
+            at.display()
+        );
+        Mounted(at.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount").arg(&self.0).status();
+        if !unmounted.is_ok_and(|s| s.success()) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+/// A spool subdirectory that cannot be moved (a mount point: rename(2) answers EBUSY,
+/// also to root) is logged once, retried with backoff, and counted in
+/// `otp_exporter_spool_files_quarantined_total` only once it has really been moved.
+#[test]
+fn a_spool_directory_that_cannot_be_moved_logs_once_and_counts_only_when_moved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let dead = free_addr();
+    let config = exporter_config(tmp.path(), addr, &format!("http://{dead}/otp"), "");
+    let held = tmp.path().join("spool").join("held");
+    std::fs::create_dir(&held).unwrap();
+    let mount = Mounted::tmpfs(&held);
+    let exporter = Exporter::start(tmp.path(), &config, addr, "info");
+    let quarantined = |m: &Metrics| {
+        m.sum(
+            "otp_exporter_spool_files_quarantined_total",
+            &[("reason", "directory")],
+        )
+    };
+    let failures = |log: &str| log.matches("cannot quarantine spool file").count();
+    wait_for(Duration::from_secs(10), || {
+        (failures(&exporter.proc.log()) > 0).then_some(())
+    })
+    .expect("the failed move is logged");
+    // Several rescans (every 2 s) later: still one line, nothing counted, still there.
+    std::thread::sleep(Duration::from_secs(7));
+    let log = exporter.proc.log();
+    assert_eq!(failures(&log), 1, "logged once:\n{log}");
+    assert!(log.contains("Device or resource busy"), "{log}");
+    assert_eq!(
+        quarantined(&exporter.metrics()),
+        0.0,
+        "not moved, not counted"
+    );
+    assert!(held.exists());
+    // The cause goes away: a later try moves it, and only now is it counted.
+    drop(mount);
+    metric("otp_exporter_spool_files_quarantined_total")
+        .label("reason", "directory")
+        .value(1.0)
+        .assert_eventually(&exporter.metrics_url(), Duration::from_secs(30));
+    assert!(!held.exists(), "moved out of the spool");
+    assert_eq!(failures(&exporter.proc.log()), 1);
+}

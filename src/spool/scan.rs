@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::parse::{parse_text, SpoolOrder};
 use super::quarantine::{rejected_lines_text, QUARANTINE_DIR};
@@ -28,12 +28,34 @@ pub struct ScanTotals {
     pub deferred: u64,
 }
 
+/// First wait before a failed last step is tried again; it doubles with every failure.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// Longest wait between tries (a cause fixed by the operator is noticed this late at most).
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
 /// What is left to do for a file that could not be finished.
 #[derive(Debug, Clone)]
 pub(super) struct Unfinished {
     /// The file as it was handled; a changed file is read again.
     seen: FileStamp,
     step: FinishStep,
+    /// Failed tries so far (the first is logged as an error, the others at debug level).
+    failures: u32,
+    /// Not tried again before this.
+    retry_at: Instant,
+}
+
+/// Failed tries of a file's last step before this one (0: the first try).
+#[derive(Debug, Clone, Copy)]
+struct Tries(u32);
+
+impl Tries {
+    /// The wait after this try fails: `RETRY_FIRST` doubling up to `RETRY_MAX`.
+    fn backoff(self) -> Duration {
+        RETRY_FIRST
+            .saturating_mul(1 << self.0.min(16))
+            .min(RETRY_MAX)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -118,12 +140,30 @@ impl Spool {
             // Rewritten since: it is a new file.
             return false;
         }
+        if Instant::now() < left.retry_at {
+            // Backing off: not read, not tried, not logged.
+            unfinished.insert(path.to_path_buf(), left);
+            return true;
+        }
         drop(unfinished);
+        let tries = Tries(left.failures);
         match left.step {
-            FinishStep::Lines { rejected } => self.finish(path, stamp, rejected),
-            FinishStep::Whole(problem) => self.quarantine_whole(path, stamp, &problem),
+            FinishStep::Lines { rejected } => self.finish(path, stamp, rejected, tries),
+            FinishStep::Whole(problem) => {
+                self.quarantine_whole(path, stamp, &problem, tries);
+            }
         }
         true
+    }
+
+    /// Makes every remembered file due for its next try now (tests: time moved by hand).
+    #[cfg(test)]
+    pub(super) fn retry_unfinished_now(&self) {
+        if let Ok(mut unfinished) = self.unfinished.lock() {
+            for left in unfinished.values_mut() {
+                left.retry_at = Instant::now();
+            }
+        }
     }
 
     fn process_file(&self, path: &Path, totals: &mut ScanTotals) {
@@ -137,11 +177,7 @@ impl Spool {
                 return;
             }
             Err(problem) => {
-                self.metrics
-                    .spool_files_quarantined
-                    .with_label_values(&[problem.label()])
-                    .inc();
-                self.quarantine_whole(path, stamp_of(path), &problem);
+                self.quarantine_whole(path, stamp_of(path), &problem, Tries(0));
                 totals.quarantined_files += 1;
                 return;
             }
@@ -164,7 +200,7 @@ impl Spool {
         tracing::info!(file = %shown, accepted = n_accepted, duplicate = duplicates, rejected = n_rejected, "spool file consumed");
         let rejected =
             (!parsed.rejected.is_empty()).then(|| rejected_lines_text(path, &parsed.rejected));
-        self.finish(path, file.stamp, rejected);
+        self.finish(path, file.stamp, rejected, Tries(0));
     }
 
     /// Records the orders of `path` in the store: the new ones and how many were
@@ -218,42 +254,84 @@ impl Spool {
     /// The last steps for a file whose orders are recorded: its rejected lines to
     /// quarantine, then the file out of the spool. A failure leaves the file in place
     /// and remembers what is left, so nothing is lost or counted twice.
-    fn finish(&self, path: &Path, stamp: FileStamp, rejected: Option<String>) {
-        let shown = path.display();
+    fn finish(&self, path: &Path, stamp: FileStamp, rejected: Option<String>, tries: Tries) {
         if let Some(text) = &rejected {
             if let Err(e) = self.quarantine.write_rejected(path, text) {
-                tracing::error!(file = %shown, error = %e, "cannot write rejected lines to quarantine; the file stays in the spool and is retried");
-                self.remember(path, stamp, FinishStep::Lines { rejected });
+                log_failed_try(tries, path, &e, "cannot write rejected lines to quarantine");
+                self.remember(path, stamp, FinishStep::Lines { rejected }, tries);
                 return;
             }
         }
         if let Err(e) = fs::remove_file(path) {
             if path.exists() {
-                tracing::error!(file = %shown, error = %e, "cannot remove consumed spool file; retried on the next scan");
-                self.remember(path, stamp, FinishStep::Lines { rejected: None });
+                log_failed_try(tries, path, &e, "cannot remove consumed spool file");
+                self.remember(path, stamp, FinishStep::Lines { rejected: None }, tries);
+                return;
             }
         }
+        log_done_after(tries, path);
     }
 
-    /// Moves a file to quarantine whole. On failure the file stays and is retried on
-    /// the next scan (already counted, so not counted again).
-    fn quarantine_whole(&self, path: &Path, stamp: FileStamp, problem: &FileProblem) {
+    /// Moves a file to quarantine whole and counts it in
+    /// `otp_exporter_spool_files_quarantined_total` once it is moved (not before: a
+    /// move that keeps failing is not a quarantined file). On failure the file stays
+    /// and is retried with backoff. Returns whether it was moved.
+    fn quarantine_whole(
+        &self,
+        path: &Path,
+        stamp: FileStamp,
+        problem: &FileProblem,
+        tries: Tries,
+    ) -> bool {
         match self.quarantine.move_whole(path, problem) {
             Ok(target) => {
+                self.metrics
+                    .spool_files_quarantined
+                    .with_label_values(&[problem.label()])
+                    .inc();
                 tracing::warn!(file = %path.display(), quarantined_as = %target.display(), reason = %problem, "spool file quarantined whole");
+                log_done_after(tries, path);
+                true
             }
             Err(e) => {
                 if path.exists() {
-                    tracing::error!(file = %path.display(), reason = %problem, error = %e, "cannot quarantine spool file; retried on the next scan");
-                    self.remember(path, stamp, FinishStep::Whole(problem.clone()));
+                    let what = format!("cannot quarantine spool file that {problem}");
+                    log_failed_try(tries, path, &e, &what);
+                    self.remember(path, stamp, FinishStep::Whole(problem.clone()), tries);
                 }
+                false
             }
         }
     }
 
-    fn remember(&self, path: &Path, seen: FileStamp, step: FinishStep) {
+    /// Remembers the step left after failed try `tries`, due again after its backoff.
+    fn remember(&self, path: &Path, seen: FileStamp, step: FinishStep, tries: Tries) {
+        let left = Unfinished {
+            seen,
+            step,
+            failures: tries.0.saturating_add(1),
+            retry_at: Instant::now() + tries.backoff(),
+        };
         if let Ok(mut unfinished) = self.unfinished.lock() {
-            unfinished.insert(path.to_path_buf(), Unfinished { seen, step });
+            unfinished.insert(path.to_path_buf(), left);
         }
+    }
+}
+
+/// A failed last step: an error the first time, then at debug level, so that a cause
+/// that lasts (a quarantine folder in the way, a directory that cannot move) gives one
+/// line, not one per scan.
+fn log_failed_try(tries: Tries, path: &Path, error: &std::io::Error, what: &str) {
+    if tries.0 == 0 {
+        tracing::error!(file = %path.display(), error = %error, "{what}; the file stays in the spool and is retried with backoff (further failures are logged at debug level)");
+    } else {
+        tracing::debug!(file = %path.display(), error = %error, tries = tries.0 + 1, retry_in = ?tries.backoff(), "{what}; retried later");
+    }
+}
+
+/// A last step that succeeded after failures: the error logged before is over.
+fn log_done_after(tries: Tries, path: &Path) {
+    if tries.0 > 0 {
+        tracing::info!(file = %path.display(), tries = tries.0 + 1, "spool file finished after earlier failures");
     }
 }

@@ -194,12 +194,27 @@ fn a_quarantine_that_cannot_be_written_keeps_the_file_and_counts_once() {
     assert_eq!(rx.try_recv().unwrap()[0].order_id, "g1");
     assert!(spool.dir.join("mixed").exists(), "bad lines are not lost");
     assert!(spool.dir.join("latin1").exists());
+    let quarantined = |reason: &str| {
+        spool
+            .metrics
+            .spool_files_quarantined
+            .with_label_values(&[reason])
+            .get()
+    };
+    assert_eq!(quarantined("not_utf8"), 0, "not moved, so not counted");
     // Later scans retry the last step only: nothing is read or counted again.
     let second = scan();
     assert_eq!(second, ScanTotals::default());
     assert!(spool.dir.join("mixed").exists());
+    spool.retry_unfinished_now();
+    assert_eq!(scan(), ScanTotals::default());
+    assert_eq!(quarantined("not_utf8"), 0);
     fs::remove_file(&quarantine).unwrap();
     fs::create_dir(&quarantine).unwrap();
+    // Backing off: the next scan does not try yet.
+    assert_eq!(scan(), ScanTotals::default());
+    assert!(spool.dir.join("mixed").exists());
+    spool.retry_unfinished_now();
     assert_eq!(scan(), ScanTotals::default());
     assert!(!spool.dir.join("mixed").exists());
     assert!(!spool.dir.join("latin1").exists());
