@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::http::{self, BindError, PageInfo};
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
-use crate::spool::{LineRules, Spool, SpoolError, SpoolOptions, SpoolRunner};
+use crate::spool::{LineRules, Spool, SpoolEnd, SpoolError, SpoolOptions, SpoolRunner};
 use crate::status::Status;
 use crate::store::{Store, StoreError};
 
@@ -43,6 +43,35 @@ pub enum DaemonError {
     /// supervisor restarts the daemon instead of it serving frozen metrics.
     #[error("the scheduler {0}; exiting so that a supervisor restarts the daemon (pending orders are saved)")]
     SchedulerStopped(&'static str, #[source] Option<tokio::task::JoinError>),
+    /// Another long-lived thread or task ended before shutdown: fatal for the same reason.
+    #[error("the {task} {how}; exiting so that a supervisor restarts the daemon (pending orders are saved)")]
+    TaskStopped { task: &'static str, how: String },
+}
+
+/// What ended the daemon's normal run: the shutdown it was asked for, or a
+/// long-lived thread or task that ended on its own.
+enum Ended {
+    Shutdown,
+    Scheduler(Result<(), tokio::task::JoinError>),
+    Spool(SpoolEnd),
+    Server(Result<(), tokio::task::JoinError>),
+}
+
+impl DaemonError {
+    fn scheduler(stopped: Result<(), tokio::task::JoinError>) -> DaemonError {
+        match stopped {
+            Err(e) if e.is_panic() => DaemonError::SchedulerStopped("panicked", Some(e)),
+            Err(e) => DaemonError::SchedulerStopped("failed", Some(e)),
+            Ok(()) => DaemonError::SchedulerStopped("stopped unexpectedly", None),
+        }
+    }
+
+    fn task(task: &'static str, how: impl ToString) -> DaemonError {
+        DaemonError::TaskStopped {
+            task,
+            how: how.to_string(),
+        }
+    }
 }
 
 /// A spool file must be this quiet before it is read (in-place writers, see `spool`).
@@ -50,7 +79,12 @@ const SPOOL_MIN_FILE_AGE: Duration = Duration::from_millis(500);
 
 /// Runs the daemon until `shutdown` turns true, then stops taking files, lets
 /// in-flight queries finish (bounded), persists and returns.
-pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+///
+/// Every long-lived thread and task is supervised: the scheduler, the spool thread and
+/// the HTTP server only end at shutdown, so one that ends before is fatal. `/healthz`
+/// reports it at once, the others stop in order (pending orders are saved), and the
+/// error makes the process exit non-zero so that its supervisor restarts it.
+pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
     let status = Arc::new(Status::new());
     let metrics = Arc::new(Metrics::new(&config.app_ids()));
     let listener = http::bind(config.listen).await?;
@@ -65,12 +99,15 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         api_url: client.record_url().to_string(),
         apps: config.app_ids(),
     };
-    let server = tokio::spawn(http::serve(
+    // The server stops on a signal of its own: after a failure it keeps answering
+    // (`/healthz` says what failed) while the scheduler drains.
+    let (stop_server, server_stopping) = watch::channel(false);
+    let mut server = tokio::spawn(http::serve(
         listener,
         metrics.clone(),
         status.clone(),
         page,
-        shutdown.clone(),
+        server_stopping,
     ));
     tracing::info!(listen = %config.listen, api = client.record_url(), spool = %config.spool.dir.display(), state = %store.path().display(), "itnio-otp-exporter {} started", env!("CARGO_PKG_VERSION"));
 
@@ -89,33 +126,80 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         metrics.clone(),
         orders_tx,
     );
-    let spool_stopper = start_spool(spool, &config, &status, shutdown.clone())?;
+    let stop_spool = Arc::new(AtomicBool::new(false));
+    let mut spool_runner = SpoolRunner::start(
+        spool,
+        config.spool.rescan_interval,
+        stop_spool.clone(),
+        status.clone(),
+    )?;
+    let mut spool_ended = spool_runner.take_ended();
 
-    let shutdown_requested = shutdown.clone();
     let drain = config.api.timeout.min(Duration::from_secs(10)) + Duration::from_secs(1);
+    // The scheduler stops on a signal of its own, sent at shutdown or after a failure.
+    let (stop_scheduler, scheduler_stopping) = watch::channel(false);
     // A task of its own: the scheduler blocks briefly (block_in_place) to commit.
-    let scheduler = tokio::spawn(scheduler.run(
+    let mut scheduler = tokio::spawn(scheduler.run(
         client,
         config.api.max_in_flight as usize,
         config.api.max_requests_per_second,
         orders_rx,
-        shutdown,
+        scheduler_stopping,
         drain,
     ));
-    // The scheduler returns only at shutdown; anything else is fatal, so that a
-    // supervisor restarts the daemon instead of it serving frozen metrics.
-    let stopped = scheduler.await;
-    if !*shutdown_requested.borrow() || stopped.is_err() {
-        return Err(match stopped {
-            Err(e) if e.is_panic() => DaemonError::SchedulerStopped("panicked", Some(e)),
-            Err(e) => DaemonError::SchedulerStopped("failed", Some(e)),
-            Ok(()) => DaemonError::SchedulerStopped("stopped unexpectedly", None),
-        });
+
+    let ended = tokio::select! {
+        // An error means the sender is gone: nobody can ask any more, so stop too.
+        _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
+        stopped = &mut scheduler => Ended::Scheduler(stopped),
+        end = async { spool_ended.as_mut()?.await.ok() } => {
+            Ended::Spool(end.unwrap_or(SpoolEnd::Panicked("ended without a word".into())))
+        }
+        served = &mut server => Ended::Server(served),
+    };
+    // (the failure, whether the scheduler task ended, whether the server task ended)
+    let (mut failure, scheduler_done, server_done) = match ended {
+        Ended::Shutdown => (None, false, false),
+        Ended::Scheduler(stopped) => (Some(DaemonError::scheduler(stopped)), true, false),
+        Ended::Spool(end) => (Some(DaemonError::task("spool thread", end)), false, false),
+        Ended::Server(served) => {
+            let how = match served {
+                Ok(()) => "stopped unexpectedly".to_string(),
+                Err(e) => format!("failed: {e}"),
+            };
+            (Some(DaemonError::task("HTTP server", how)), false, true)
+        }
+    };
+    if let Some(failure) = &failure {
+        status.task_failed(failure.to_string());
+        tracing::error!(error = %crate::error::Chain(failure), "stopping");
+    } else {
+        let _ = stop_server.send(true);
     }
-    let _ = spool_stopper.await;
-    let _ = server.await;
-    tracing::info!("itnio-otp-exporter stopped");
-    Ok(())
+
+    // Stop taking files first, so that no new file is taken while the scheduler drains.
+    status.stopping.store(true, Ordering::Release);
+    stop_spool.store(true, Ordering::Relaxed);
+    let spool_stopped = tokio::task::spawn_blocking(move || spool_runner.stop());
+    let _ = stop_scheduler.send(true);
+    if !scheduler_done {
+        let stopped = scheduler.await;
+        if stopped.is_err() && failure.is_none() {
+            failure = Some(DaemonError::scheduler(stopped));
+        }
+    }
+    let _ = spool_stopped.await;
+    let _ = stop_server.send(true);
+    if !server_done {
+        let _ = server.await;
+    }
+    match failure {
+        Some(failure) => Err(failure),
+        None => {
+            tracing::info!("itnio-otp-exporter stopped");
+            Ok(())
+        }
+    }
 }
 
 /// Runs a start-up step that touches the disk off the async workers.
@@ -143,28 +227,4 @@ async fn resume_pending(
     status.state_loaded.store(true, Ordering::Release);
     tracing::info!(resumed = loaded, "pending orders loaded");
     Ok(())
-}
-
-/// Starts the spool thread and a task that stops it first at shutdown, so that no
-/// new file is taken while the scheduler drains.
-fn start_spool(
-    spool: Spool,
-    config: &Config,
-    status: &Arc<Status>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<tokio::task::JoinHandle<()>, DaemonError> {
-    let stop_spool = Arc::new(AtomicBool::new(false));
-    let runner = SpoolRunner::start(
-        spool,
-        config.spool.rescan_interval,
-        stop_spool.clone(),
-        status.clone(),
-    )?;
-    let status = status.clone();
-    Ok(tokio::spawn(async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
-        status.stopping.store(true, Ordering::Release);
-        stop_spool.store(true, Ordering::Relaxed);
-        let _ = tokio::task::spawn_blocking(move || runner.stop()).await;
-    }))
 }

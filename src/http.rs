@@ -109,17 +109,14 @@ fn route(ctx: &Ctx, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     const TEXT: &str = "text/plain; charset=utf-8";
     match req.uri().path() {
         "/metrics" => response(StatusCode::OK, metrics::CONTENT_TYPE, ctx.metrics.render()),
-        "/healthz" => {
-            if ctx.status.scheduler_stalled(crate::clock::unix_now_ms()) {
-                response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    TEXT,
-                    "the scheduler has stopped ticking\n",
-                )
-            } else {
-                response(StatusCode::OK, TEXT, "ok\n")
-            }
-        }
+        "/healthz" => match ctx.status.liveness_problem(crate::clock::unix_now_ms()) {
+            Some(problem) => response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                format!("{problem}\n"),
+            ),
+            None => response(StatusCode::OK, TEXT, "ok\n"),
+        },
         "/readyz" => {
             if ctx.status.ready() {
                 response(StatusCode::OK, TEXT, "ready\n")

@@ -23,6 +23,9 @@ pub struct Status {
     pub scheduler_heartbeat_ms: AtomicI64,
     /// The last API problem in words (what to fix), empty when none.
     pub api_problem: Mutex<String>,
+    /// Long-lived threads and tasks that ended unexpectedly, in words ("the spool
+    /// thread panicked: …"): `/healthz` fails while the daemon stops to be restarted.
+    pub tasks_failed: Mutex<Vec<String>>,
 }
 
 impl Status {
@@ -36,6 +39,30 @@ impl Status {
         self.state_loaded.load(Ordering::Acquire)
             && self.spool_scanned.load(Ordering::Acquire)
             && !self.stopping.load(Ordering::Acquire)
+            && self.failed_task().is_none()
+    }
+
+    /// Notes a long-lived thread or task that ended unexpectedly (the supervisor in
+    /// `daemon` does, before it stops the daemon).
+    pub fn task_failed(&self, what: impl Into<String>) {
+        if let Ok(mut failed) = self.tasks_failed.lock() {
+            failed.push(what.into());
+        }
+    }
+
+    /// The first thread or task that ended unexpectedly, if any.
+    pub fn failed_task(&self) -> Option<String> {
+        self.tasks_failed.lock().ok()?.first().cloned()
+    }
+
+    /// Why the daemon is not alive (`/healthz`), or `None` when it is: a thread or task
+    /// ended unexpectedly, or the scheduler stopped ticking.
+    pub fn liveness_problem(&self, now_ms: i64) -> Option<String> {
+        if let Some(failed) = self.failed_task() {
+            return Some(failed);
+        }
+        self.scheduler_stalled(now_ms)
+            .then(|| "the scheduler has stopped ticking".to_string())
     }
 
     /// Liveness: false once the scheduler has missed its ticks for `STALL_AFTER_MS`
@@ -72,5 +99,22 @@ mod tests {
             .store(1_000_000, Ordering::Relaxed);
         assert!(!status.scheduler_stalled(1_000_000 + STALL_AFTER_MS));
         assert!(status.scheduler_stalled(1_000_001 + STALL_AFTER_MS));
+    }
+
+    #[test]
+    fn a_failed_task_is_reported_by_liveness_and_readiness() {
+        let status = Status::new();
+        status.state_loaded.store(true, Ordering::Release);
+        status.spool_scanned.store(true, Ordering::Release);
+        assert!(status.ready());
+        assert_eq!(status.liveness_problem(1_000_000), None);
+        status.task_failed("the spool thread panicked: boom");
+        status.task_failed("the HTTP server stopped");
+        assert!(!status.ready());
+        assert_eq!(
+            status.liveness_problem(1_000_000).as_deref(),
+            Some("the spool thread panicked: boom"),
+            "the first failure, the cause of the rest"
+        );
     }
 }

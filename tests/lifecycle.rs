@@ -290,3 +290,72 @@ fn clock_skew_is_measured_and_corrected() {
         "{log}"
     );
 }
+
+/// A dead spool thread is fatal: `/healthz` says so at once, the scheduler drains
+/// (pending orders stay saved) and the daemon exits non-zero for its supervisor to
+/// restart it; the restarted daemon reads the spool again. Nothing real kills the
+/// spool thread alone, so the test uses the debug-build fault switch
+/// `ITNIO_OTP_EXPORTER_TEST_SPOOL_PANIC_FILE` (the thread panics once that file is in
+/// the spool). Slow answers keep queries in flight, so the drain takes a moment.
+#[test]
+fn a_dead_spool_thread_fails_healthz_and_exits_non_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(&["--seed", "5", "--time-scale", TIME_SCALE]);
+    sim.set_faults("slow_rate: 1.0\nslow: 2500ms\n");
+    let addr = free_addr();
+    let config = config_with_max_age_120s(tmp.path(), addr, &sim);
+    let config_arg = config.display().to_string();
+    let mut exporter = Proc::spawn(
+        "exporter",
+        &["--log-level", "info", "run", "--config", &config_arg],
+        &[
+            ("TEST_ITNIO_SECRET", API_SECRET),
+            (
+                "ITNIO_OTP_EXPORTER_TEST_SPOOL_PANIC_FILE",
+                ".panic-spool-thread",
+            ),
+        ],
+    );
+    assert!(
+        answers_ok(addr, "/readyz", Duration::from_secs(20)),
+        "not ready:\n{}",
+        exporter.log()
+    );
+    let spool = tmp.path().join("spool");
+    let ids = send_orders(&sim, "dead", 20);
+    drop_spool_file(&spool, "orders", &ids.join("\n"));
+    metric("otp_exporter_orders_pending")
+        .value(20.0)
+        .assert_eventually(&format!("http://{addr}/metrics"), Duration::from_secs(10));
+    assert_eq!(get(addr, "/healthz").unwrap().0, 200);
+    // Queries are on the wire (answered after 2.5 s) when the thread dies.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(spool.join(".panic-spool-thread"), "").unwrap();
+    let (code, body) = wait_for(Duration::from_secs(2), || {
+        get(addr, "/healthz").ok().filter(|(code, _)| *code != 200)
+    })
+    .unwrap_or_else(|| panic!("/healthz stayed 200:\n{}", exporter.log()));
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("the spool thread panicked"), "{body}");
+    let exit = wait_for(Duration::from_secs(15), || {
+        exporter.child.try_wait().ok().flatten()
+    })
+    .unwrap_or_else(|| panic!("still running:\n{}", exporter.log()));
+    let log = exporter.log();
+    assert!(!exit.success(), "exit {exit:?}:\n{log}");
+    assert!(
+        log.contains("error: the spool thread panicked: test fault"),
+        "{log}"
+    );
+    // Restarted (as its supervisor would), the daemon resumes the saved orders and
+    // reads the spool again.
+    std::fs::remove_file(spool.join(".panic-spool-thread")).unwrap();
+    let restarted = Exporter::start(tmp.path(), &config, addr, "info");
+    assert!(restarted.proc.log().contains("pending orders loaded"));
+    assert!(!restarted.proc.log().contains("resumed=0"));
+    drop_spool_file(&restarted.spool(), "more", "dead-extra\n");
+    metric("otp_exporter_spool_lines_total")
+        .label("result", "accepted")
+        .value(1.0)
+        .assert_eventually(&restarted.metrics_url(), Duration::from_secs(10));
+}

@@ -30,7 +30,7 @@ pub use parse::{
 pub use quarantine::QUARANTINE_DIR;
 pub use read::{FileProblem, FileStamp};
 pub use scan::ScanTotals;
-pub use watch::SpoolRunner;
+pub use watch::{SpoolEnd, SpoolRunner};
 
 use crate::metrics::Metrics;
 use crate::store::Store;

@@ -2,11 +2,15 @@
 //! `rescan_interval`. The directory is the truth; events only wake the scanner early,
 //! and the periodic rescan catches whatever events were lost.
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -26,11 +30,30 @@ enum Wake {
     Stop,
 }
 
+/// How the spool thread ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpoolEnd {
+    /// Its loop returned (asked to stop, or its runner went away).
+    #[error("stopped")]
+    Returned,
+    #[error("panicked: {0}")]
+    Panicked(String),
+}
+
+/// Test-only fault switch, compiled into debug builds only (the integration tests run
+/// them; release builds have no such variable): the spool thread panics at its next
+/// scan once a file of this name is in the spool. Nothing real kills this thread
+/// alone (a crash kills the process), so tests need it to prove that a dead spool
+/// thread is noticed.
+#[cfg(debug_assertions)]
+pub const TEST_PANIC_FILE_ENV: &str = "ITNIO_OTP_EXPORTER_TEST_SPOOL_PANIC_FILE";
+
 /// Runs the scanner on its own thread until stopped.
 pub struct SpoolRunner {
     wake: mpsc::Sender<Wake>,
     thread: Option<std::thread::JoinHandle<()>>,
     _watcher: Option<notify::RecommendedWatcher>,
+    ended: Option<oneshot::Receiver<SpoolEnd>>,
 }
 
 impl SpoolRunner {
@@ -45,15 +68,34 @@ impl SpoolRunner {
         spool.prepare()?;
         let (wake, wakes) = mpsc::channel::<Wake>();
         let watcher = watch_dir(&spool.dir, wake.clone())?;
+        let (ended_tx, ended) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("spool".into())
-            .spawn(move || run(&spool, rescan_interval, &stop, &status, &wakes))
+            .spawn(move || {
+                // Caught so that the daemon learns how the thread ended (the panic
+                // hook has printed the panic already); a send to nobody is fine.
+                let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    run(&spool, rescan_interval, &stop, &status, &wakes)
+                }));
+                let end = match ran {
+                    Ok(()) => SpoolEnd::Returned,
+                    Err(payload) => SpoolEnd::Panicked(panic_text(payload.as_ref())),
+                };
+                let _ = ended_tx.send(end);
+            })
             .map_err(SpoolError::ThreadStart)?;
         Ok(SpoolRunner {
             wake,
             thread: Some(thread),
             _watcher: Some(watcher),
+            ended: Some(ended),
         })
+    }
+
+    /// Resolves when the thread ends, with how; for the daemon's supervisor (the
+    /// receiver is handed out once). A closed channel means it ended without a word.
+    pub fn take_ended(&mut self) -> Option<oneshot::Receiver<SpoolEnd>> {
+        self.ended.take()
     }
 
     /// Stops taking new files and waits for the file in hand to finish.
@@ -106,6 +148,17 @@ fn wakes_scanner(event: &notify::Result<notify::Event>) -> bool {
     }
 }
 
+/// A panic's message (panics carry a `&str` or a `String`).
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text.to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
 /// The thread's loop: scan, then sleep until an event, a stop or the next rescan.
 fn run(
     spool: &Spool,
@@ -115,6 +168,8 @@ fn run(
     wakes: &mpsc::Receiver<Wake>,
 ) {
     while !stop.load(Ordering::Relaxed) {
+        #[cfg(debug_assertions)]
+        test_fault(spool);
         let wait = scan_once(spool, rescan_interval, stop);
         status.spool_scanned.store(true, Ordering::Release);
         match wakes.recv_timeout(wait) {
@@ -127,6 +182,17 @@ fn run(
             if matches!(w, Wake::Stop) {
                 return;
             }
+        }
+    }
+}
+
+/// The test-only fault switch (see [`TEST_PANIC_FILE_ENV`]).
+#[cfg(debug_assertions)]
+fn test_fault(spool: &Spool) {
+    if let Some(name) = std::env::var_os(TEST_PANIC_FILE_ENV) {
+        let trigger = spool.dir.join(name);
+        if trigger.exists() {
+            panic!("test fault: {} exists", trigger.display());
         }
     }
 }
