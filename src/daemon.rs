@@ -21,7 +21,7 @@ use crate::api::{ApiClient, ApiError};
 use crate::config::Config;
 use crate::http::{self, BindError, PageInfo};
 use crate::metrics::Metrics;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Scheduler, SchedulerError};
 use crate::spool::{LineRules, Spool, SpoolEnd, SpoolError, SpoolOptions, SpoolRunner};
 use crate::status::Status;
 use crate::store::{Store, StoreError};
@@ -43,6 +43,8 @@ pub enum DaemonError {
     /// supervisor restarts the daemon instead of it serving frozen metrics.
     #[error("the scheduler {0}; exiting so that a supervisor restarts the daemon (pending orders are saved)")]
     SchedulerStopped(&'static str, #[source] Option<tokio::task::JoinError>),
+    #[error("the scheduler stopped; exiting so that a supervisor restarts the daemon (pending orders are saved)")]
+    SchedulerFailed(#[source] SchedulerError),
     /// Another long-lived thread or task ended before shutdown: fatal for the same reason.
     #[error("the {task} {how}; exiting so that a supervisor restarts the daemon (pending orders are saved)")]
     TaskStopped { task: &'static str, how: String },
@@ -52,17 +54,21 @@ pub enum DaemonError {
 /// long-lived thread or task that ended on its own.
 enum Ended {
     Shutdown,
-    Scheduler(Result<(), tokio::task::JoinError>),
+    Scheduler(SchedulerEnd),
     Spool(SpoolEnd),
     Server(Result<(), tokio::task::JoinError>),
 }
 
+/// How the scheduler's task ended.
+type SchedulerEnd = Result<Result<(), SchedulerError>, tokio::task::JoinError>;
+
 impl DaemonError {
-    fn scheduler(stopped: Result<(), tokio::task::JoinError>) -> DaemonError {
+    fn scheduler(stopped: SchedulerEnd) -> DaemonError {
         match stopped {
             Err(e) if e.is_panic() => DaemonError::SchedulerStopped("panicked", Some(e)),
             Err(e) => DaemonError::SchedulerStopped("failed", Some(e)),
-            Ok(()) => DaemonError::SchedulerStopped("stopped unexpectedly", None),
+            Ok(Err(e)) => DaemonError::SchedulerFailed(e),
+            Ok(Ok(())) => DaemonError::SchedulerStopped("stopped unexpectedly", None),
         }
     }
 
@@ -184,7 +190,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let _ = stop_scheduler.send(true);
     if !scheduler_done {
         let stopped = scheduler.await;
-        if stopped.is_err() && failure.is_none() {
+        if !matches!(stopped, Ok(Ok(()))) && failure.is_none() {
             failure = Some(DaemonError::scheduler(stopped));
         }
     }

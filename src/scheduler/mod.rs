@@ -31,6 +31,34 @@ use crate::store::{PendingOrder, Store};
 pub use self::core::app_limits;
 pub use self::pool::RecordSource;
 
+/// Why the scheduler stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// Workers end only at shutdown: one that ended before lost the query it held
+    /// (its order would stay "in flight" forever), so the daemon must restart.
+    #[error("a query worker {how}")]
+    WorkerEnded {
+        how: &'static str,
+        #[source]
+        source: Option<tokio::task::JoinError>,
+    },
+}
+
+impl SchedulerError {
+    fn worker_ended(ended: Result<(), tokio::task::JoinError>) -> Self {
+        match ended {
+            Ok(()) => SchedulerError::WorkerEnded {
+                how: "stopped unexpectedly",
+                source: None,
+            },
+            Err(e) => SchedulerError::WorkerEnded {
+                how: if e.is_panic() { "panicked" } else { "failed" },
+                source: Some(e),
+            },
+        }
+    }
+}
+
 pub struct Scheduler<C: Clock = SystemClock> {
     core: Core,
     clock: C,
@@ -84,7 +112,8 @@ impl<C: Clock> Scheduler<C> {
     }
 
     /// Runs until `shutdown` changes; then lets in-flight queries finish (bounded by
-    /// `drain`), persists, and returns.
+    /// `drain`), persists, and returns. A worker that ends before is an error (after
+    /// the same drain).
     pub async fn run<R: RecordSource>(
         mut self,
         source: Arc<R>,
@@ -93,13 +122,14 @@ impl<C: Clock> Scheduler<C> {
         mut intake: mpsc::UnboundedReceiver<Vec<SpoolOrder>>,
         mut shutdown: watch::Receiver<bool>,
         drain: Duration,
-    ) {
+    ) -> Result<(), SchedulerError> {
         let held = self.core.health.held();
         let mut pool = WorkerPool::start(source, workers, max_requests_per_second, held);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
         let mut intake_open = true;
+        let mut failure = None;
 
         loop {
             let now = self.clock.now_ms();
@@ -108,6 +138,12 @@ impl<C: Clock> Scheduler<C> {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
+                Some(ended) = pool.workers.join_next() => {
+                    let error = SchedulerError::worker_ended(ended);
+                    tracing::error!(error = %crate::error::Chain(&error), "stopping the scheduler");
+                    failure = Some(error);
+                    break;
+                }
                 Some(done) = pool.done.recv() => {
                     let now = self.clock.now_ms();
                     let mut changes = Changes::default();
@@ -149,6 +185,7 @@ impl<C: Clock> Scheduler<C> {
             }
         }
         self.drain(pool, drain).await;
+        failure.map_or(Ok(()), Err)
     }
 
     /// Shutdown: no new queries; those in flight finish within `drain` and update their

@@ -50,7 +50,9 @@ pub(super) struct WorkerPool {
     pub in_flight: usize,
     /// Set at shutdown: jobs still buffered are handed back unsent.
     stopping: Arc<AtomicBool>,
-    workers: JoinSet<()>,
+    /// Watched by the loop: workers end only after `stop`, so one that ends before
+    /// (a panic) lost the job it held.
+    pub workers: JoinSet<()>,
 }
 
 impl WorkerPool {

@@ -99,6 +99,7 @@ async fn shutdown_lets_queries_in_flight_finish_and_finalizes_nothing() {
     tokio::time::timeout(Duration::from_secs(10), run)
         .await
         .expect("the scheduler stops within its drain time")
+        .unwrap()
         .unwrap();
     assert!(started.elapsed() >= drain, "it waited for b");
 
@@ -172,5 +173,44 @@ async fn the_loop_polls_when_the_clock_says_an_order_is_due() {
     assert_eq!(verified(), 1);
     assert_eq!(metrics.orders_pending.with_label_values(&["app"]).get(), 0);
     stop.send(true).unwrap();
-    run.await.unwrap();
+    run.await.unwrap().unwrap();
+}
+
+/// A provider stand-in whose answer makes the worker panic (as a bug in decoding
+/// would): the worker is gone with its job.
+struct Panicking;
+
+impl RecordSource for Panicking {
+    async fn query(&self, _app_id: &str, order_id: &str) -> Query {
+        panic!("test fault: worker panics on {order_id}")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_stops_the_scheduler_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let metrics = Arc::new(Metrics::new(&cfg.app_ids()));
+    let scheduler = Scheduler::with_clock(
+        &cfg,
+        store,
+        metrics,
+        Arc::new(Status::new()),
+        ManualClock::at(T0 + 10_000),
+    );
+    let (intake_tx, intake) = mpsc::unbounded_channel();
+    let (_stop, shutdown) = watch::channel(false);
+    let drain = Duration::from_millis(100);
+    let run = tokio::spawn(scheduler.run(Arc::new(Panicking), 2, 1000, intake, shutdown, drain));
+    intake_tx.send(vec![order("a")]).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the scheduler stops instead of waiting for the lost job forever")
+        .unwrap();
+    let Err(SchedulerError::WorkerEnded { how, source }) = ended else {
+        panic!("{ended:?}")
+    };
+    assert_eq!(how, "panicked");
+    assert!(source.is_some_and(|e| e.is_panic()));
 }
