@@ -177,7 +177,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         }
     };
     if let Some(failure) = &failure {
-        status.task_failed(failure.to_string());
+        status.task_failed(crate::error::Chain(failure).to_string());
         tracing::error!(error = %crate::error::Chain(failure), "stopping");
     } else {
         let _ = stop_server.send(true);
