@@ -326,7 +326,10 @@ fn kill_9_at_random_moments_loses_nothing_and_finalizes_once() {
             if let (Some(e), Some(last)) = (event, report.last_mut()) {
                 let dup = e["duplicate"].as_u64().unwrap_or(0);
                 if present_at_kill && dup > 0 {
-                    last.landed = format!("intake: file committed ({dup} orders), not yet removed");
+                    last.landed = format!(
+                        "{}: its {dup} orders were committed, the file not yet removed",
+                        last.landed
+                    );
                 }
             }
         }
@@ -338,22 +341,30 @@ fn kill_9_at_random_moments_loses_nothing_and_finalizes_once() {
         match aimed {
             Phase::Intake => {
                 counted = d.metrics().sum("otp_orders_total", &[]);
-                let delay = rng.millis(0, 12);
                 match feeder.drop_next() {
                     Some(file) => {
-                        std::thread::sleep(delay);
-                        d.kill9();
-                        let present = feeder.spool.join(&file).exists();
-                        landed = if present {
-                            format!(
-                                "intake: file not yet taken ({} ms after the drop)",
-                                delay.as_millis()
-                            )
+                        // The daemon takes a file once it is 500 ms old: half the kills
+                        // at a seeded moment around then, half the instant the file
+                        // leaves the spool (its orders committed just before).
+                        let dropped = Instant::now();
+                        let path = feeder.spool.join(&file);
+                        if rng.between(0, 1) == 0 {
+                            let at = rng.millis(450, 750);
+                            std::thread::sleep(at.saturating_sub(dropped.elapsed()));
                         } else {
-                            format!(
-                                "intake: file taken ({} ms after the drop)",
-                                delay.as_millis()
-                            )
+                            let give_up = dropped + Duration::from_secs(5);
+                            while path.exists() && Instant::now() < give_up {
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                        }
+                        d.kill9();
+                        let ms = dropped.elapsed().as_millis();
+                        let present = path.exists();
+                        let handed = consumed_event(&d.log(), &file).is_some();
+                        landed = match (present, handed) {
+                            (true, _) => format!("intake: file still in the spool ({ms} ms after the drop)"),
+                            (false, false) => format!("intake: file committed and removed, not yet logged as consumed ({ms} ms after the drop)"),
+                            (false, true) => format!("intake: file consumed ({ms} ms after the drop)"),
                         };
                         intake_file = Some((file, present));
                     }
