@@ -11,8 +11,9 @@
 //! lost). Counters never exceed the truth.
 //!
 //! Size: `CRASH_ORDERS` (default 360), `CRASH_KILLS` (default 5), `CRASH_SEED` (default:
-//! from the clock, printed). The larger run is documented in the README:
-//! `CRASH_ORDERS=4000 CRASH_KILLS=40 cargo nextest run --test crash --no-capture`.
+//! from the clock, printed; a failure prints the command that replays it and keeps the
+//! runs' logs and state; `CRASH_KEEP=1` keeps them always). The larger run is documented
+//! in the README: `CRASH_ORDERS=4000 CRASH_KILLS=40 cargo nextest run --test crash --no-capture`.
 
 mod common;
 
