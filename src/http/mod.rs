@@ -1,9 +1,12 @@
 //! The HTTP server: `/metrics`, a landing page, `/healthz` and `/readyz`.
 
+pub mod limits;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -11,9 +14,11 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use limits::{Activity, FloodLog, Watched};
 
 use crate::metrics::{self, Metrics};
 use crate::status::Status;
@@ -60,30 +65,55 @@ pub async fn serve(
         status,
         page: Arc::new(page),
     };
+    let cap = limits::connection_cap(limits::nofile_soft_limit());
+    let slots = Arc::new(Semaphore::new(cap));
+    let flood = FloodLog::new(cap);
+    tracing::debug!(max_connections = cap, "HTTP server limits");
     loop {
         let accepted = tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => accepted,
         };
-        let (stream, _) = match accepted {
-            Ok(conn) => conn,
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot accept HTTP connection");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                // Typically EMFILE: wait for descriptors to come back instead of spinning.
+                flood.accept_failed(&e);
+                tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             }
         };
+        // Past the cap the connection is closed at once: a client learns it now, and
+        // the descriptor is back before the next accept.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            flood.refused();
+            drop(stream);
+            continue;
+        };
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let ctx = ctx.clone();
-                async move { Ok::<_, Infallible>(route(&ctx, &req)) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            serve_connection(stream, ctx).await;
+            drop(slot);
         });
     }
+}
+
+/// How long the accept loop waits after `accept` failed.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// One connection, bounded by the header-read and idle timeouts.
+async fn serve_connection(stream: TcpStream, ctx: Ctx) {
+    let activity = Activity::new();
+    let io = Watched::new(stream, activity.clone());
+    let service = service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(route(&ctx, &req)) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits::HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service);
+    limits::until_idle(connection, &activity).await;
 }
 
 fn response(
