@@ -50,7 +50,11 @@ const SPOOL_MIN_FILE_AGE: Duration = Duration::from_millis(500);
 
 /// Runs the daemon until `shutdown` turns true, then stops taking files, lets
 /// in-flight queries finish (bounded), persists and returns.
-pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+pub async fn run(
+    config: Config,
+    web: http::ServeOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
     let status = Arc::new(Status::new());
     let metrics = Arc::new(Metrics::new(&config.app_ids()));
     let listener = http::bind(config.listen).await?;
@@ -70,8 +74,10 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
         metrics.clone(),
         status.clone(),
         page,
+        web.clone(),
         shutdown.clone(),
     ));
+    tracing::info!(web = %web.web.describe(), telemetry_path = %web.telemetry_path, "HTTP server");
     tracing::info!(listen = %config.listen, api = client.record_url(), spool = %config.spool.dir.display(), state = %store.path().display(), "itnio-otp-exporter {} started", env!("CARGO_PKG_VERSION"));
 
     let mut scheduler = Scheduler::new(&config, store.clone(), metrics.clone(), status.clone());
