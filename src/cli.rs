@@ -48,6 +48,9 @@ pub enum Command {
     CheckConfig {
         #[arg(long, short, default_value = "/etc/itnio-otp-exporter/config.yml")]
         config: PathBuf,
+        /// Also check this web configuration file (exporter-toolkit format).
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Run a stand-in for the ITNIO API (record and send endpoints) for tests and demos.
     Simulate(sim::SimulateArgs),
@@ -181,8 +184,15 @@ pub async fn execute(command: Command) -> Result<(), CliError> {
             daemon::run(config, options, shutdown_signal()).await?;
             Ok(())
         }
-        Command::CheckConfig { config: path } => {
+        Command::CheckConfig {
+            config: path,
+            web_config_file,
+        } => {
             let config = Config::load(&path)?;
+            if let Some(web_path) = web_config_file {
+                let web = http::WebConfig::load(&web_path)?;
+                println!("{}: valid ({})", web_path.display(), web.describe());
+            }
             println!(
                 "{}: valid ({} app(s), spool {}, state {}, API {})",
                 path.display(),

@@ -450,3 +450,35 @@ fn a_real_prometheus_scrapes_through_tls_and_basic_auth() {
         "no samples scraped over TLS: {body}"
     );
 }
+
+#[test]
+fn check_config_checks_the_web_config_file_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    Pki::create(tmp.path());
+    let config = exporter_config(tmp.path(), free_addr(), "http://127.0.0.1:9/otp", "");
+    let check = |web_text: &str| {
+        let web = write_web_config(tmp.path(), web_text);
+        let out = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&config)
+            .arg("--web.config.file")
+            .arg(&web)
+            .env("TEST_ITNIO_SECRET", API_SECRET)
+            .output()
+            .unwrap();
+        (out.status.success(), output_text(&out))
+    };
+    let good = format!(
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\nbasic_auth_users:\n  {USER}: {}\n",
+        htpasswd_hash(PASSWORD)
+    );
+    let (ok, said) = check(&good);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("web.yml: valid (TLS, basic auth (1 user(s)))"),
+        "{said}"
+    );
+    let (ok, said) = check("tls_server_config:\n  cert_file: server.pem\n");
+    assert!(!ok, "{said}");
+    assert!(said.contains("needs both"), "{said}");
+}
