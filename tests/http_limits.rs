@@ -178,3 +178,59 @@ fn idle_connections_past_the_descriptor_limit_stop_neither_scrapes_nor_intake() 
     );
     drop(idle);
 }
+
+/// A keep-alive connection idle between requests is closed by the header-read
+/// timeout (10 s); a client that stops reading its responses is cut by the idle
+/// timeout (30 s) instead of holding its slot forever.
+#[test]
+fn idle_keep_alive_and_stalled_readers_are_closed() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(&["--time-scale", TIME_SCALE]);
+    let addr = free_addr();
+    let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
+    let exporter = Exporter::start(tmp.path(), &config, addr, "info");
+
+    let mut keep_alive = TcpStream::connect(addr).unwrap();
+    keep_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    keep_alive
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut first = [0u8; 17];
+    keep_alive.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK\r\n");
+    let idle_since = Instant::now();
+    let mut rest = [0u8; 4096];
+    while keep_alive.read(&mut rest).map(|n| n > 0).unwrap_or(false) {}
+    // Drained: the next read waits for the server to close.
+    keep_alive
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let closed = matches!(keep_alive.read(&mut rest), Ok(0) | Err(_));
+    let after = idle_since.elapsed();
+    assert!(
+        closed && after >= Duration::from_secs(8) && after < Duration::from_secs(20),
+        "an idle keep-alive connection was closed after {after:?} (closed: {closed})"
+    );
+
+    // Pipelined scrape requests, never reading: the socket buffers fill, no byte
+    // moves, and the server cuts the connection.
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled
+        .set_write_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let started = Instant::now();
+    let cut = (0..1_000_000).any(|_| {
+        stalled
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+            .is_err()
+    });
+    let after = started.elapsed();
+    assert!(
+        cut && after < Duration::from_secs(55),
+        "a client that never reads was not cut (after {after:?}):\n{}",
+        exporter.proc.log()
+    );
+}
