@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::config::{self, Config, ConfigError};
 use crate::daemon::{self, DaemonError};
+use crate::http;
 use itnio_sim as sim;
 
 #[derive(Debug, Parser)]
@@ -40,11 +41,16 @@ pub enum Command {
     Run {
         #[arg(long, short, default_value = "/etc/itnio-otp-exporter/config.yml")]
         config: PathBuf,
+        #[command(flatten)]
+        web: WebFlags,
     },
     /// Validate a configuration file and exit (0 when valid).
     CheckConfig {
         #[arg(long, short, default_value = "/etc/itnio-otp-exporter/config.yml")]
         config: PathBuf,
+        /// Also check this web configuration file (exporter-toolkit format).
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Run a stand-in for the ITNIO API (record and send endpoints) for tests and demos.
     Simulate(sim::SimulateArgs),
@@ -74,6 +80,41 @@ pub struct DemoArgs {
     /// Keep state and spool here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub web: WebFlags,
+}
+
+/// The exporter conventions' `--web.*` flags, named as Prometheus exporter-toolkit
+/// names them so that deploy tooling written for other exporters applies.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebFlags {
+    /// Listen here instead of the configuration's `listen` (IP:PORT, :PORT or localhost:PORT).
+    #[arg(long = "web.listen-address", value_name = "ADDRESS", value_parser = config::parse_listen)]
+    pub listen_address: Option<SocketAddr>,
+    /// Path under which the metrics are served.
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = http::DEFAULT_TELEMETRY_PATH)]
+    pub telemetry_path: String,
+    /// Web configuration file in exporter-toolkit's format (TLS, basic auth, headers); read at start.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+}
+
+impl WebFlags {
+    /// The server options these flags ask for, the web configuration file read and checked.
+    pub fn serve_options(&self) -> Result<http::ServeOptions, CliError> {
+        let path = &self.telemetry_path;
+        if !path.starts_with('/') || matches!(path.as_str(), "/" | "/healthz" | "/readyz") {
+            return Err(CliError::TelemetryPath(path.clone()));
+        }
+        let web = match &self.config_file {
+            Some(file) => http::WebConfig::load(file)?,
+            None => http::WebConfig::plain(),
+        };
+        Ok(http::ServeOptions {
+            telemetry_path: path.clone(),
+            web,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +125,12 @@ pub enum CliError {
     Daemon(#[from] DaemonError),
     #[error(transparent)]
     Sim(#[from] sim::SimError),
+    #[error(transparent)]
+    WebConfig(#[from] http::WebConfigError),
+    #[error(
+        "--web.telemetry-path must start with / and be none of /, /healthz, /readyz, not {0:?}"
+    )]
+    TelemetryPath(String),
     #[error("--time-scale must be in (0, 10], not {0}")]
     TimeScale(f64),
     #[error("cannot create a temporary directory")]
@@ -128,13 +175,24 @@ pub fn shutdown_signal() -> watch::Receiver<bool> {
 
 pub async fn execute(command: Command) -> Result<(), CliError> {
     match command {
-        Command::Run { config } => {
-            let config = Config::load(&config)?;
-            daemon::run(config, shutdown_signal()).await?;
+        Command::Run { config, web } => {
+            let mut config = Config::load(&config)?;
+            let options = web.serve_options()?;
+            if let Some(listen) = web.listen_address {
+                config.listen = listen;
+            }
+            daemon::run(config, options, shutdown_signal()).await?;
             Ok(())
         }
-        Command::CheckConfig { config: path } => {
+        Command::CheckConfig {
+            config: path,
+            web_config_file,
+        } => {
             let config = Config::load(&path)?;
+            if let Some(web_path) = web_config_file {
+                let web = http::WebConfig::load(&web_path)?;
+                println!("{}: valid ({})", web_path.display(), web.describe());
+            }
             println!(
                 "{}: valid ({} app(s), spool {}, state {}, API {})",
                 path.display(),
@@ -267,10 +325,12 @@ async fn demo(args: DemoArgs) -> Result<(), CliError> {
         source,
     })?;
 
+    let options = args.web.serve_options()?;
+    let listen = args.web.listen_address.unwrap_or(args.listen);
     let simulator = sim::start(demo_sim_args(&args)).await?;
     let base_url = simulator.base_url();
     let config = demo_config(
-        args.listen,
+        listen,
         dir.join("state"),
         spool_dir.clone(),
         &base_url,
@@ -291,11 +351,16 @@ async fn demo(args: DemoArgs) -> Result<(), CliError> {
     };
     let traffic_task = tokio::spawn(sim::run_traffic(traffic));
     println!(
-        "demo: simulator at {base_url}, spool {}, metrics at http://{}/metrics (Ctrl-C stops)",
+        "demo: simulator at {base_url}, spool {}, metrics at {}://{listen}{} (Ctrl-C stops)",
         spool_dir.display(),
-        args.listen
+        if options.web.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        options.telemetry_path,
     );
-    let result = daemon::run(config, shutdown).await;
+    let result = daemon::run(config, options, shutdown).await;
     traffic_task.abort();
     simulator.shutdown().await;
     result.map_err(CliError::from)

@@ -90,7 +90,11 @@ const SPOOL_MIN_FILE_AGE: Duration = Duration::from_millis(500);
 /// the HTTP server only end at shutdown, so one that ends before is fatal. `/healthz`
 /// reports it at once, the others stop in order (pending orders are saved), and the
 /// error makes the process exit non-zero so that its supervisor restarts it.
-pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+pub async fn run(
+    config: Config,
+    web: http::ServeOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
     let status = Arc::new(Status::new());
     let metrics = Arc::new(Metrics::new(&config.app_ids()));
     let listener = http::bind(config.listen).await?;
@@ -113,8 +117,10 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         metrics.clone(),
         status.clone(),
         page,
+        web.clone(),
         server_stopping,
     ));
+    tracing::info!(web = %web.web.describe(), telemetry_path = %web.telemetry_path, "HTTP server");
     tracing::info!(listen = %config.listen, api = client.record_url(), spool = %config.spool.dir.display(), state = %store.path().display(), "itnio-otp-exporter {} started", env!("CARGO_PKG_VERSION"));
 
     let mut scheduler = Scheduler::new(&config, store.clone(), metrics.clone(), status.clone());

@@ -141,7 +141,7 @@ impl FromYaml for SocketAddr {
 /// `IP:PORT`, `[IPv6]:PORT`, and what operators type: `:PORT` (all interfaces, as Go
 /// servers read it) and `localhost:PORT` (loopback; fixed to 127.0.0.1 so that start-up
 /// does not depend on the resolver).
-pub(super) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let trimmed = text.trim();
     let problem = || {
         format!(

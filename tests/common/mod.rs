@@ -41,14 +41,19 @@ pub struct Proc {
 impl Proc {
     pub fn spawn(name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env_remove("RUST_LOG");
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Proc::spawn_command(name, cmd)
+    }
+
+    /// Starts `cmd` (e.g. the binary under `prlimit`) with its output captured.
+    pub fn spawn_command(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("RUST_LOG");
         let mut child = cmd.spawn().expect("spawn binary");
         let log = Arc::new(Mutex::new(String::new()));
         for stream in [

@@ -1,0 +1,345 @@
+//! The HTTP server: `/metrics` (or `--web.telemetry-path`), a landing page,
+//! `/healthz` and `/readyz`; TLS, basic auth and headers from the web configuration
+//! file (`web_config`); bounded against connection floods (`limits`).
+//!
+//! `/healthz` and `/readyz` answer without basic auth (a documented choice): probes
+//! (kubelet, systemd, load balancers) rarely carry credentials, and the probes tell
+//! nothing but up or ready. They are still served over TLS when TLS is on.
+
+mod auth;
+pub mod limits;
+pub mod web_config;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use limits::{Activity, FloodLog, Watched};
+pub use web_config::{WebConfig, WebConfigError};
+
+use crate::metrics::{self, Metrics};
+use crate::status::Status;
+
+/// What the landing page shows besides live status.
+#[derive(Debug, Clone)]
+pub struct PageInfo {
+    pub spool_dir: String,
+    pub state_dir: String,
+    pub api_url: String,
+    pub apps: Vec<String>,
+}
+
+/// How the server is exposed: the exporter conventions' `--web.*` flags.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Where the metrics are served (`--web.telemetry-path`).
+    pub telemetry_path: String,
+    /// TLS, users and headers (`--web.config.file`).
+    pub web: WebConfig,
+}
+
+/// The metrics path when `--web.telemetry-path` is not given.
+pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            telemetry_path: DEFAULT_TELEMETRY_PATH.to_string(),
+            web: WebConfig::plain(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Ctx {
+    metrics: Arc<Metrics>,
+    status: Arc<Status>,
+    page: Arc<PageInfo>,
+    telemetry_path: Arc<str>,
+    users: Option<Arc<auth::BasicAuth>>,
+    headers: Arc<Vec<(hyper::header::HeaderName, HeaderValue)>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub source: std::io::Error,
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    status: Arc<Status>,
+    page: PageInfo,
+    options: ServeOptions,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let tls = options.web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let ctx = Ctx {
+        metrics,
+        status,
+        page: Arc::new(page),
+        telemetry_path: options.telemetry_path.into(),
+        users: options.web.users.clone(),
+        headers: Arc::new(options.web.headers.clone()),
+    };
+    let cap = limits::connection_cap(limits::nofile_soft_limit());
+    let slots = Arc::new(Semaphore::new(cap));
+    let flood = FloodLog::new(cap);
+    tracing::debug!(max_connections = cap, "HTTP server limits");
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Typically EMFILE: wait for descriptors to come back instead of spinning.
+                flood.accept_failed(&e);
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
+        // Past the cap the connection is closed at once: a client learns it now, and
+        // the descriptor is back before the next accept.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            flood.refused();
+            drop(stream);
+            continue;
+        };
+        let ctx = ctx.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, tls, ctx).await;
+            drop(slot);
+        });
+    }
+}
+
+/// How long the accept loop waits after `accept` failed.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// One connection, bounded by the handshake, header-read and idle timeouts.
+async fn serve_connection(stream: TcpStream, tls: Option<tokio_rustls::TlsAcceptor>, ctx: Ctx) {
+    let activity = Activity::new();
+    let io = Watched::new(stream, activity.clone());
+    match tls {
+        None => limits::until_idle(http_connection(io, ctx), &activity).await,
+        Some(acceptor) => {
+            let handshake =
+                tokio::time::timeout(limits::TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await;
+            match handshake {
+                Ok(Ok(tls_stream)) => {
+                    limits::until_idle(http_connection(tls_stream, ctx), &activity).await
+                }
+                // A failed handshake is the client's problem (wrong CA, no client
+                // certificate, a port scan): debug only, or a scanner fills the log.
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// HTTP/1.1 on an accepted (and maybe decrypted) stream.
+async fn http_connection<I>(io: I, ctx: Ctx)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
+    });
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits::HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+}
+
+/// Basic auth (except on the probes), the page, then the configured headers.
+async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+    let allowed = match (&ctx.users, probe) {
+        (Some(users), false) => users.allows(req.headers().get(AUTHORIZATION)).await,
+        _ => true,
+    };
+    let mut response = if allowed {
+        route(ctx, &req)
+    } else {
+        let mut r = response(
+            StatusCode::UNAUTHORIZED,
+            "text/plain; charset=utf-8",
+            "Unauthorized\n",
+        );
+        r.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+        r
+    };
+    for (name, value) in ctx.headers.iter() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn route(ctx: &Ctx, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "only GET\n",
+        );
+    }
+    const TEXT: &str = "text/plain; charset=utf-8";
+    match req.uri().path() {
+        path if path == &*ctx.telemetry_path => {
+            response(StatusCode::OK, metrics::CONTENT_TYPE, ctx.metrics.render())
+        }
+        "/healthz" => match ctx.status.liveness_problem(crate::clock::unix_now_ms()) {
+            Some(problem) => response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                format!("{problem}\n"),
+            ),
+            None => response(StatusCode::OK, TEXT, "ok\n"),
+        },
+        "/readyz" => {
+            if ctx.status.ready() {
+                response(StatusCode::OK, TEXT, "ready\n")
+            } else if ctx.status.stopping.load(Ordering::Relaxed) {
+                response(StatusCode::SERVICE_UNAVAILABLE, TEXT, "stopping\n")
+            } else {
+                response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TEXT,
+                    "loading state and scanning the spool\n",
+                )
+            }
+        }
+        "/" => response(StatusCode::OK, "text/html; charset=utf-8", landing(ctx)),
+        _ => response(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            format!("not found: try {}\n", ctx.telemetry_path),
+        ),
+    }
+}
+
+/// HTML-escapes text for element content and quoted attribute values: every
+/// string on the landing page that is not a literal of this file goes through it.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn landing(ctx: &Ctx) -> String {
+    let s = &ctx.status;
+    let api_up = s.api_up.load(Ordering::Relaxed);
+    let problem = s.api_problem();
+    let api_state = if api_up {
+        "up".to_string()
+    } else {
+        format!("<b>down</b>: {}", escape(&problem))
+    };
+    let offset = s.clock_offset_secs.load(Ordering::Relaxed);
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ITNIO OTP exporter</title>
+<style>body{{font-family:sans-serif;max-width:50em;margin:2em auto}}td{{padding:.2em 1em .2em 0}}</style></head>
+<body><h1>ITNIO OTP exporter</h1>
+<p>Version {version}. Prometheus metrics of OTP delivery health.</p>
+<ul><li><a href="{telemetry}">{telemetry}</a></li><li><a href="/healthz">/healthz</a></li><li><a href="/readyz">/readyz</a></li></ul>
+<table>
+<tr><td>Ready</td><td>{ready}</td></tr>
+<tr><td>Pending orders</td><td>{pending}</td></tr>
+<tr><td>Apps</td><td>{apps}</td></tr>
+<tr><td>Spool</td><td>{spool}</td></tr>
+<tr><td>State</td><td>{state}</td></tr>
+<tr><td>API</td><td>{api_url}</td></tr>
+<tr><td>API state</td><td>{api_state}</td></tr>
+<tr><td>Clock correction</td><td>{offset} s</td></tr>
+</table></body></html>
+"#,
+        version = escape(env!("CARGO_PKG_VERSION")),
+        telemetry = escape(&ctx.telemetry_path),
+        ready = s.ready(),
+        pending = s.pending.load(Ordering::Relaxed),
+        apps = escape(&ctx.page.apps.join(", ")),
+        spool = escape(&ctx.page.spool_dir),
+        state = escape(&ctx.page.state_dir),
+        api_url = escape(&ctx.page.api_url),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Provider text (the API problem), paths and app ids reach the landing page:
+    /// each is escaped, so none can open a tag or leave an attribute.
+    #[test]
+    fn every_dynamic_string_on_the_landing_page_is_escaped() {
+        let hostile = r#"<script>alert('x')</script>"&"#;
+        let status = Arc::new(Status::new());
+        status.api_up.store(false, Ordering::Relaxed);
+        status.set_api_problem(format!("provider said {hostile}"));
+        let ctx = Ctx {
+            metrics: Arc::new(Metrics::new(&["app<1>".to_string()])),
+            status,
+            page: Arc::new(PageInfo {
+                spool_dir: format!("/spool/{hostile}"),
+                state_dir: format!("/state/{hostile}"),
+                api_url: format!("http://api.invalid/{hostile}"),
+                apps: vec![format!("app-{hostile}")],
+            }),
+            telemetry_path: format!("/m{hostile}").into(),
+            users: None,
+            headers: Arc::new(Vec::new()),
+        };
+        let page = landing(&ctx);
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(!page.contains("alert('x')"), "{page}");
+        assert_eq!(
+            page.matches("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;")
+                .count(),
+            7,
+            "problem, spool, state, API, apps and the metrics link (twice): {page}"
+        );
+    }
+}
