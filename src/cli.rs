@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::config::{self, Config, ConfigError};
 use crate::daemon::{self, DaemonError};
+use crate::store::OnDamage;
 use itnio_sim as sim;
 
 #[derive(Debug, Parser)]
@@ -40,6 +41,12 @@ pub enum Command {
     Run {
         #[arg(long, short, default_value = "/etc/itnio-otp-exporter/config.yml")]
         config: PathBuf,
+        /// Start with an empty state when the state file (`state_dir/state.redb`) is
+        /// empty, truncated or damaged: the file is renamed to
+        /// `state.redb.damaged-<unix seconds>` (kept, never deleted) and its pending
+        /// orders are not tracked. Without it such a file stops the start with an error.
+        #[arg(long)]
+        reset_state: bool,
     },
     /// Validate a configuration file and exit (0 when valid).
     CheckConfig {
@@ -128,9 +135,17 @@ pub fn shutdown_signal() -> watch::Receiver<bool> {
 
 pub async fn execute(command: Command) -> Result<(), CliError> {
     match command {
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            reset_state,
+        } => {
             let config = Config::load(&config)?;
-            daemon::run(config, shutdown_signal()).await?;
+            let on_damage = if reset_state {
+                OnDamage::SetAside
+            } else {
+                OnDamage::Refuse
+            };
+            daemon::run_with(config, on_damage, shutdown_signal()).await?;
             Ok(())
         }
         Command::CheckConfig { config: path } => {
