@@ -146,6 +146,12 @@ async fn blocking<T: Send + 'static>(
 
 /// The store of an open, after saying loudly that a damaged file was set aside.
 fn opened_store(opened: Opened) -> Store {
+    if opened.rolled_back {
+        tracing::warn!(
+            state = %opened.store.path().display(),
+            "the newest commit in the state file failed its checksums and was rolled back to the one before: after a power cut this loses nothing; if the file was damaged, orders of that commit may be pending again or missing"
+        );
+    }
     if let Some(set_aside) = &opened.set_aside {
         tracing::warn!(
             state = %opened.store.path().display(),

@@ -10,6 +10,8 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
@@ -124,6 +126,11 @@ pub enum OnDamage {
 pub struct Opened {
     pub store: Store,
     pub set_aside: Option<SetAside>,
+    /// The newest commit failed its checksums and redb went back to the one before:
+    /// what a power cut during a commit leaves (that commit never returned, nothing is
+    /// lost), but also what damage to the newest commit looks like (then the orders it
+    /// admitted or finalized are pending again or gone). Worth a warning, not a refusal.
+    pub rolled_back: bool,
 }
 
 /// A damaged state file that was moved aside instead of being used.
@@ -237,16 +244,21 @@ impl Store {
         match open_file(&path) {
             Err(error @ StoreError::Damaged(_)) if on_damage == OnDamage::SetAside => {
                 let aside = set_aside(&path)?;
-                let store = open_file(&path)?;
+                let (store, rolled_back) = open_file(&path)?;
                 Ok(Opened {
                     store,
                     set_aside: Some(SetAside { aside, error }),
+                    rolled_back,
                 })
             }
-            opened => Ok(Opened {
-                store: opened?,
-                set_aside: None,
-            }),
+            opened => {
+                let (store, rolled_back) = opened?;
+                Ok(Opened {
+                    store,
+                    set_aside: None,
+                    rolled_back,
+                })
+            }
         }
     }
 
@@ -257,10 +269,11 @@ impl Store {
         // Closing a database that panicked may panic again; the file is set aside anyway.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(self)));
         let aside = set_aside(&path)?;
-        let store = open_file(&path)?;
+        let (store, rolled_back) = open_file(&path)?;
         Ok(Opened {
             store,
             set_aside: Some(SetAside { aside, error }),
+            rolled_back,
         })
     }
 
@@ -380,8 +393,8 @@ fn encode(state: &PendingState) -> Vec<u8> {
 }
 
 /// Opens an existing state file or creates a missing one; see [`Damage`] for what is
-/// refused.
-fn open_file(path: &Path) -> Result<Store, StoreError> {
+/// refused. Also says whether redb rolled back to the commit before the newest.
+fn open_file(path: &Path) -> Result<(Store, bool), StoreError> {
     let exists = match std::fs::metadata(path) {
         Ok(meta) if meta.len() == 0 => {
             return Err(StoreError::damaged(path, Damage::Empty, None));
@@ -395,14 +408,15 @@ fn open_file(path: &Path) -> Result<Store, StoreError> {
             })
         }
     };
-    let db = guarded(path, || open_database(path, exists))?;
-    Ok(Store {
+    let (db, rolled_back) = guarded(path, || open_database(path, exists))?;
+    let store = Store {
         db,
         path: path.to_path_buf(),
-    })
+    };
+    Ok((store, rolled_back))
 }
 
-fn open_database(path: &Path, exists: bool) -> Result<Database, StoreError> {
+fn open_database(path: &Path, exists: bool) -> Result<(Database, bool), StoreError> {
     let fail = |e: redb::Error| {
         damaged_if_corrupt(
             path,
@@ -416,6 +430,15 @@ fn open_database(path: &Path, exists: bool) -> Result<Database, StoreError> {
     // Verify every page's checksum at open: a file damaged outside redb is then an
     // error instead of a panic later. It reads the whole file once per start.
     builder.set_check_integrity_on_open(true);
+    let rolled_back = Arc::new(AtomicBool::new(false));
+    let seen = rolled_back.clone();
+    builder.set_repair_callback(move |session| {
+        // redb 4 reports progress 0.3 only when the newest commit failed its checksums
+        // and the repair falls back to the one before (`Database::do_repair`).
+        if (session.progress() - 0.3).abs() < 1e-6 {
+            seen.store(true, Ordering::Relaxed);
+        }
+    });
     // `open`, not `create`, for an existing file: `create` would initialize a file that
     // is not a database yet instead of refusing it.
     let db = if exists {
@@ -430,8 +453,9 @@ fn open_database(path: &Path, exists: bool) -> Result<Database, StoreError> {
         tables.map(|t| t.name().to_string()).collect()
     };
     let ours = [PENDING.name(), FINALIZED.name()];
+    let rolled_back = rolled_back.load(Ordering::Relaxed);
     if ours.iter().all(|name| found.iter().any(|f| f == name)) {
-        return Ok(db);
+        return Ok((db, rolled_back));
     }
     // No table at all: a new file, or one whose first start stopped before its tables
     // were committed; no order can be in it. Anything else is not our state.
@@ -447,7 +471,7 @@ fn open_database(path: &Path, exists: bool) -> Result<Database, StoreError> {
     txn.open_table(PENDING).map_err(|e| fail(e.into()))?;
     txn.open_table(FINALIZED).map_err(|e| fail(e.into()))?;
     txn.commit().map_err(|e| fail(e.into()))?;
-    Ok(db)
+    Ok((db, rolled_back))
 }
 
 /// Runs a step that reads the file, turning a panic of redb into a `Damaged` error.

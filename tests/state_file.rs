@@ -18,14 +18,16 @@ use rand::{Rng, SeedableRng};
 
 use common::*;
 use itnio_otp_exporter::error::Chain;
-use itnio_otp_exporter::store::{PendingState, Store};
+use itnio_otp_exporter::store::{OnDamage, Opened, PendingState, Store};
 
 const ORDERS: usize = 300;
 const PAGE: usize = 4096;
 
 /// A real state file: 300 orders admitted in 10 commits, then progress and 40
-/// finalized in two more; returns its bytes and every id it ever held.
-fn real_state_file() -> (Vec<u8>, BTreeSet<String>) {
+/// finalized in two more; returns its bytes and every id it ever held. `closed`: as a
+/// stopped daemon leaves it; otherwise as kill -9 does (no close: the newest commit is
+/// one-phase, so redb's repair may go back to the commit before it).
+fn real_state_file(closed: bool) -> (Vec<u8>, BTreeSet<String>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let ids: Vec<String> = (0..ORDERS).map(|i| format!("fuzz-order-{i:05}")).collect();
@@ -46,9 +48,14 @@ fn real_state_file() -> (Vec<u8>, BTreeSet<String>) {
     store.apply(&updates, &[], 2_000).unwrap();
     let finalized: Vec<&str> = ids[100..140].iter().map(String::as_str).collect();
     store.apply(&[], &finalized, 3_000).unwrap();
-    let path = store.path().to_path_buf();
-    drop(store);
-    (std::fs::read(path).unwrap(), ids.into_iter().collect())
+    let bytes = std::fs::read(store.path()).unwrap();
+    if closed {
+        drop(store);
+    } else {
+        // The leaked handle keeps only this function's temporary file locked.
+        std::mem::forget(store);
+    }
+    (bytes, ids.into_iter().collect())
 }
 
 /// The `n`th damaged copy of `original`, and what was done to it. `written` are the
@@ -97,6 +104,9 @@ fn damage(original: &[u8], written: &[usize], n: u64) -> (Vec<u8>, String) {
 struct Tally {
     loaded: usize,
     loaded_with_undecodable: usize,
+    /// Loaded the commit before the newest (300 pending instead of 260): redb fell back
+    /// because the newest failed its checksums.
+    loaded_previous_commit: usize,
     refused: usize,
     write_failed: usize,
 }
@@ -111,11 +121,16 @@ fn open_load_write(
     tally: &mut Tally,
 ) -> Result<(), String> {
     let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
-        let loaded = Store::open(state_dir).and_then(|store| {
-            let loaded = store.load_pending()?;
-            Ok((store, loaded))
+        let loaded = Store::open_with(state_dir, OnDamage::Refuse).and_then(|opened| {
+            let loaded = opened.store.load_pending()?;
+            Ok((opened, loaded))
         });
-        let (store, (pending, undecodable)) = match loaded {
+        let (
+            Opened {
+                store, rolled_back, ..
+            },
+            (pending, undecodable),
+        ) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {
                 let message = Chain(&e).to_string();
@@ -141,6 +156,12 @@ fn open_load_write(
             ));
         }
         tally.loaded += 1;
+        if pending.len() + undecodable.len() == ORDERS {
+            if !rolled_back {
+                return Err("went back to the previous commit without saying so".into());
+            }
+            tally.loaded_previous_commit += 1;
+        }
         if !undecodable.is_empty() {
             tally.loaded_with_undecodable += 1;
         }
@@ -183,31 +204,41 @@ fn scratch_dir() -> tempfile::TempDir {
 
 #[test]
 fn damaged_copies_of_a_real_state_file_load_or_are_refused_by_name_never_panic() {
-    let (original, ids) = real_state_file();
-    let written: Vec<usize> = (0..original.len()).filter(|&i| original[i] != 0).collect();
+    let originals = [real_state_file(true), real_state_file(false)];
+    let ids = &originals[0].1;
+    let written: Vec<Vec<usize>> = originals
+        .iter()
+        .map(|(bytes, _)| (0..bytes.len()).filter(|&i| bytes[i] != 0).collect())
+        .collect();
     let tmp = scratch_dir();
     let mut tally = Tally::default();
     let mut failures = Vec::new();
+    let mut previous = Vec::new();
     const COPIES: u64 = 300;
     for n in 0..COPIES {
         let state_dir = tmp.path().join(format!("copy-{n}"));
         std::fs::create_dir_all(&state_dir).unwrap();
         let file = state_dir.join("state.redb");
-        let (bytes, what) = damage(&original, &written, n);
+        // Alternately the file of a stopped daemon and of a killed one.
+        let which = (n % 2) as usize;
+        let (bytes, what) = damage(&originals[which].0, &written[which], n);
+        let what = format!("{} file, {what}", ["closed", "kill -9"][which]);
         std::fs::write(&file, &bytes).unwrap();
-        if let Err(problem) = open_load_write(&state_dir, &file, &ids, &mut tally) {
+        let before = tally.loaded_previous_commit;
+        if let Err(problem) = open_load_write(&state_dir, &file, ids, &mut tally) {
             failures.push(format!("copy {n} ({what}): {problem}"));
         }
         // Whatever happened, the damaged file was neither deleted nor replaced.
         if !failures.is_empty() && std::fs::metadata(&file).is_err() {
             failures.push(format!("copy {n} ({what}): the file is gone"));
         }
+        if tally.loaded_previous_commit > before {
+            previous.push(format!("{n}: {what}"));
+        }
         std::fs::remove_dir_all(&state_dir).unwrap();
     }
-    eprintln!(
-        "{COPIES} damaged copies of a {} byte state file: {tally:?}",
-        original.len()
-    );
+    eprintln!("{COPIES} damaged copies of two state files: {tally:?}");
+    eprintln!("the commit before the newest loaded from: {previous:?}");
     assert!(
         failures.is_empty(),
         "{} of {COPIES} damaged copies failed:\n{}",
@@ -220,8 +251,8 @@ fn damaged_copies_of_a_real_state_file_load_or_are_refused_by_name_never_panic()
 
 #[test]
 fn reset_sets_a_damaged_file_aside_and_starts_empty_but_never_moves_a_busy_file() {
-    use itnio_otp_exporter::store::{Damage, OnDamage, StoreError};
-    let (original, _) = real_state_file();
+    use itnio_otp_exporter::store::{Damage, StoreError};
+    let (original, _) = real_state_file(true);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("state.redb");
     // Everything after the header page zeroed: both commit slots point at zeros.
@@ -445,4 +476,70 @@ fn the_daemon_refuses_an_empty_or_damaged_state_file_by_name_and_resets_only_whe
         "{}",
         healthy.log()
     );
+}
+
+/// A state file as kill -9 leaves it: the newest commit is a one-phase commit (redb's
+/// default) and the file was not closed, so a damaged newest commit is repaired by
+/// going back to the commit before it. That is never silent: `Opened::rolled_back`
+/// (the daemon logs a warning naming the file).
+#[test]
+fn a_fall_back_to_the_previous_commit_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let ids: Vec<String> = (0..ORDERS).map(|i| format!("kill9-order-{i:05}")).collect();
+    let orders: Vec<(&str, PendingState)> = ids
+        .iter()
+        .map(|id| (id.as_str(), PendingState::new("app-a".into(), 1)))
+        .collect();
+    store.admit(&orders, 1_000).unwrap();
+    let finalized: Vec<&str> = ids[..40].iter().map(String::as_str).collect();
+    store.apply(&[], &finalized, 2_000).unwrap();
+    let original = std::fs::read(store.path()).unwrap();
+    // As kill -9: no close (the leaked handle keeps only this test's directory locked).
+    std::mem::forget(store);
+
+    let open = |bytes: &[u8]| -> Result<(Opened, usize), String> {
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::write(copy.path().join("state.redb"), bytes).unwrap();
+        let opened = Store::open_with(copy.path(), OnDamage::Refuse).map_err(|e| e.to_string())?;
+        let (pending, _) = opened.store.load_pending().map_err(|e| e.to_string())?;
+        Ok((opened, pending.len()))
+    };
+    let (undamaged, pending) = open(&original).unwrap();
+    assert!(!undamaged.rolled_back);
+    assert_eq!(pending, ORDERS - 40);
+
+    // Zero each written page in turn: whenever the commit before the newest is what
+    // loads (all 300 pending), the open said so.
+    let (mut rolled_back, mut newest, mut refused) = (0, 0, 0);
+    for page in 1..original.len() / PAGE {
+        let range = page * PAGE..(page + 1) * PAGE;
+        if original[range.clone()].iter().all(|&b| b == 0) {
+            continue;
+        }
+        let mut bytes = original.clone();
+        bytes[range].fill(0);
+        match open(&bytes) {
+            Ok((opened, pending)) if pending == ORDERS => {
+                assert!(
+                    opened.rolled_back,
+                    "page {page}: silently back to the previous commit"
+                );
+                rolled_back += 1;
+            }
+            Ok((opened, pending)) => {
+                assert_eq!(pending, ORDERS - 40, "page {page}");
+                assert!(!opened.rolled_back, "page {page}");
+                newest += 1;
+            }
+            Err(message) => {
+                assert!(message.contains("--reset-state"), "page {page}: {message}");
+                refused += 1;
+            }
+        }
+    }
+    eprintln!(
+        "pages zeroed: {rolled_back} rolled back, {newest} newest commit kept, {refused} refused"
+    );
+    assert!(rolled_back > 0, "no page of the newest commit was hit");
 }
