@@ -94,7 +94,7 @@ pub enum Damage {
 impl std::fmt::Display for Damage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Damage::Empty => write!(f, "the file is empty (0 bytes), so its pending orders are lost"),
+            Damage::Empty => write!(f, "the file is empty (0 bytes, as a crash or a failed restore can leave it)"),
             Damage::Unreadable => write!(f, "the file is damaged or not a redb database"),
             Damage::MissingTables { found } => write!(
                 f,
