@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::config::{self, Config, ConfigError};
 use crate::daemon::{self, DaemonError};
 use crate::http;
+use crate::store::OnDamage;
 use itnio_sim as sim;
 
 #[derive(Debug, Parser)]
@@ -43,6 +44,12 @@ pub enum Command {
         config: PathBuf,
         #[command(flatten)]
         web: WebFlags,
+        /// Start with an empty state when the state file (`state_dir/state.redb`) is
+        /// empty, truncated or damaged: the file is renamed to
+        /// `state.redb.damaged-<unix seconds>` (kept, never deleted) and its pending
+        /// orders are not tracked. Without it such a file stops the start with an error.
+        #[arg(long)]
+        reset_state: bool,
     },
     /// Validate a configuration file and exit (0 when valid).
     CheckConfig {
@@ -175,13 +182,22 @@ pub fn shutdown_signal() -> watch::Receiver<bool> {
 
 pub async fn execute(command: Command) -> Result<(), CliError> {
     match command {
-        Command::Run { config, web } => {
+        Command::Run {
+            config,
+            web,
+            reset_state,
+        } => {
             let mut config = Config::load(&config)?;
             let options = web.serve_options()?;
             if let Some(listen) = web.listen_address {
                 config.listen = listen;
             }
-            daemon::run(config, options, shutdown_signal()).await?;
+            let on_damage = if reset_state {
+                OnDamage::SetAside
+            } else {
+                OnDamage::Refuse
+            };
+            daemon::run(config, options, on_damage, shutdown_signal()).await?;
             Ok(())
         }
         Command::CheckConfig {
@@ -360,7 +376,7 @@ async fn demo(args: DemoArgs) -> Result<(), CliError> {
         },
         options.telemetry_path,
     );
-    let result = daemon::run(config, options, shutdown).await;
+    let result = daemon::run(config, options, OnDamage::Refuse, shutdown).await;
     traffic_task.abort();
     simulator.shutdown().await;
     result.map_err(CliError::from)

@@ -19,12 +19,13 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::{ApiClient, ApiError};
 use crate::config::Config;
+use crate::error::Chain;
 use crate::http::{self, BindError, PageInfo};
 use crate::metrics::Metrics;
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::spool::{LineRules, Spool, SpoolEnd, SpoolError, SpoolOptions, SpoolRunner};
 use crate::status::Status;
-use crate::store::{Store, StoreError};
+use crate::store::{OnDamage, Opened, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -84,7 +85,9 @@ impl DaemonError {
 const SPOOL_MIN_FILE_AGE: Duration = Duration::from_millis(500);
 
 /// Runs the daemon until `shutdown` turns true, then stops taking files, lets
-/// in-flight queries finish (bounded), persists and returns.
+/// in-flight queries finish (bounded), persists and returns. A damaged state file
+/// ends the start with an error naming it, unless `on_damage` says to set it aside
+/// (`run --reset-state`).
 ///
 /// Every long-lived thread and task is supervised: the scheduler, the spool thread and
 /// the HTTP server only end at shutdown, so one that ends before is fatal. `/healthz`
@@ -93,13 +96,15 @@ const SPOOL_MIN_FILE_AGE: Duration = Duration::from_millis(500);
 pub async fn run(
     config: Config,
     web: http::ServeOptions,
+    on_damage: OnDamage,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
     let status = Arc::new(Status::new());
     let metrics = Arc::new(Metrics::new(&config.app_ids()));
     let listener = http::bind(config.listen).await?;
     let state_dir = config.state_dir.clone();
-    let store = Arc::new(blocking(move || Store::open(&state_dir)).await??);
+    let opened = blocking(move || Store::open_with(&state_dir, on_damage)).await??;
+    let store = opened_store(opened);
     let client =
         Arc::new(ApiClient::new(&config.api)?.with_clock_offset(status.clock_offset_secs.clone()));
 
@@ -123,8 +128,12 @@ pub async fn run(
     tracing::info!(web = %web.web.describe(), telemetry_path = %web.telemetry_path, "HTTP server");
     tracing::info!(listen = %config.listen, api = client.record_url(), spool = %config.spool.dir.display(), state = %store.path().display(), "itnio-otp-exporter {} started", env!("CARGO_PKG_VERSION"));
 
+    let (store, pending) = load_pending(store, on_damage).await?;
+    let store = Arc::new(store);
     let mut scheduler = Scheduler::new(&config, store.clone(), metrics.clone(), status.clone());
-    resume_pending(&mut scheduler, &store, &status).await?;
+    let loaded = scheduler.load(pending);
+    status.state_loaded.store(true, Ordering::Release);
+    tracing::info!(resumed = loaded, "pending orders loaded");
 
     let (orders_tx, orders_rx) = mpsc::unbounded_channel();
     let spool = Spool::new(
@@ -223,20 +232,44 @@ async fn blocking<T: Send + 'static>(
         .map_err(DaemonError::StartupTask)
 }
 
-/// Loads the pending orders of the last run into the scheduler; the daemon is ready
-/// only after this (`/readyz`).
-async fn resume_pending(
-    scheduler: &mut Scheduler,
-    store: &Arc<Store>,
-    status: &Status,
-) -> Result<(), DaemonError> {
-    let load_store = store.clone();
-    let (pending, broken) = blocking(move || load_store.load_pending()).await??;
+/// The store of an open, after saying loudly that a damaged file was set aside.
+fn opened_store(opened: Opened) -> Store {
+    if opened.rolled_back {
+        tracing::warn!(
+            state = %opened.store.path().display(),
+            "the newest commit in the state file failed its checksums and was rolled back to the one before: after a power cut this loses nothing; if the file was damaged, orders of that commit may be pending again or missing"
+        );
+    }
+    if let Some(set_aside) = &opened.set_aside {
+        tracing::warn!(
+            state = %opened.store.path().display(),
+            moved_to = %set_aside.aside.display(),
+            problem = %Chain(&set_aside.error),
+            "--reset-state: the damaged state file was moved aside (kept, not deleted); starting with an empty state"
+        );
+    }
+    opened.store
+}
+
+/// Loads the pending orders of the last run; the daemon is ready only after they are
+/// in the scheduler (`/readyz`). Damage found only now (a page the open's check did
+/// not reach) is refused, or set aside under `--reset-state`, like damage at open.
+async fn load_pending(
+    store: Store,
+    on_damage: OnDamage,
+) -> Result<(Store, Vec<crate::store::PendingOrder>), DaemonError> {
+    let (store, (pending, broken)) = blocking(move || match store.load_pending() {
+        Ok(loaded) => Ok((store, loaded)),
+        Err(error @ StoreError::Damaged(_)) if on_damage == OnDamage::SetAside => {
+            let store = opened_store(store.set_aside_and_reopen(error)?);
+            let loaded = store.load_pending()?;
+            Ok((store, loaded))
+        }
+        Err(error) => Err(error),
+    })
+    .await??;
     for id in &broken {
         tracing::error!(order_id = %id, "pending order in the state database cannot be decoded; it is skipped");
     }
-    let loaded = scheduler.load(pending);
-    status.state_loaded.store(true, Ordering::Release);
-    tracing::info!(resumed = loaded, "pending orders loaded");
-    Ok(())
+    Ok((store, pending))
 }

@@ -1,10 +1,21 @@
 //! Durable state in one redb file under `state_dir`: the pending orders and the ids
 //! finalized in the last 24 hours (for duplicate detection). Every change is one
 //! ACID transaction, so kill -9 at any instant leaves either the old or the new state.
+//!
+//! A state file that exists but cannot be used (empty, truncated, damaged, not ours) is
+//! never replaced silently: opening it is a [`StoreError::Damaged`] naming the file and
+//! what to do, unless the caller asked for [`OnDamage::SetAside`]. redb can panic on
+//! damaged data, so the open and the load run under `catch_unwind` and a panic is a
+//! `Damaged` error too.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::Outcome;
@@ -31,9 +42,107 @@ pub enum StoreError {
         #[source]
         source: redb::Error,
     },
+    /// The file exists but cannot be used (boxed: it is rare and large).
+    #[error(transparent)]
+    Damaged(Box<DamagedFile>),
+    #[error("cannot move the damaged state file {path} aside to {aside}")]
+    SetAside {
+        path: PathBuf,
+        aside: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("state database error")]
     Db(#[source] redb::Error),
 }
+
+/// A state file that exists but cannot be used. What to do is part of the message
+/// because it ends the daemon's start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open state database {path}: {damage}; restore it from a backup, or move it away (or run with --reset-state) to start with an empty state")]
+pub struct DamagedFile {
+    pub path: PathBuf,
+    pub damage: Damage,
+    #[source]
+    pub source: Option<redb::Error>,
+}
+
+impl StoreError {
+    fn damaged(path: &Path, damage: Damage, source: Option<redb::Error>) -> StoreError {
+        StoreError::Damaged(Box::new(DamagedFile {
+            path: path.to_path_buf(),
+            damage,
+            source,
+        }))
+    }
+}
+
+/// Why an existing state file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    /// Zero bytes: what some crashes and failed restores leave. redb would initialize
+    /// it as a new database, losing every pending order without a word.
+    Empty,
+    /// redb cannot read it: truncated, bit flips, not a redb file.
+    Unreadable,
+    /// A readable redb database that lacks this daemon's tables.
+    MissingTables { found: Vec<String> },
+    /// redb panicked on it (it does on some damaged pages).
+    Panicked { message: String },
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::Empty => write!(f, "the file is empty (0 bytes, as a crash or a failed restore can leave it)"),
+            Damage::Unreadable => write!(f, "the file is damaged or not a redb database"),
+            Damage::MissingTables { found } => write!(
+                f,
+                "the file is a redb database without this daemon's tables `{}` and `{}` (it has: {})",
+                PENDING.name(),
+                FINALIZED.name(),
+                found.join(", ")
+            ),
+            Damage::Panicked { message } => {
+                write!(f, "the file is damaged (reading it failed: {message})")
+            }
+        }
+    }
+}
+
+/// What opening does with a state file that exists but cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDamage {
+    /// Fail with [`StoreError::Damaged`] (the default: the operator decides).
+    #[default]
+    Refuse,
+    /// Rename it to `state.redb.damaged-<unix seconds>` (kept, never deleted) and start
+    /// with an empty state (`run --reset-state`).
+    SetAside,
+}
+
+/// An opened store, and where a damaged file was moved if one was.
+#[derive(Debug)]
+pub struct Opened {
+    pub store: Store,
+    pub set_aside: Option<SetAside>,
+    /// The newest commit failed its checksums and redb went back to the one before:
+    /// what a power cut during a commit leaves (that commit never returned, nothing is
+    /// lost), but also what damage to the newest commit looks like (then the orders it
+    /// admitted or finalized are pending again or gone). Worth a warning, not a refusal.
+    pub rolled_back: bool,
+}
+
+/// A damaged state file that was moved aside instead of being used.
+#[derive(Debug)]
+pub struct SetAside {
+    pub aside: PathBuf,
+    /// Why it could not be used.
+    pub error: StoreError,
+}
+
+/// The file name of the state database under `state_dir`.
+pub const STATE_FILE: &str = "state.redb";
 
 /// Every redb error type converts into `redb::Error`, which keeps the cause.
 macro_rules! db_err {
@@ -118,24 +227,54 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (or creates) `state_dir/state.redb`.
+    /// Opens (or creates) `state_dir/state.redb`; a file that exists but cannot be
+    /// used is an error ([`OnDamage::Refuse`]).
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        Ok(Store::open_with(state_dir, OnDamage::Refuse)?.store)
+    }
+
+    /// Opens (or creates) `state_dir/state.redb`. A missing file is a first start; a
+    /// file that exists but cannot be used is refused or set aside per `on_damage`.
+    pub fn open_with(state_dir: &Path, on_damage: OnDamage) -> Result<Opened, StoreError> {
         std::fs::create_dir_all(state_dir).map_err(|source| StoreError::CreateDir {
             path: state_dir.to_path_buf(),
             source,
         })?;
-        let path = state_dir.join("state.redb");
-        let open_err = |source: redb::Error| StoreError::Open {
-            path: path.clone(),
-            source,
-        };
-        let db = Database::create(&path).map_err(|e| open_err(e.into()))?;
-        // Create the tables so that readers never see them missing.
-        let txn = db.begin_write().map_err(|e| open_err(e.into()))?;
-        txn.open_table(PENDING).map_err(|e| open_err(e.into()))?;
-        txn.open_table(FINALIZED).map_err(|e| open_err(e.into()))?;
-        txn.commit().map_err(|e| open_err(e.into()))?;
-        Ok(Store { db, path })
+        let path = state_dir.join(STATE_FILE);
+        match open_file(&path) {
+            Err(error @ StoreError::Damaged(_)) if on_damage == OnDamage::SetAside => {
+                let aside = set_aside(&path)?;
+                let (store, rolled_back) = open_file(&path)?;
+                Ok(Opened {
+                    store,
+                    set_aside: Some(SetAside { aside, error }),
+                    rolled_back,
+                })
+            }
+            opened => {
+                let (store, rolled_back) = opened?;
+                Ok(Opened {
+                    store,
+                    set_aside: None,
+                    rolled_back,
+                })
+            }
+        }
+    }
+
+    /// After [`Store::load_pending`] found the file damaged: moves it aside and opens
+    /// an empty state in its place (`--reset-state`).
+    pub fn set_aside_and_reopen(self, error: StoreError) -> Result<Opened, StoreError> {
+        let path = self.path.clone();
+        // Closing a database that panicked may panic again; the file is set aside anyway.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(self)));
+        let aside = set_aside(&path)?;
+        let (store, rolled_back) = open_file(&path)?;
+        Ok(Opened {
+            store,
+            set_aside: Some(SetAside { aside, error }),
+            rolled_back,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -143,11 +282,18 @@ impl Store {
     }
 
     /// Every pending order. A value that cannot be decoded (written by a future
-    /// version, say) is reported by id instead of aborting the load.
+    /// version, say) is reported by id instead of aborting the load. Damaged pages (an
+    /// error or a panic of redb) are [`StoreError::Damaged`].
     pub fn load_pending(&self) -> Result<(Vec<PendingOrder>, Vec<String>), StoreError> {
+        let loaded = guarded(&self.path, || self.read_pending());
+        loaded.map_err(|e| damaged_if_corrupt(&self.path, e))
+    }
+
+    fn read_pending(&self) -> Result<(Vec<PendingOrder>, Vec<String>), StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(PENDING)?;
-        let mut orders = Vec::with_capacity(table.len()? as usize);
+        // A damaged length must not reserve absurd memory: the rows are counted as read.
+        let mut orders = Vec::with_capacity((table.len()? as usize).min(1 << 20));
         let mut broken = Vec::new();
         for entry in table.iter()? {
             let (key, value) = entry?;
@@ -244,6 +390,152 @@ impl Store {
 fn encode(state: &PendingState) -> Vec<u8> {
     // Serializing a plain struct of strings and numbers cannot fail.
     serde_json::to_vec(state).unwrap_or_default()
+}
+
+/// Opens an existing state file or creates a missing one; see [`Damage`] for what is
+/// refused. Also says whether redb rolled back to the commit before the newest.
+fn open_file(path: &Path) -> Result<(Store, bool), StoreError> {
+    let exists = match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => {
+            return Err(StoreError::damaged(path, Damage::Empty, None));
+        }
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                source: redb::Error::Io(e),
+            })
+        }
+    };
+    let (db, rolled_back) = guarded(path, || open_database(path, exists))?;
+    let store = Store {
+        db,
+        path: path.to_path_buf(),
+    };
+    Ok((store, rolled_back))
+}
+
+fn open_database(path: &Path, exists: bool) -> Result<(Database, bool), StoreError> {
+    let fail = |e: redb::Error| {
+        damaged_if_corrupt(
+            path,
+            StoreError::Open {
+                path: path.to_path_buf(),
+                source: e,
+            },
+        )
+    };
+    let mut builder = Database::builder();
+    // Verify every page's checksum at open: a file damaged outside redb is then an
+    // error instead of a panic later. It reads the whole file once per start.
+    builder.set_check_integrity_on_open(true);
+    let rolled_back = Arc::new(AtomicBool::new(false));
+    let seen = rolled_back.clone();
+    builder.set_repair_callback(move |session| {
+        // redb 4 reports progress 0.3 only when the newest commit failed its checksums
+        // and the repair falls back to the one before (`Database::do_repair`).
+        if (session.progress() - 0.3).abs() < 1e-6 {
+            seen.store(true, Ordering::Relaxed);
+        }
+    });
+    // `open`, not `create`, for an existing file: `create` would initialize a file that
+    // is not a database yet instead of refusing it.
+    let db = if exists {
+        builder.open(path)
+    } else {
+        builder.create(path)
+    }
+    .map_err(|e| fail(e.into()))?;
+    let found: Vec<String> = {
+        let txn = db.begin_read().map_err(|e| fail(e.into()))?;
+        let tables = txn.list_tables().map_err(|e| fail(e.into()))?;
+        tables.map(|t| t.name().to_string()).collect()
+    };
+    let ours = [PENDING.name(), FINALIZED.name()];
+    let rolled_back = rolled_back.load(Ordering::Relaxed);
+    if ours.iter().all(|name| found.iter().any(|f| f == name)) {
+        return Ok((db, rolled_back));
+    }
+    // No table at all: a new file, or one whose first start stopped before its tables
+    // were committed; no order can be in it. Anything else is not our state.
+    if !found.is_empty() {
+        return Err(StoreError::damaged(
+            path,
+            Damage::MissingTables { found },
+            None,
+        ));
+    }
+    // Create the tables so that readers never see them missing.
+    let txn = db.begin_write().map_err(|e| fail(e.into()))?;
+    txn.open_table(PENDING).map_err(|e| fail(e.into()))?;
+    txn.open_table(FINALIZED).map_err(|e| fail(e.into()))?;
+    txn.commit().map_err(|e| fail(e.into()))?;
+    Ok((db, rolled_back))
+}
+
+/// Runs a step that reads the file, turning a panic of redb into a `Damaged` error.
+fn guarded<T>(path: &Path, step: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    catch_unwind(AssertUnwindSafe(step)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "redb panicked".to_string());
+        Err(StoreError::damaged(
+            path,
+            Damage::Panicked { message },
+            None,
+        ))
+    })
+}
+
+/// An error of redb that means the file's content is bad becomes `Damaged`; others
+/// (permissions, another process holding the file, an old format) stay as they are,
+/// so that `--reset-state` never moves aside a file that is merely busy or unreadable.
+fn damaged_if_corrupt(path: &Path, error: StoreError) -> StoreError {
+    let source = match error {
+        StoreError::Open { source, .. } | StoreError::Db(source) => source,
+        other => return other,
+    };
+    let corrupt = match &source {
+        redb::Error::Corrupted(_) => true,
+        redb::Error::Io(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    };
+    if corrupt {
+        StoreError::damaged(path, Damage::Unreadable, Some(source))
+    } else {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Renames a damaged state file to `<name>.damaged-<unix seconds>` (never deleting it).
+fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| STATE_FILE.to_string());
+    let stamp = crate::clock::unix_now_secs();
+    let mut aside = path.with_file_name(format!("{name}.damaged-{stamp}"));
+    // Two resets within a second must not overwrite the first damaged copy.
+    let mut n = 1;
+    while aside.exists() {
+        aside = path.with_file_name(format!("{name}.damaged-{stamp}-{n}"));
+        n += 1;
+    }
+    std::fs::rename(path, &aside).map_err(|source| StoreError::SetAside {
+        path: path.to_path_buf(),
+        aside: aside.clone(),
+        source,
+    })?;
+    Ok(aside)
 }
 
 #[cfg(test)]
