@@ -56,6 +56,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<(), 
     let listener = http::bind(config.listen).await?;
     let state_dir = config.state_dir.clone();
     let store = Arc::new(blocking(move || Store::open(&state_dir)).await??);
+    store.report_health_to(status.clone(), metrics.clone());
     let client =
         Arc::new(ApiClient::new(&config.api)?.with_clock_offset(status.clock_offset_secs.clone()));
 

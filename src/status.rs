@@ -23,6 +23,8 @@ pub struct Status {
     pub scheduler_heartbeat_ms: AtomicI64,
     /// The last API problem in words (what to fix), empty when none.
     pub api_problem: Mutex<String>,
+    /// Why the state database takes no writes (the store sets and clears it).
+    store_problem: Mutex<Option<String>>,
 }
 
 impl Status {
@@ -33,9 +35,32 @@ impl Status {
     }
 
     pub fn ready(&self) -> bool {
-        self.state_loaded.load(Ordering::Acquire)
-            && self.spool_scanned.load(Ordering::Acquire)
-            && !self.stopping.load(Ordering::Acquire)
+        self.not_ready_reason().is_none()
+    }
+
+    /// Why `/readyz` says not ready, in the operator's words; `None` when ready.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Some("stopping".into());
+        }
+        if !self.state_loaded.load(Ordering::Acquire) || !self.spool_scanned.load(Ordering::Acquire)
+        {
+            return Some("loading state and scanning the spool".into());
+        }
+        self.store_problem().map(|problem| {
+            format!("the state database takes no writes ({problem}); spool files wait in the spool and unsaved orders are retried until it recovers")
+        })
+    }
+
+    /// Sets (or clears, with `None`) why the state database takes no writes.
+    pub fn set_store_problem(&self, problem: Option<String>) {
+        if let Ok(mut p) = self.store_problem.lock() {
+            *p = problem;
+        }
+    }
+
+    pub fn store_problem(&self) -> Option<String> {
+        self.store_problem.lock().ok().and_then(|p| p.clone())
     }
 
     /// Liveness: false once the scheduler has missed its ticks for `STALL_AFTER_MS`
@@ -72,5 +97,25 @@ mod tests {
             .store(1_000_000, Ordering::Relaxed);
         assert!(!status.scheduler_stalled(1_000_000 + STALL_AFTER_MS));
         assert!(status.scheduler_stalled(1_000_001 + STALL_AFTER_MS));
+    }
+
+    #[test]
+    fn a_store_problem_makes_it_not_ready_with_the_reason_until_cleared() {
+        let status = Status::new();
+        assert_eq!(
+            status.not_ready_reason().as_deref(),
+            Some("loading state and scanning the spool")
+        );
+        status.state_loaded.store(true, Ordering::Release);
+        status.spool_scanned.store(true, Ordering::Release);
+        assert_eq!(status.not_ready_reason(), None);
+        status.set_store_problem(Some("commit failed: No space left on device".into()));
+        let reason = status.not_ready_reason().unwrap_or_default();
+        assert!(reason.contains("No space left on device"), "{reason}");
+        assert!(!status.ready());
+        status.set_store_problem(None);
+        assert!(status.ready());
+        status.stopping.store(true, Ordering::Release);
+        assert_eq!(status.not_ready_reason().as_deref(), Some("stopping"));
     }
 }

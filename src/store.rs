@@ -2,12 +2,19 @@
 //! finalized in the last 24 hours (for duplicate detection). Every change is one
 //! ACID transaction, so kill -9 at any instant leaves either the old or the new state.
 
-use std::path::{Path, PathBuf};
+mod recovery;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Metrics;
 use crate::outcome::Outcome;
+use crate::status::Status;
+use recovery::Db;
+pub use recovery::StoreOp;
 
 /// order id → JSON of [`PendingState`].
 const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
@@ -33,6 +40,15 @@ pub enum StoreError {
     },
     #[error("state database error")]
     Db(#[source] redb::Error),
+    /// After a write failure, until the database is reopened (retried with backoff).
+    #[error("state database {path} is not writable after a failure; it is reopened and the write retried")]
+    Unavailable { path: PathBuf },
+    #[error("cannot reopen state database {path} after a write failure")]
+    Reopen {
+        path: PathBuf,
+        #[source]
+        source: redb::Error,
+    },
 }
 
 /// Every redb error type converts into `redb::Error`, which keeps the cause.
@@ -107,7 +123,8 @@ pub enum Admission {
 }
 
 pub struct Store {
-    db: Database,
+    /// The database, reopened after a write failure (see `recovery`).
+    db: Db,
     path: PathBuf,
 }
 
@@ -135,11 +152,30 @@ impl Store {
         txn.open_table(PENDING).map_err(|e| open_err(e.into()))?;
         txn.open_table(FINALIZED).map_err(|e| open_err(e.into()))?;
         txn.commit().map_err(|e| open_err(e.into()))?;
-        Ok(Store { db, path })
+        Ok(Store {
+            db: Db::new(db, &path),
+            path,
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Shows the store's health on `/readyz` and in the store metrics from now on.
+    pub fn report_health_to(&self, status: Arc<Status>, metrics: Arc<Metrics>) {
+        self.db.report_to(status, metrics);
+    }
+
+    /// False from a failed write until a write (or [`Self::recover`]) succeeds again.
+    pub fn is_healthy(&self) -> bool {
+        self.db.is_healthy()
+    }
+
+    /// After a failure, reopens and verifies the database if its backoff has passed;
+    /// for when no write is waiting to be retried (an idle scheduler).
+    pub fn recover(&self) -> Result<(), StoreError> {
+        self.db.recover()
     }
 
     /// Every pending order. A value that cannot be decoded (written by a future
@@ -169,9 +205,8 @@ impl Store {
         orders: &[(&str, PendingState)],
         now_ms: i64,
     ) -> Result<Vec<Admission>, StoreError> {
-        let txn = self.db.begin_write()?;
-        let mut admissions = Vec::with_capacity(orders.len());
-        {
+        self.db.write(StoreOp::Admit, |txn| {
+            let mut admissions = Vec::with_capacity(orders.len());
             let mut pending = txn.open_table(PENDING)?;
             let finalized = txn.open_table(FINALIZED)?;
             for (order_id, state) in orders {
@@ -185,9 +220,8 @@ impl Store {
                 pending.insert(*order_id, encode(state).as_slice())?;
                 admissions.push(Admission::Accepted);
             }
-        }
-        txn.commit()?;
-        Ok(admissions)
+            Ok(admissions)
+        })
     }
 
     /// Persists progress of pending orders and finalizes others, in one transaction.
@@ -200,8 +234,7 @@ impl Store {
         if updates.is_empty() && finalized_ids.is_empty() {
             return Ok(());
         }
-        let txn = self.db.begin_write()?;
-        {
+        self.db.write(StoreOp::Commit, |txn| {
             let mut pending = txn.open_table(PENDING)?;
             let mut finalized = txn.open_table(FINALIZED)?;
             for (order_id, state) in updates {
@@ -211,24 +244,19 @@ impl Store {
                 pending.remove(*order_id)?;
                 finalized.insert(*order_id, now_ms)?;
             }
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Forgets finalized ids older than 24 h; returns how many.
     pub fn purge_finalized(&self, now_ms: i64) -> Result<usize, StoreError> {
-        let txn = self.db.begin_write()?;
-        let before;
-        let after;
-        {
+        self.db.write(StoreOp::Purge, |txn| {
             let mut finalized = txn.open_table(FINALIZED)?;
-            before = finalized.len()?;
+            let before = finalized.len()?;
             finalized.retain(|_, at| now_ms - at < FINALIZED_MEMORY_MS)?;
-            after = finalized.len()?;
-        }
-        txn.commit()?;
-        Ok((before - after) as usize)
+            let after = finalized.len()?;
+            Ok((before - after) as usize)
+        })
     }
 
     /// Counts of (pending, finalized) rows.
