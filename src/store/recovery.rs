@@ -26,6 +26,11 @@ use crate::status::Status;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// The longest wait between two tries, so recovery follows the disk within seconds.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A failure this soon after recovering continues the same episode: its errors are
+/// not logged again and the backoff keeps growing. A nearly full disk lets some
+/// commits through (redb reuses free pages) and fails others; without this it would
+/// log and retry at full speed on every flip.
+const QUIET_PERIOD: Duration = Duration::from_secs(60);
 
 /// What a write was for (label `op` of `otp_exporter_store_errors_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,15 +69,21 @@ struct Report {
     metrics: Arc<Metrics>,
 }
 
+/// One episode of failures: from a failed write until the store has been healthy
+/// for `QUIET_PERIOD`.
 #[derive(Debug, Default)]
 struct Failures {
-    /// Errors logged since the store was last healthy (each once).
+    /// Errors logged in this episode (each once).
     logged: HashSet<String>,
-    /// Failed writes since the store was last healthy.
+    /// Failed writes in this episode.
     count: u64,
+    /// Recoveries in this episode (the first is logged at info level).
+    recoveries: u64,
     backoff: Duration,
     /// No reopen before this.
     next_try: Option<Instant>,
+    /// When the store last became healthy again.
+    recovered_at: Option<Instant>,
 }
 
 /// The open database, closed and opened again after a write failure.
@@ -148,22 +159,20 @@ impl Db {
             })
         };
         match &result {
-            Ok(_) => self.succeeded(true),
+            Ok(_) => self.succeeded(),
             Err(e) => self.failed(op, e),
         }
         result
     }
 
     /// Tries a reopen now if one is needed and its backoff has passed (the reopen
-    /// commits a test transaction); without a failure this does nothing. For when no
-    /// real write is waiting to be retried: the store is healthy again afterwards, but
-    /// the backoff and the errors already logged are kept until a real write succeeds,
-    /// so a disk that takes the test but not the data cannot make the log flood.
+    /// commits a test transaction), for when no real write is waiting to be retried;
+    /// healthy again afterwards. Without a failure this does nothing.
     pub(super) fn recover(&self) -> Result<(), StoreError> {
         if self.needs_reopen.load(Ordering::Acquire) {
             self.reopen_when_due()?;
         }
-        self.succeeded(false);
+        self.succeeded();
         Ok(())
     }
 
@@ -217,28 +226,22 @@ impl Db {
         Ok(db)
     }
 
-    /// A write went through: `real` for data, not for the test commit of a reopen.
-    fn succeeded(&self, real: bool) {
-        let was_healthy = self.healthy.swap(true, Ordering::AcqRel);
-        if was_healthy && !real {
+    /// A write went through.
+    fn succeeded(&self) {
+        if self.healthy.swap(true, Ordering::AcqRel) {
             return;
         }
-        let failed_writes = {
+        let (failed_writes, first_recovery) = {
             let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-            let count = failures.count;
-            if real && count > 0 {
-                *failures = Failures::default();
-            }
-            count
+            failures.recovered_at = Some(Instant::now());
+            failures.recoveries += 1;
+            (failures.count, failures.recoveries == 1)
         };
-        if was_healthy {
-            return;
+        if first_recovery {
+            tracing::info!(path = %self.path.display(), failed_writes, "the state database is writable again; taking spool files again");
+        } else {
+            tracing::debug!(path = %self.path.display(), failed_writes, "the state database is writable again");
         }
-        tracing::info!(
-            path = %self.path.display(),
-            failed_writes,
-            "the state database is writable again; taking spool files again"
-        );
         if let Some(report) = self.report.get() {
             report.metrics.store_healthy.set(1);
             report.status.set_store_problem(None);
@@ -255,9 +258,17 @@ impl Db {
         let text = Chain(error).to_string();
         let first_time = {
             let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            if failures
+                .recovered_at
+                .is_some_and(|at| now.duration_since(at) >= QUIET_PERIOD)
+            {
+                *failures = Failures::default();
+            }
+            failures.recovered_at = None;
             failures.count += 1;
             failures.backoff = (failures.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
-            failures.next_try = Some(Instant::now() + failures.backoff);
+            failures.next_try = Some(now + failures.backoff);
             failures.logged.insert(format!("{}: {text}", op.as_str()))
         };
         if first_time {
