@@ -129,6 +129,7 @@ pub async fn run(
     tracing::info!(listen = %config.listen, api = client.record_url(), spool = %config.spool.dir.display(), state = %store.path().display(), "itnio-otp-exporter {} started", env!("CARGO_PKG_VERSION"));
 
     let (store, pending) = load_pending(store, on_damage).await?;
+    store.report_health_to(status.clone(), metrics.clone());
     let store = Arc::new(store);
     let mut scheduler = Scheduler::new(&config, store.clone(), metrics.clone(), status.clone());
     let loaded = scheduler.load(pending);

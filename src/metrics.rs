@@ -36,6 +36,8 @@ pub struct Metrics {
     pub api_up: IntGauge,
     pub polls_per_order: Histogram,
     pub build_info: IntGaugeVec,
+    pub store_errors: IntCounterVec,
+    pub store_healthy: IntGauge,
 }
 
 /// Registers metrics in one registry. Names and label sets are constants of this
@@ -104,6 +106,9 @@ impl Metrics {
             polls_per_order: r.add(Histogram::with_opts(histogram_opts("otp_exporter_polls_per_order", "Record queries spent per finalized order.", POLL_BUCKETS))),
             build_info: r.add(IntGaugeVec::new(Opts::new("otp_exporter_build_info", "Build information; always 1."),
                 &["version"])),
+            store_errors: r.counter("otp_exporter_store_errors_total", "Failed writes to the state database, by operation (admit, commit, purge, reopen).",
+                &["op"]),
+            store_healthy: r.add(IntGauge::with_opts(Opts::new("otp_exporter_store_healthy", "1 while the state database takes writes; 0 after a failed write until a write succeeds again (not ready, spool files wait)."))),
             registry: r.0,
         };
         m.preset(app_ids);
@@ -124,6 +129,11 @@ impl Metrics {
         }
         // Unknown until the first answer; 1 is optimistic and 0 would page on start.
         self.api_up.set(1);
+        for op in crate::store::StoreOp::ALL {
+            self.store_errors.with_label_values(&[op.as_str()]);
+        }
+        // The store opened, or the daemon would not be running.
+        self.store_healthy.set(1);
     }
 
     /// Adds a finalized order's samples, all at once.
@@ -237,6 +247,8 @@ mod tests {
             r#"otp_exporter_spool_lines_total{result="rejected"} 0"#,
             r#"otp_exporter_polls_per_order_sum 4"#,
             r#"otp_exporter_build_info{version=""#,
+            r#"otp_exporter_store_errors_total{op="commit"} 0"#,
+            "otp_exporter_store_healthy 1",
             "# TYPE otp_delivery_latency_seconds histogram",
             "# TYPE otp_exporter_api_up gauge",
             r#"otp_delivery_latency_seconds_bucket{channel="call",country="IN",le="0.5"} 0"#,

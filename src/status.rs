@@ -26,6 +26,8 @@ pub struct Status {
     /// Long-lived threads and tasks that ended unexpectedly, in words ("the spool
     /// thread panicked: …"): `/healthz` fails while the daemon stops to be restarted.
     pub tasks_failed: Mutex<Vec<String>>,
+    /// Why the state database takes no writes (the store sets and clears it).
+    store_problem: Mutex<Option<String>>,
 }
 
 impl Status {
@@ -36,10 +38,35 @@ impl Status {
     }
 
     pub fn ready(&self) -> bool {
-        self.state_loaded.load(Ordering::Acquire)
-            && self.spool_scanned.load(Ordering::Acquire)
-            && !self.stopping.load(Ordering::Acquire)
-            && self.failed_task().is_none()
+        self.not_ready_reason().is_none()
+    }
+
+    /// Why `/readyz` says not ready, in the operator's words; `None` when ready.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if let Some(failed) = self.failed_task() {
+            return Some(failed);
+        }
+        if self.stopping.load(Ordering::Acquire) {
+            return Some("stopping".into());
+        }
+        if !self.state_loaded.load(Ordering::Acquire) || !self.spool_scanned.load(Ordering::Acquire)
+        {
+            return Some("loading state and scanning the spool".into());
+        }
+        self.store_problem().map(|problem| {
+            format!("the state database takes no writes ({problem}); spool files wait in the spool and unsaved orders are retried until it recovers")
+        })
+    }
+
+    /// Sets (or clears, with `None`) why the state database takes no writes.
+    pub fn set_store_problem(&self, problem: Option<String>) {
+        if let Ok(mut p) = self.store_problem.lock() {
+            *p = problem;
+        }
+    }
+
+    pub fn store_problem(&self) -> Option<String> {
+        self.store_problem.lock().ok().and_then(|p| p.clone())
     }
 
     /// Notes a long-lived thread or task that ended unexpectedly (the supervisor in
@@ -116,5 +143,25 @@ mod tests {
             Some("the spool thread panicked: boom"),
             "the first failure, the cause of the rest"
         );
+    }
+
+    #[test]
+    fn a_store_problem_makes_it_not_ready_with_the_reason_until_cleared() {
+        let status = Status::new();
+        assert_eq!(
+            status.not_ready_reason().as_deref(),
+            Some("loading state and scanning the spool")
+        );
+        status.state_loaded.store(true, Ordering::Release);
+        status.spool_scanned.store(true, Ordering::Release);
+        assert_eq!(status.not_ready_reason(), None);
+        status.set_store_problem(Some("commit failed: No space left on device".into()));
+        let reason = status.not_ready_reason().unwrap_or_default();
+        assert!(reason.contains("No space left on device"), "{reason}");
+        assert!(!status.ready());
+        status.set_store_problem(None);
+        assert!(status.ready());
+        status.stopping.store(true, Ordering::Release);
+        assert_eq!(status.not_ready_reason().as_deref(), Some("stopping"));
     }
 }

@@ -8,6 +8,8 @@
 //! damaged data, so the open and the load run under `catch_unwind` and a panic is a
 //! `Damaged` error too.
 
+mod recovery;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +20,11 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Metrics;
 use crate::outcome::Outcome;
+use crate::status::Status;
+use recovery::Db;
+pub use recovery::StoreOp;
 
 /// order id → JSON of [`PendingState`].
 const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
@@ -54,6 +60,15 @@ pub enum StoreError {
     },
     #[error("state database error")]
     Db(#[source] redb::Error),
+    /// After a write failure, until the database is reopened (retried with backoff).
+    #[error("state database {path} is not writable after a failure; it is reopened and the write retried")]
+    Unavailable { path: PathBuf },
+    #[error("cannot reopen state database {path} after a write failure")]
+    Reopen {
+        path: PathBuf,
+        #[source]
+        source: redb::Error,
+    },
 }
 
 /// A state file that exists but cannot be used. What to do is part of the message
@@ -216,7 +231,8 @@ pub enum Admission {
 }
 
 pub struct Store {
-    db: Database,
+    /// The database, reopened after a write failure (see `recovery`).
+    db: Db,
     path: PathBuf,
 }
 
@@ -281,6 +297,22 @@ impl Store {
         &self.path
     }
 
+    /// Shows the store's health on `/readyz` and in the store metrics from now on.
+    pub fn report_health_to(&self, status: Arc<Status>, metrics: Arc<Metrics>) {
+        self.db.report_to(status, metrics);
+    }
+
+    /// False from a failed write until a write (or [`Self::recover`]) succeeds again.
+    pub fn is_healthy(&self) -> bool {
+        self.db.is_healthy()
+    }
+
+    /// After a failure, reopens and verifies the database if its backoff has passed;
+    /// for when no write is waiting to be retried (an idle scheduler).
+    pub fn recover(&self) -> Result<(), StoreError> {
+        self.db.recover()
+    }
+
     /// Every pending order. A value that cannot be decoded (written by a future
     /// version, say) is reported by id instead of aborting the load. Damaged pages (an
     /// error or a panic of redb) are [`StoreError::Damaged`].
@@ -315,9 +347,8 @@ impl Store {
         orders: &[(&str, PendingState)],
         now_ms: i64,
     ) -> Result<Vec<Admission>, StoreError> {
-        let txn = self.db.begin_write()?;
-        let mut admissions = Vec::with_capacity(orders.len());
-        {
+        self.db.write(StoreOp::Admit, |txn| {
+            let mut admissions = Vec::with_capacity(orders.len());
             let mut pending = txn.open_table(PENDING)?;
             let finalized = txn.open_table(FINALIZED)?;
             for (order_id, state) in orders {
@@ -331,9 +362,8 @@ impl Store {
                 pending.insert(*order_id, encode(state).as_slice())?;
                 admissions.push(Admission::Accepted);
             }
-        }
-        txn.commit()?;
-        Ok(admissions)
+            Ok(admissions)
+        })
     }
 
     /// Persists progress of pending orders and finalizes others, in one transaction.
@@ -346,8 +376,7 @@ impl Store {
         if updates.is_empty() && finalized_ids.is_empty() {
             return Ok(());
         }
-        let txn = self.db.begin_write()?;
-        {
+        self.db.write(StoreOp::Commit, |txn| {
             let mut pending = txn.open_table(PENDING)?;
             let mut finalized = txn.open_table(FINALIZED)?;
             for (order_id, state) in updates {
@@ -357,24 +386,19 @@ impl Store {
                 pending.remove(*order_id)?;
                 finalized.insert(*order_id, now_ms)?;
             }
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Forgets finalized ids older than 24 h; returns how many.
     pub fn purge_finalized(&self, now_ms: i64) -> Result<usize, StoreError> {
-        let txn = self.db.begin_write()?;
-        let before;
-        let after;
-        {
+        self.db.write(StoreOp::Purge, |txn| {
             let mut finalized = txn.open_table(FINALIZED)?;
-            before = finalized.len()?;
+            let before = finalized.len()?;
             finalized.retain(|_, at| now_ms - at < FINALIZED_MEMORY_MS)?;
-            after = finalized.len()?;
-        }
-        txn.commit()?;
-        Ok((before - after) as usize)
+            let after = finalized.len()?;
+            Ok((before - after) as usize)
+        })
     }
 
     /// Counts of (pending, finalized) rows.
@@ -410,7 +434,7 @@ fn open_file(path: &Path) -> Result<(Store, bool), StoreError> {
     };
     let (db, rolled_back) = guarded(path, || open_database(path, exists))?;
     let store = Store {
-        db,
+        db: Db::new(db, path),
         path: path.to_path_buf(),
     };
     Ok((store, rolled_back))

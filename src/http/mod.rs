@@ -236,19 +236,10 @@ fn route(ctx: &Ctx, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             ),
             None => response(StatusCode::OK, TEXT, "ok\n"),
         },
-        "/readyz" => {
-            if ctx.status.ready() {
-                response(StatusCode::OK, TEXT, "ready\n")
-            } else if ctx.status.stopping.load(Ordering::Relaxed) {
-                response(StatusCode::SERVICE_UNAVAILABLE, TEXT, "stopping\n")
-            } else {
-                response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    TEXT,
-                    "loading state and scanning the spool\n",
-                )
-            }
-        }
+        "/readyz" => match ctx.status.not_ready_reason() {
+            None => response(StatusCode::OK, TEXT, "ready\n"),
+            Some(reason) => response(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{reason}\n")),
+        },
         "/" => response(StatusCode::OK, "text/html; charset=utf-8", landing(ctx)),
         _ => response(
             StatusCode::NOT_FOUND,

@@ -30,6 +30,25 @@ pub(super) struct Changes {
     finalized: Vec<(Arc<str>, Outcome, Entry)>,
 }
 
+impl Changes {
+    fn is_empty(&self) -> bool {
+        self.updated.is_empty() && self.finalized.is_empty()
+    }
+
+    /// Adds `later` to changes not yet committed (an order updated twice is written
+    /// once, with its state at commit time).
+    fn merge(&mut self, later: Changes) {
+        if self.is_empty() {
+            *self = later;
+            return;
+        }
+        self.updated.extend(later.updated);
+        self.updated.sort_unstable();
+        self.updated.dedup();
+        self.finalized.extend(later.finalized);
+    }
+}
+
 pub(super) struct Core {
     apps: Vec<Arc<str>>,
     /// Per app, in the order of `apps`.
@@ -43,6 +62,9 @@ pub(super) struct Core {
     /// Shutting down: answers still update state, but no order is finalized, because
     /// metrics counted now would never be scraped; the next run finalizes them.
     draining: bool,
+    /// Changes whose commit failed: kept (finalized orders still pending, not counted)
+    /// and committed with the next batch or on the next housekeeping tick.
+    unsaved: Changes,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     status: Arc<Status>,
@@ -101,14 +123,17 @@ impl Core {
             health: ApiHealth::new(status.clone(), metrics.clone()),
             statuses_seen: HashSet::new(),
             draining: false,
+            unsaved: Changes::default(),
             store,
             metrics,
             status,
         }
     }
 
+    /// Orders not finalized in the store: those queued and those whose finalization
+    /// is not committed yet.
     pub fn pending(&self) -> usize {
-        self.queue.len()
+        self.queue.len() + self.unsaved.finalized.len()
     }
 
     fn app_index(&self, app_id: &str) -> Option<u16> {
@@ -338,13 +363,17 @@ impl Core {
         }
     }
 
-    /// Writes the batch's changes in one transaction, then emits the metrics of the
-    /// finalized orders (after the commit, so a crash cannot count an order twice
-    /// within one process's life).
+    /// Writes the batch's changes, with any left unsaved by a failed commit, in one
+    /// transaction, then emits the metrics of the finalized orders. Only after the
+    /// commit: an order is counted once its finalization is saved, so a restart cannot
+    /// count it again. A failed commit keeps the whole batch for the next try (the
+    /// store logs and reports the failure, once per distinct error).
     pub fn commit(&mut self, changes: Changes, now_ms: i64) {
-        if changes.updated.is_empty() && changes.finalized.is_empty() {
+        self.unsaved.merge(changes);
+        if self.unsaved.is_empty() {
             return;
         }
+        let changes = std::mem::take(&mut self.unsaved);
         let states: Vec<(Arc<str>, PendingState)> = changes
             .updated
             .iter()
@@ -354,8 +383,12 @@ impl Core {
         let finalized: Vec<&str> = changes.finalized.iter().map(|(id, _, _)| &**id).collect();
         let store = self.store.clone();
         let result = tokio::task::block_in_place(|| store.apply(&updates, &finalized, now_ms));
+        drop(updates);
+        drop(finalized);
         if let Err(e) = result {
-            tracing::error!(error = %crate::error::Chain(&e), "cannot persist order progress; finalized orders may be counted again after a restart");
+            tracing::debug!(error = %crate::error::Chain(&e), updated = changes.updated.len(), finalized = changes.finalized.len(), "order progress not saved; kept pending and retried");
+            self.unsaved = changes;
+            return;
         }
         for (order_id, outcome, entry) in changes.finalized {
             let samples = outcome::samples(outcome, entry.tracking.last.as_deref());
@@ -375,6 +408,18 @@ impl Core {
         }
     }
 
+    /// Housekeeping: retries changes a failed commit left, or, with none waiting,
+    /// lets the store reopen itself after a failure so that the spool resumes.
+    pub fn retry_unsaved(&mut self, now_ms: i64) {
+        if !self.unsaved.is_empty() {
+            self.commit(Changes::default(), now_ms);
+        } else if !self.store.is_healthy() {
+            let store = self.store.clone();
+            // Failures are logged and reported by the store.
+            let _ = tokio::task::block_in_place(|| store.recover());
+        }
+    }
+
     /// Updates `otp_exporter_orders_pending` with every change (not once a second), so
     /// that scrapes do not see accepted orders as neither pending nor finalized.
     fn count_pending(&mut self, app: u16, delta: i64) {
@@ -386,17 +431,23 @@ impl Core {
             .set(*count);
         self.status
             .pending
-            .store(self.queue.len() as u64, Ordering::Relaxed);
+            .store(self.pending() as u64, Ordering::Relaxed);
     }
 
     /// The oldest pending order's age (a scan of all orders, so once a second).
     pub fn update_gauges(&self, now_ms: i64) {
-        let oldest = self.queue.entries().map(|e| e.tracking.issued_ms).min();
+        let unsaved = self.unsaved.finalized.iter().map(|(_, _, e)| e);
+        let oldest = self
+            .queue
+            .entries()
+            .chain(unsaved)
+            .map(|e| e.tracking.issued_ms)
+            .min();
         let age = oldest.map_or(0.0, |issued| (now_ms - issued).max(0) as f64 / 1000.0);
         self.metrics.oldest_pending_age.set(age);
         self.status
             .pending
-            .store(self.queue.len() as u64, Ordering::Relaxed);
+            .store(self.pending() as u64, Ordering::Relaxed);
     }
 
     /// Forgets finalized ids older than a day, off the scheduler (a day of ids may

@@ -177,6 +177,7 @@ impl<C: Clock> Scheduler<C> {
                     ticks += 1;
                     let now = self.clock.now_ms();
                     self.status.scheduler_heartbeat_ms.store(now, Ordering::Relaxed);
+                    self.core.retry_unsaved(now);
                     self.core.update_gauges(now);
                     if ticks % 600 == 1 {
                         self.core.purge_finalized(now);

@@ -24,7 +24,8 @@ pub struct ScanTotals {
     pub duplicate: u64,
     pub rejected: u64,
     pub quarantined_files: u64,
-    /// Files left for later because they were modified a moment ago.
+    /// Files left for later: modified a moment ago, or waiting for the store to
+    /// take writes again.
     pub deferred: u64,
 }
 
@@ -72,12 +73,25 @@ impl Spool {
         // An operator may have deleted the quarantine folder; failures show up per file.
         let _ = self.quarantine.create();
         let (files, deferred) = self.ready_files()?;
+        if !self.store.is_healthy() {
+            // The files are safe where they are; taking them would only fail to record
+            // their orders. The scheduler reopens the store; counting them as deferred
+            // has the spool look again soon instead of after a whole rescan interval.
+            tracing::debug!(
+                waiting = files.len(),
+                "the state database takes no writes; spool files wait in the spool"
+            );
+            return Ok(ScanTotals {
+                deferred: deferred + files.len() as u64,
+                ..ScanTotals::default()
+            });
+        }
         let mut totals = ScanTotals {
             deferred,
             ..ScanTotals::default()
         };
         for path in files {
-            if stop.load(Ordering::Relaxed) {
+            if stop.load(Ordering::Relaxed) || !self.store.is_healthy() {
                 break;
             }
             self.process_file(&path, &mut totals);
