@@ -127,13 +127,17 @@ fn revision_override() -> Option<String> {
 /// `YYYY-MM-DDTHH:MM:SSZ` of `SOURCE_DATE_EPOCH`, else of now. A malformed
 /// `SOURCE_DATE_EPOCH` fails the build, as the reproducible-builds specification asks.
 fn build_date() -> String {
-    let secs = match env::var("SOURCE_DATE_EPOCH") {
-        Ok(value) => value.trim().parse::<u64>().unwrap_or_else(|_| {
+    // Empty counts as unset: a Dockerfile ARG without a value is an empty variable.
+    let secs = match env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(value) => value.trim().parse::<u64>().unwrap_or_else(|_| {
             panic!(
                 "SOURCE_DATE_EPOCH={value:?}: expected seconds since 1970 (a non-negative integer)"
             )
         }),
-        Err(_) => SystemTime::now()
+        None => SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
