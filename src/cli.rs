@@ -16,7 +16,8 @@ use itnio_sim as sim;
 #[derive(Debug, Parser)]
 #[command(
     name = "itnio-otp-exporter",
-    version,
+    version = crate::build_info::SHORT_VERSION,
+    long_version = crate::build_info::LONG_VERSION,
     about = "Prometheus exporter for ITNIO Tech OTP delivery health"
 )]
 pub struct Cli {

@@ -7,6 +7,7 @@
 //! (`simulate`, `demo`, the tests) is the separate workspace crate `itnio-sim`.
 
 pub mod api;
+pub mod build_info;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -6,6 +6,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::build_info;
 use crate::outcome::{AttemptResult, Channel, OrderSamples, Outcome};
 
 /// Delivery and verification latency buckets: 0.5 s to 10 min.
@@ -69,6 +70,18 @@ impl Registrar {
     }
 }
 
+/// The standard `process_*` metrics of Prometheus exporters (CPU seconds, resident and
+/// virtual memory, open and maximum descriptors, start time, threads). They are read
+/// from /proc/self at each scrape: `stat`, `limits` and a listing of `fd`, a few
+/// microseconds (and one transient descriptor) per scrape.
+#[cfg(target_os = "linux")]
+fn register_process_collector(registry: &Registry) {
+    let collector = prometheus::process_collector::ProcessCollector::for_self();
+    registry
+        .register(Box::new(collector))
+        .expect("process_* names are unique in this registry");
+}
+
 fn histogram_opts(name: &str, help: &str, buckets: &[f64]) -> HistogramOpts {
     HistogramOpts::new(name, help).buckets(buckets.to_vec())
 }
@@ -104,13 +117,15 @@ impl Metrics {
             api_duration: r.add(Histogram::with_opts(histogram_opts("otp_exporter_api_request_duration_seconds", "Record query latency.", API_BUCKETS))),
             api_up: r.add(IntGauge::with_opts(Opts::new("otp_exporter_api_up", "1 while the API accepts our credentials and answers."))),
             polls_per_order: r.add(Histogram::with_opts(histogram_opts("otp_exporter_polls_per_order", "Record queries spent per finalized order.", POLL_BUCKETS))),
-            build_info: r.add(IntGaugeVec::new(Opts::new("otp_exporter_build_info", "Build information; always 1."),
-                &["version"])),
+            build_info: r.add(IntGaugeVec::new(Opts::new("otp_exporter_build_info", "Build information (version, git revision, rustc version); always 1."),
+                &["version", "revision", "rustc"])),
             store_errors: r.counter("otp_exporter_store_errors_total", "Failed writes to the state database, by operation (admit, commit, purge, reopen).",
                 &["op"]),
             store_healthy: r.add(IntGauge::with_opts(Opts::new("otp_exporter_store_healthy", "1 while the state database takes writes; 0 after a failed write until a write succeeds again (not ready, spool files wait)."))),
             registry: r.0,
         };
+        #[cfg(target_os = "linux")]
+        register_process_collector(&m.registry);
         m.preset(app_ids);
         m
     }
@@ -119,7 +134,11 @@ impl Metrics {
     /// zeros instead of gaps.
     fn preset(&self, app_ids: &[String]) {
         self.build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[
+                build_info::VERSION,
+                build_info::REVISION,
+                build_info::RUSTC_VERSION,
+            ])
             .set(1);
         for result in SPOOL_RESULTS {
             self.spool_lines.with_label_values(&[result]);
@@ -199,6 +218,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build_info;
     use crate::outcome::AttemptSample;
 
     #[test]
@@ -246,7 +266,6 @@ mod tests {
             r#"otp_exporter_orders_pending{app_id="app"} 0"#,
             r#"otp_exporter_spool_lines_total{result="rejected"} 0"#,
             r#"otp_exporter_polls_per_order_sum 4"#,
-            r#"otp_exporter_build_info{version=""#,
             r#"otp_exporter_store_errors_total{op="commit"} 0"#,
             "otp_exporter_store_healthy 1",
             "# TYPE otp_delivery_latency_seconds histogram",
@@ -256,5 +275,53 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line}\n{text}");
         }
+    }
+
+    #[test]
+    fn build_info_names_version_revision_and_rustc() {
+        let text = String::from_utf8(Metrics::new(&[]).render()).unwrap();
+        let want = format!(
+            r#"otp_exporter_build_info{{revision="{}",rustc="{}",version="{}"}} 1"#,
+            build_info::REVISION,
+            build_info::RUSTC_VERSION,
+            build_info::VERSION
+        );
+        assert!(text.lines().any(|l| l == want), "missing {want}\n{text}");
+        // build.rs found real values (the revision may be `unknown` without .git).
+        assert!(build_info::RUSTC_VERSION.starts_with("1."), "{text}");
+        assert!(!build_info::REVISION.is_empty(), "{text}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_metrics_describe_this_process() {
+        let text = String::from_utf8(Metrics::new(&[]).render()).unwrap();
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("no {name}\n{text}"))
+        };
+        // The test process itself holds stdin/stdout/stderr at least.
+        assert!(value("process_open_fds") >= 3.0, "{text}");
+        assert!(
+            value("process_max_fds") >= value("process_open_fds"),
+            "{text}"
+        );
+        assert!(
+            value("process_resident_memory_bytes") > 1_000_000.0,
+            "{text}"
+        );
+        assert!(value("process_threads") >= 1.0, "{text}");
+        assert!(value("process_cpu_seconds_total") >= 0.0, "{text}");
+        // Started within the last hour by the wall clock.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let start = value("process_start_time_seconds");
+        assert!(
+            start <= now + 1.0 && start > now - 3600.0,
+            "{start} vs {now}"
+        );
     }
 }

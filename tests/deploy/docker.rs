@@ -83,6 +83,19 @@ fn dockerfile_builds_with_the_msrv_and_runs_unprivileged_on_8467() {
                 .into(),
         );
     }
+    // The context excludes .git/, so the revision of --version and otp_exporter_build_info
+    // reaches build.rs only as a build argument declared before the build.
+    let revision_arg = "ITNIO_OTP_EXPORTER_REVISION";
+    let declared_at = dockerfile.find(&format!("ARG {revision_arg}"));
+    let built_at = dockerfile.find("cargo build");
+    if !matches!((declared_at, built_at), (Some(a), Some(b)) if a < b) {
+        errors.push(format!(
+            "the build stage must declare ARG {revision_arg} before cargo build"
+        ));
+    }
+    if !read("build.rs").contains(revision_arg) {
+        errors.push(format!("build.rs no longer reads {revision_arg}"));
+    }
     assert_no_errors(DOCKERFILE, &errors);
 }
 
