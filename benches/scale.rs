@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::FixedOffset;
 use itnio_otp_exporter::api::wire::decode_reply;
 use itnio_otp_exporter::api::ApiClient;
 use itnio_otp_exporter::config::Config;
@@ -91,7 +90,7 @@ fn main() {
     drop(scheduler);
 
     // 2. The daemon's own work per poll: decode, reduce, apply the rules.
-    let zone = FixedOffset::east_opt(8 * 3600).expect("zone");
+    let reading = outcome::Reading::new(&cfg);
     // The daemon's own limits for the bench app (the configuration's defaults).
     let limits = app_limits(&cfg, "bench");
     let iterations = 100_000;
@@ -100,7 +99,13 @@ fn main() {
     for i in 0..iterations {
         let reply = decode_reply(RECORD.as_bytes()).expect("decode");
         let record = reply.data.expect("data");
-        let obs = outcome::observe(&record, &zone);
+        // The record's own day (2022-07-12 13:00 +08:00, an hour later), so that its
+        // times are believed and checked like a live order's.
+        let order = outcome::ReadFor {
+            issued_ms: 1_657_602_000_000,
+            now_ms: 1_657_605_600_000,
+        };
+        let obs = outcome::observe(&record, &reading, order);
         let mut tracking = Tracking::new(0);
         if let outcome::Step::Finalize(o) =
             tracking.apply(Sighting::Record(obs), 300_000 + i, &limits)

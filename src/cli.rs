@@ -291,6 +291,7 @@ fn demo_config(
             settle_timeout: Some(scaled(secs(120), scale, ms(1000))),
             not_found_grace: Some(scaled(secs(120), scale, ms(1000))),
             max_age: Some(scaled(secs(1800), scale, ms(5000))),
+            ..config::TrackingSection::default()
         },
         polling: config::PollingSection {
             first_delay: Some(scaled(secs(5), scale, ms(200))),

@@ -2,12 +2,12 @@
 //! alerts depend on them letter for letter).
 
 use prometheus::{
-    CounterVec, Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::build_info;
-use crate::outcome::{AttemptResult, Channel, OrderSamples, Outcome};
+use crate::outcome::{AttemptResult, Channel, OrderSamples, Outcome, VALIDATED_FIELDS};
 
 /// Delivery and verification latency buckets: 0.5 s to 10 min.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -39,6 +39,8 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub store_errors: IntCounterVec,
     pub store_healthy: IntGauge,
+    pub invalid_values: IntCounterVec,
+    pub attempts_dropped: IntCounter,
 }
 
 /// Registers metrics in one registry. Names and label sets are constants of this
@@ -122,6 +124,9 @@ impl Metrics {
             store_errors: r.counter("otp_exporter_store_errors_total", "Failed writes to the state database, by operation (admit, commit, purge, reopen).",
                 &["op"]),
             store_healthy: r.add(IntGauge::with_opts(Opts::new("otp_exporter_store_healthy", "1 while the state database takes writes; 0 after a failed write until a write succeeds again (not ready, spool files wait)."))),
+            invalid_values: r.counter("otp_exporter_invalid_values_total", "Provider values of finalized orders dropped as unbelievable (negative, not finite or above tracking.max_cost_per_attempt_usd amounts; times unparseable, before the order's issue or in the future; chargeCnt above 255), by wire field.",
+                &["field"]),
+            attempts_dropped: r.add(IntCounter::new("otp_exporter_attempts_dropped_total", "Attempts of finalized orders beyond tracking.max_attempts_per_order, not counted in the otp_* metrics.")),
             registry: r.0,
         };
         #[cfg(target_os = "linux")]
@@ -142,6 +147,9 @@ impl Metrics {
             .set(1);
         for result in SPOOL_RESULTS {
             self.spool_lines.with_label_values(&[result]);
+        }
+        for field in VALIDATED_FIELDS {
+            self.invalid_values.with_label_values(&[field]);
         }
         for app in app_ids {
             self.orders_pending.with_label_values(&[app.as_str()]);
@@ -202,6 +210,15 @@ impl Metrics {
                 .observe(latency);
         }
         self.polls_per_order.observe(f64::from(polls));
+        for (field, count) in samples.invalid_values.iter() {
+            self.invalid_values
+                .with_label_values(&[field])
+                .inc_by(count);
+        }
+        if samples.attempts_dropped > 0 {
+            self.attempts_dropped
+                .inc_by(samples.attempts_dropped as u64);
+        }
     }
 
     /// The text exposition format.
@@ -250,6 +267,8 @@ mod tests {
             ],
             fallbacks: vec![(Channel::Sms, Channel::Call)],
             verification_latency_seconds: Some(30.0),
+            attempts_dropped: 0,
+            invalid_values: Default::default(),
         };
         m.record_order("app", &samples, 4);
         let text = String::from_utf8(m.render()).unwrap();
@@ -323,5 +342,86 @@ mod tests {
             start <= now + 1.0 && start > now - 3600.0,
             "{start} vs {now}"
         );
+    }
+    /// What the counters say after orders whose records are decoded, observed and
+    /// finalized like the daemon does.
+    fn after_orders(bodies: &[&str]) -> String {
+        use crate::api::wire::decode_reply;
+        use crate::outcome::{observe, samples, ReadFor, Reading};
+        let m = Metrics::new(&["app".to_string()]);
+        let reading = Reading {
+            zone: chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
+            max_attempts: 64,
+            max_cost_per_attempt_usd: 10.0,
+        };
+        // 2022-07-12 13:00 +08:00, read an hour later.
+        let order = ReadFor {
+            issued_ms: 1_657_602_000_000,
+            now_ms: 1_657_605_600_000,
+        };
+        for body in bodies {
+            let record = decode_reply(body.as_bytes()).unwrap().data.unwrap();
+            let o = observe(&record, &reading, order);
+            m.record_order("app", &samples(Outcome::Unverified, Some(&o)), 1);
+        }
+        String::from_utf8(m.render()).unwrap()
+    }
+
+    #[test]
+    fn absurd_amounts_never_make_the_cost_counter_infinite() {
+        let body =
+            r#"{"status":"0","data":{"sms":[{"status":0,"mcc":404,"mnc":10,"pay":"1e308"}]}}"#;
+        let text = after_orders(&[body, body, body]);
+        let cost = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("otp_cost_usd_total{"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        assert_eq!(cost(&text), Some(0.0), "{text}");
+        assert!(
+            text.contains(r#"otp_exporter_invalid_values_total{field="pay"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"otp_exporter_invalid_values_total{field="submitTm"} 0"#),
+            "every checked field is exported from the start\n{text}"
+        );
+        assert!(
+            text.contains("otp_exporter_attempts_dropped_total 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_record_with_too_many_attempts_counts_only_the_cap() {
+        let attempts: Vec<String> = (0..1000)
+            .map(|i| {
+                format!(
+                    r#"{{"status":1,"mcc":{},"mnc":1,"pay":"0.01"}}"#,
+                    200 + i % 230
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"status":"0","data":{{"sms":[{}]}}}}"#,
+            attempts.join(",")
+        );
+        let text = after_orders(&[&body]);
+        let attempts_total: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("otp_delivery_attempts_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(attempts_total, 64.0, "{text}");
+        assert!(
+            text.contains("otp_exporter_attempts_dropped_total 936"),
+            "{text}"
+        );
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("otp_delivery_attempts_total{"))
+            .count();
+        assert!(series <= 64, "{series} series");
     }
 }

@@ -79,6 +79,14 @@ pub struct ApiClient {
     /// Seconds to add to our clock when signing, learned from `Date` after a -16;
     /// shared with whoever reports it (see [`ApiClient::with_clock_offset`]).
     clock_offset_secs: Arc<AtomicI64>,
+    /// Bodies are read up to this many bytes (`api.max_response_bytes`).
+    max_response_bytes: u64,
+}
+
+/// What one request carried that the provider might echo back in its `reason`.
+struct Sent {
+    signature: String,
+    timestamp_secs: i64,
 }
 
 impl ApiClient {
@@ -102,6 +110,7 @@ impl ApiClient {
             api_key: api.api_key.clone(),
             secret: api.secret.clone(),
             clock_offset_secs: Arc::default(),
+            max_response_bytes: api.max_response_bytes,
         })
     }
 
@@ -121,7 +130,7 @@ impl ApiClient {
         self.clock_offset_secs.load(Ordering::Relaxed)
     }
 
-    fn headers(&self) -> HeaderMap {
+    fn headers(&self) -> (HeaderMap, Sent) {
         let now = unix_now_secs() + self.clock_offset_secs();
         let timestamp = now.to_string();
         let signature = sign(&self.api_key, self.secret.expose(), &timestamp);
@@ -141,21 +150,27 @@ impl ApiClient {
         insert("Sign", &signature);
         insert("Timestamp", &timestamp);
         insert("Api-Key", &self.api_key);
-        headers
+        let sent = Sent {
+            signature,
+            timestamp_secs: now,
+        };
+        (headers, sent)
     }
 
     /// Queries one order's record and classifies the answer.
     pub async fn query(&self, app_id: &str, order_id: &str) -> Query {
         let started = Instant::now();
         let body = serde_json::json!({ "appId": app_id, "orderId": order_id }).to_string();
-        let sent = self
+        let (headers, sent) = self.headers();
+        let asked = Asked { order_id, sent };
+        let response = self
             .http
             .post(&self.record_url)
-            .headers(self.headers())
+            .headers(headers)
             .body(body)
             .send()
             .await;
-        let (outcome, status_label, answered) = match sent {
+        let (outcome, status_label, answered) = match response {
             Err(e) => transport_error(&e),
             Ok(response) => {
                 let http_status = response.status();
@@ -170,9 +185,12 @@ impl ApiClient {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
                     .map(|d| d.timestamp());
-                match response.bytes().await {
-                    Err(e) => transport_error(&e),
-                    Ok(bytes) if http_status.is_success() => self.classify(&bytes, server_date),
+                match read_body(response, self.max_response_bytes).await {
+                    Err(BodyError::Transport(e)) => transport_error(&e),
+                    Err(e @ BodyError::TooLarge { .. }) => invalid_response(e.to_string()),
+                    Ok(bytes) if http_status.is_success() => {
+                        self.classify(&bytes, server_date, &asked)
+                    }
                     // A 4xx that carries the API's own envelope (`401` with status -1, say)
                     // means what its status says; 5xx, 429 and bare error pages are transient.
                     Ok(bytes) => match wire::decode_reply(&bytes) {
@@ -181,7 +199,7 @@ impl ApiClient {
                                 && http_status.is_client_error()
                                 && http_status != reqwest::StatusCode::TOO_MANY_REQUESTS =>
                         {
-                            self.classify_reply(reply, server_date)
+                            self.classify_reply(reply, server_date, &asked)
                         }
                         _ => (
                             QueryOutcome::Transient {
@@ -203,32 +221,48 @@ impl ApiClient {
         }
     }
 
-    fn classify(&self, body: &[u8], server_date: Option<i64>) -> (QueryOutcome, String, bool) {
-        let reply = match wire::decode_reply(body) {
-            Ok(reply) => reply,
-            Err(e) => {
-                return (
-                    QueryOutcome::Transient {
-                        retry_after: None,
-                        detail: e.to_string(),
-                    },
-                    "invalid_response".to_string(),
-                    false,
-                )
-            }
-        };
-        self.classify_reply(reply, server_date)
+    fn classify(
+        &self,
+        body: &[u8],
+        server_date: Option<i64>,
+        asked: &Asked,
+    ) -> (QueryOutcome, String, bool) {
+        match wire::decode_reply(body) {
+            Ok(reply) => self.classify_reply(reply, server_date, asked),
+            Err(e) => invalid_response(e.to_string()),
+        }
     }
 
     fn classify_reply(
         &self,
         reply: Reply,
         server_date: Option<i64>,
+        asked: &Asked,
     ) -> (QueryOutcome, String, bool) {
-        let reason = reply.reason.clone().unwrap_or_default();
+        // Provider text goes to logs and the status page: what it may echo of our
+        // request goes first, at the source.
+        let reason = reply
+            .reason
+            .as_deref()
+            .map(|r| self.redact(r, &asked.sent))
+            .unwrap_or_default();
         let outcome = match reply.status {
             0 => match reply.data {
-                Some(record) if !record.is_empty() => QueryOutcome::Record(record),
+                Some(record) if !record.is_empty() => {
+                    // Another order's record counted as this one would count it twice
+                    // and this one never: the answer is garbage (a mixed-up proxy or cache).
+                    if let Some(other) = record
+                        .order_id
+                        .as_deref()
+                        .filter(|id| *id != asked.order_id.trim())
+                    {
+                        return invalid_response(format!(
+                            "the record is for order {:?}, not the one asked for",
+                            redact_text(other, &[], None)
+                        ));
+                    }
+                    QueryOutcome::Record(record)
+                }
                 _ => QueryOutcome::NoRecord,
             },
             -1 | -2 => QueryOutcome::Rejected {
@@ -256,6 +290,133 @@ impl ApiClient {
         let answered = plausible_status(reply.status);
         (outcome, status_label(reply.status), answered)
     }
+}
+
+/// The order a query asked about and what its request carried.
+struct Asked<'a> {
+    order_id: &'a str,
+    sent: Sent,
+}
+
+impl ApiClient {
+    /// `text` without the request's signature, API key and timestamp (and the secret,
+    /// should it ever appear), nor anything shaped like them.
+    fn redact(&self, text: &str, sent: &Sent) -> String {
+        redact_text(
+            text,
+            &[&sent.signature, &self.api_key, self.secret.expose()],
+            Some(sent.timestamp_secs),
+        )
+    }
+}
+
+/// Longest provider text kept (logs and the status page need a sentence, not a page).
+const MAX_PROVIDER_TEXT_CHARS: usize = 200;
+const REDACTED: &str = "[redacted]";
+
+/// Provider text made safe to log and show: every occurrence of `values` (ASCII case
+/// ignored: signatures are hex in either case) is replaced, so is every run of 32 hex
+/// digits (an MD5 signature, maybe of another request) and every 10-digit number
+/// within a day of `timestamp_secs` (a Unix-seconds timestamp); control characters
+/// become spaces (no forged log lines) and the text is cut to
+/// [`MAX_PROVIDER_TEXT_CHARS`].
+fn redact_text(text: &str, values: &[&str], timestamp_secs: Option<i64>) -> String {
+    let mut out = text.to_string();
+    for value in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        out = replace_ignoring_ascii_case(&out, value, REDACTED);
+    }
+    let out = redact_runs(&out, |run| {
+        let hex = run.len() == 32 && run.bytes().all(|b| b.is_ascii_hexdigit());
+        let near_timestamp = run.len() == 10
+            && run.bytes().all(|b| b.is_ascii_digit())
+            && timestamp_secs
+                .is_some_and(|ts| run.parse::<i64>().is_ok_and(|n| (n - ts).abs() <= 86_400));
+        hex || near_timestamp
+    });
+    let mut cleaned: String = out
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_PROVIDER_TEXT_CHARS)
+        .collect();
+    if out.chars().count() > MAX_PROVIDER_TEXT_CHARS {
+        cleaned.push('…');
+    }
+    cleaned.trim().to_string()
+}
+
+fn replace_ignoring_ascii_case(text: &str, needle: &str, with: &str) -> String {
+    let (lower, needle_lower) = (text.to_ascii_lowercase(), needle.to_ascii_lowercase());
+    // ASCII lowercasing keeps byte offsets, so positions in `lower` are positions in `text`.
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(&needle_lower) {
+        out.push_str(&text[at..at + found]);
+        out.push_str(with);
+        at += found + needle.len();
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// Replaces each maximal run of ASCII alphanumerics for which `secret_like` holds.
+fn redact_runs(text: &str, secret_like: impl Fn(&str) -> bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run_start = None;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        match (c.is_ascii_alphanumeric() && i < text.len(), run_start) {
+            (true, None) => run_start = Some(i),
+            (true, Some(_)) => {}
+            (false, start) => {
+                if let Some(start) = start {
+                    let run = &text[start..i];
+                    out.push_str(if secret_like(run) { REDACTED } else { run });
+                    run_start = None;
+                }
+                if i < text.len() {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Why a body was not read whole.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("response body larger than api.max_response_bytes ({limit} bytes); not read further")]
+    TooLarge { limit: u64 },
+    #[error("cannot read the response body")]
+    Transport(#[source] reqwest::Error),
+}
+
+/// Reads a body up to `limit` bytes: a declared length above it is refused unread,
+/// and an undeclared one is read chunk by chunk and dropped once past it.
+async fn read_body(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, BodyError> {
+    if response.content_length().is_some_and(|len| len > limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// An answer we cannot use: retried like any transient failure, and not proof that the
+/// API answered.
+fn invalid_response(detail: String) -> (QueryOutcome, String, bool) {
+    (
+        QueryOutcome::Transient {
+            retry_after: None,
+            detail,
+        },
+        "invalid_response".to_string(),
+        false,
+    )
 }
 
 fn plausible_status(status: i64) -> bool {
@@ -367,7 +528,11 @@ mod tests {
     }
 
     fn client(base_url: String) -> ApiClient {
-        let api = ApiSettings {
+        ApiClient::new(&test_settings(base_url)).unwrap()
+    }
+
+    fn test_settings(base_url: String) -> ApiSettings {
+        ApiSettings {
             base_url,
             api_key: "key".into(),
             secret: Secret::new("secret"),
@@ -375,8 +540,8 @@ mod tests {
             max_in_flight: 4,
             max_requests_per_second: 10,
             timezone: chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
-        };
-        ApiClient::new(&api).unwrap()
+            max_response_bytes: 4096,
+        }
     }
 
     async fn answer(status_line: &str, extra_headers: &str, body: &str) -> Query {
@@ -488,6 +653,209 @@ mod tests {
         .await;
         assert_eq!(q.status_label, "http_302");
         assert!(matches!(q.outcome, QueryOutcome::Transient { .. }));
+    }
+
+    /// Serves every connection with `head` and then `body` repeated `repeat` times, or
+    /// for ever (`None`), as one chunked body: a provider whose answer has no end.
+    async fn streaming(head: &'static str, body: &'static str, repeat: Option<usize>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let _ = socket.read(&mut buf).await;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{head}\r\n",
+                        head.len()
+                    );
+                    if socket.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = format!("{:x}\r\n{body}\r\n", body.len());
+                    let mut sent = 0;
+                    while repeat.is_none_or(|n| sent < n) {
+                        if socket.write_all(chunk.as_bytes()).await.is_err() {
+                            return; // The client stopped reading: what the cap is for.
+                        }
+                        sent += 1;
+                    }
+                    let _ = socket.write_all(b"2\r\n\"}\r\n0\r\n\r\n").await;
+                });
+            }
+        });
+        format!("http://{addr}/otp")
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_an_invalid_response_and_is_not_read_whole() {
+        // The client's cap is 4096 bytes. A declared length over it is refused unread.
+        let padding = "x".repeat(5000);
+        let big = format!(
+            r#"{{"status":"0","padding":"{padding}","data":{{"verifications":{{"matched":0}}}}}}"#
+        );
+        let q = answer("200 OK", "", &big).await;
+        assert_eq!(q.status_label, "invalid_response", "{:?}", q.outcome);
+        assert!(!q.answered);
+        let QueryOutcome::Transient { detail, .. } = &q.outcome else {
+            panic!("expected a transient failure, got {:?}", q.outcome);
+        };
+        assert!(detail.contains("api.max_response_bytes"), "{detail}");
+        // An error page over the cap is no different.
+        let q = answer("503 Service Unavailable", "", &big).await;
+        assert_eq!(q.status_label, "invalid_response");
+
+        // A body without a length that never ends: read only up to the cap, so the
+        // query ends long before its 5 s timeout instead of reading for ever.
+        let url = streaming(r#"{"status":"0","x":""#, "0123456789abcdef", None).await;
+        let started = Instant::now();
+        let q = client(url).query("app", "order-1").await;
+        assert_eq!(q.status_label, "invalid_response", "{:?}", q.outcome);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // Under the cap, a chunked body is read whole as before.
+        let url = streaming(r#"{"status":"0","data":null,"x":""#, "0123456789", Some(10)).await;
+        let q = client(url).query("app", "order-1").await;
+        assert_eq!(q.outcome, QueryOutcome::NoRecord, "{q:?}");
+    }
+
+    #[tokio::test]
+    async fn a_record_of_another_order_is_an_invalid_response() {
+        let record = |order_id: &str| {
+            format!(
+                r#"{{"status":"0","data":{{"orderId":{order_id},"verifications":{{"matched":0}}}}}}"#
+            )
+        };
+        let q = answer("200 OK", "", &record(r#""order-2""#)).await;
+        assert_eq!(q.status_label, "invalid_response", "{:?}", q.outcome);
+        assert!(!q.answered);
+        let QueryOutcome::Transient { detail, .. } = &q.outcome else {
+            panic!("expected a transient failure, got {:?}", q.outcome);
+        };
+        assert!(detail.contains("order-2"), "{detail}");
+        // The order asked for, or a record that does not say, is this order's record.
+        for id in [r#""order-1""#, r#"" order-1 ""#, "null"] {
+            let q = answer("200 OK", "", &record(id)).await;
+            assert_eq!(q.status_label, "0", "{id}");
+            assert!(
+                matches!(q.outcome, QueryOutcome::Record(_)),
+                "{id}: {:?}",
+                q.outcome
+            );
+        }
+    }
+
+    /// Answers every query with status `status` and a `reason` that echoes the
+    /// request's `Sign`, `Timestamp` and `Api-Key` headers (upper-cased too), as a
+    /// careless gateway might.
+    async fn echoing(status: i64) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let header = |name: &str| {
+                        request
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                            })
+                            .unwrap_or_default()
+                    };
+                    let (sign, ts, key) = (header("sign"), header("timestamp"), header("api-key"));
+                    let reason = format!(
+                        "denied: Sign={sign} ({}) Timestamp: {ts} Api-Key={key};\nFAKE LOG LINE",
+                        sign.to_uppercase()
+                    );
+                    let body = serde_json::json!({"status": status, "reason": reason}).to_string();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        format!("http://{addr}/otp")
+    }
+
+    #[tokio::test]
+    async fn provider_text_loses_what_it_echoes_of_the_request() {
+        let api_key = "bDqJFiq9";
+        let client = || {
+            let api = ApiSettings {
+                api_key: api_key.into(),
+                ..test_settings(String::new())
+            };
+            ApiClient::new(&api).unwrap()
+        };
+        for status in [-1, -22, -18] {
+            let client = ApiClient {
+                record_url: format!("{}{RECORD_PATH}", echoing(status).await),
+                ..client()
+            };
+            let q = client.query("app", "order-1").await;
+            let text = match &q.outcome {
+                QueryOutcome::Rejected { reason, .. }
+                | QueryOutcome::OtherStatus { reason, .. } => reason.clone(),
+                QueryOutcome::Transient { detail, .. } => detail.clone(),
+                other => panic!("status {status}: {other:?}"),
+            };
+            let now = unix_now_secs();
+            let ts_near_now = (now - 5..=now + 5).any(|t| text.contains(&t.to_string()));
+            assert!(!ts_near_now, "status {status}: timestamp in {text:?}");
+            assert!(!text.contains(api_key), "status {status}: {text:?}");
+            let hex_run = text
+                .split(|c: char| !c.is_ascii_hexdigit())
+                .any(|run| run.len() >= 32);
+            assert!(!hex_run, "status {status}: signature in {text:?}");
+            assert!(text.starts_with("denied: Sign=[redacted] ([redacted]) Timestamp: [redacted] Api-Key=[redacted];")
+                || text.starts_with("status -18 (system error) denied: Sign=[redacted]"),
+                "status {status}: {text:?}");
+            assert!(
+                !text.contains('\n'),
+                "status {status}: a forged log line in {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn provider_text_is_redacted_bounded_and_on_one_line() {
+        let sign = "5e05d651d20b87515084ccf02b24c04f";
+        let r = |text: &str| redact_text(text, &[sign, "bDqJFiq9", "s3cret"], Some(1_630_468_800));
+        assert_eq!(r("success"), "success");
+        assert_eq!(
+            r("sign 5E05D651D20B87515084CCF02B24C04F"),
+            "sign [redacted]"
+        );
+        assert_eq!(
+            r("other sign 0123456789abcdef0123456789abcdef!"),
+            "other sign [redacted]!"
+        );
+        assert_eq!(
+            r("ts=1630468805,key=bdqjfiq9"),
+            "ts=[redacted],key=[redacted]"
+        );
+        assert_eq!(
+            r("order 1234567890 at 1630468800123"),
+            "order 1234567890 at 1630468800123",
+            "numbers far from the timestamp, or not 10 digits, stay"
+        );
+        assert_eq!(r("leak s3cret\r\nINFO fake"), "leak [redacted]  INFO fake");
+        let long = r(&"é".repeat(500));
+        assert_eq!(long.chars().count(), MAX_PROVIDER_TEXT_CHARS + 1);
+        assert!(long.ends_with('…'));
+        assert_eq!(redact_text("", &[""], None), "");
     }
 
     #[test]

@@ -37,6 +37,46 @@ pub struct Record {
     pub sms: Vec<SmsAttempt>,
     pub call: Vec<CallAttempt>,
     pub sna: Vec<SnaAttempt>,
+    /// Amounts (`pay`, `cost`) that were sent but are no amount (negative, not a
+    /// number, infinite): read as absent, and counted here so that they are not
+    /// dropped silently.
+    pub unusable: InvalidValues,
+}
+
+/// How many values of each wire field were dropped as unbelievable, by the field's
+/// wire name (a fixed set, so a bounded label). A few fields at most: a list beats a map.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InvalidValues(Vec<(&'static str, u64)>);
+
+impl InvalidValues {
+    pub fn add(&mut self, field: &'static str) {
+        match self.0.iter_mut().find(|(f, _)| *f == field) {
+            Some((_, count)) => *count = count.saturating_add(1),
+            None => self.0.push((field, 1)),
+        }
+    }
+
+    pub fn merge(&mut self, other: &InvalidValues) {
+        for &(field, n) in &other.0 {
+            match self.0.iter_mut().find(|(f, _)| *f == field) {
+                Some((_, count)) => *count = count.saturating_add(n),
+                None => self.0.push((field, n)),
+            }
+        }
+    }
+
+    /// `(field, count)` pairs, each field once.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub fn count(&self, field: &str) -> u64 {
+        self.iter().find(|(f, _)| *f == field).map_or(0, |(_, n)| n)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// `verifications.matched`: where the verification stands. A newtype over the
@@ -156,6 +196,21 @@ pub fn decode_reply(body: &[u8]) -> Result<Reply, DecodeError> {
 }
 
 fn record(o: &Map<String, Value>) -> Record {
+    let mut unusable = InvalidValues::default();
+    let sms = objects(o.get("sms"))
+        .map(|o| {
+            let sms = SmsAttempt::from_object(o);
+            note_unusable(o, "pay", sms.pay.is_some(), &mut unusable);
+            sms
+        })
+        .collect();
+    let call = objects(o.get("call"))
+        .map(|o| {
+            let call = CallAttempt::from_object(o);
+            note_unusable(o, "cost", call.cost.is_some(), &mut unusable);
+            call
+        })
+        .collect();
     Record {
         order_id: o.get("orderId").and_then(text),
         flow_id: o.get("flowId").and_then(int),
@@ -163,11 +218,22 @@ fn record(o: &Map<String, Value>) -> Record {
             .get("verifications")
             .and_then(first_object)
             .map(Verification::from_object),
-        sms: objects(o.get("sms")).map(SmsAttempt::from_object).collect(),
-        call: objects(o.get("call"))
-            .map(CallAttempt::from_object)
-            .collect(),
+        sms,
+        call,
         sna: objects(o.get("sna")).map(SnaAttempt::from_object).collect(),
+        unusable,
+    }
+}
+
+/// Counts `key` when it was sent (not absent, `null` or blank) but could not be read.
+fn note_unusable(o: &Map<String, Value>, key: &'static str, read: bool, into: &mut InvalidValues) {
+    let sent = match o.get(key) {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(_) => true,
+    };
+    if sent && !read {
+        into.add(key);
     }
 }
 
@@ -432,6 +498,20 @@ pub(crate) mod tests {
         );
         assert_eq!(r.sms[0].submit_tm.as_deref(), Some("5"));
         assert!(r.sna.is_empty());
+    }
+
+    #[test]
+    fn amounts_sent_but_unusable_are_counted() {
+        let body = r#"{"status":"0","data":{
+            "sms":[{"pay":"-1"},{"pay":"NaN"},{"pay":"inf"},{"pay":"x"},{"pay":true},
+                {"pay":null},{"pay":" "},{},{"pay":"0.5"},{"pay":1e308}],
+            "call":[{"cost":-0.5},{"cost":"0"},{"cost":[1]}]}}"#;
+        let r = decode_reply(body.as_bytes()).unwrap().data.unwrap();
+        assert_eq!((r.sms.len(), r.call.len()), (10, 3));
+        assert_eq!(r.unusable.count("pay"), 5, "{:?}", r.unusable);
+        assert_eq!(r.unusable.count("cost"), 2, "{:?}", r.unusable);
+        // Finite and non-negative: kept here, judged against the ceiling in `observe`.
+        assert_eq!(r.sms[9].pay, Some(1e308));
     }
 
     /// Every field of every attempt type is read from its own key, with its type's

@@ -76,6 +76,9 @@ pub struct ApiSection {
     pub max_requests_per_second: Option<u32>,
     /// `api.timezone`: zone of provider times sent without an offset (`yyyy-MM-dd HH:mm:ss`).
     pub timezone: Option<FixedOffset>,
+    /// `api.max_response_bytes`: a larger response body is not read further
+    /// (`invalid_response`).
+    pub max_response_bytes: Option<u64>,
 }
 
 /// One entry of `apps:`.
@@ -121,6 +124,12 @@ pub struct TrackingSection {
     pub not_found_grace: Option<Duration>,
     /// `tracking.max_age`: give up on an order this long after issue.
     pub max_age: Option<Duration>,
+    /// `tracking.max_attempts_per_order`: attempts of one record that count; the
+    /// rest are dropped with a warning.
+    pub max_attempts_per_order: Option<u32>,
+    /// `tracking.max_cost_per_attempt_usd`: a larger `pay` or `cost` is not believed
+    /// and not counted.
+    pub max_cost_per_attempt_usd: Option<f64>,
 }
 
 /// `polling:` how often an order is queried.
@@ -172,6 +181,7 @@ impl ApiSection {
             max_in_flight: s.take("max_in_flight", problems),
             max_requests_per_second: s.take("max_requests_per_second", problems),
             timezone: s.take("timezone", problems),
+            max_response_bytes: s.take("max_response_bytes", problems),
         };
         s.finish(problems);
         api
@@ -236,6 +246,8 @@ impl TrackingSection {
             settle_timeout: s.take("settle_timeout", problems),
             not_found_grace: s.take("not_found_grace", problems),
             max_age: s.take("max_age", problems),
+            max_attempts_per_order: s.take("max_attempts_per_order", problems),
+            max_cost_per_attempt_usd: s.take("max_cost_per_attempt_usd", problems),
         };
         s.finish(problems);
         tracking

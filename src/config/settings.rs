@@ -47,6 +47,9 @@ pub struct ApiSettings {
     pub max_requests_per_second: u32,
     /// Zone of provider times written without an offset (`yyyy-MM-dd HH:mm:ss`).
     pub timezone: FixedOffset,
+    /// Response bodies are read up to this many bytes; a longer one is
+    /// `invalid_response` (1 KiB..=64 MiB).
+    pub max_response_bytes: u64,
 }
 
 /// An accepted app.
@@ -80,6 +83,10 @@ pub struct TrackingSettings {
     pub not_found_grace: Duration,
     /// Give up on an order this long after issue.
     pub max_age: Duration,
+    /// Attempts of one record that count (1..=10000); the rest are dropped.
+    pub max_attempts_per_order: u32,
+    /// A `pay` or `cost` above this (USD, finite, more than 0) is dropped as invalid.
+    pub max_cost_per_attempt_usd: f64,
 }
 
 /// How often an order is queried.
@@ -124,6 +131,8 @@ pub(super) mod defaults {
     pub const TIMEOUT: Duration = Duration::from_secs(10);
     pub const MAX_IN_FLIGHT: u32 = 32;
     pub const MAX_REQUESTS_PER_SECOND: u32 = 50;
+    /// A real record is a few KiB; 512 KiB leaves room for any plausible one.
+    pub const MAX_RESPONSE_BYTES: u64 = 512 * 1024;
     pub fn timezone() -> FixedOffset {
         // The provider's own zone (China Standard Time).
         FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
@@ -137,6 +146,10 @@ pub(super) mod defaults {
     pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
     pub const NOT_FOUND_GRACE: Duration = Duration::from_secs(120);
     pub const MAX_AGE: Duration = Duration::from_secs(1800);
+    /// A real order has a handful of attempts (SMS retries, a call, SNA).
+    pub const MAX_ATTEMPTS_PER_ORDER: u32 = 64;
+    /// One SMS costs cents and a call a few dollars at most.
+    pub const MAX_COST_PER_ATTEMPT_USD: f64 = 10.0;
     pub const FIRST_DELAY: Duration = Duration::from_secs(5);
     pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 }

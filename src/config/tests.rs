@@ -366,7 +366,7 @@ fn a_bad_secret_file_is_named_but_never_printed() {
 #[test]
 fn every_known_key_is_read_where_it_is_written() {
     let keys = keys();
-    assert_eq!(keys.len(), 22, "{keys:?}");
+    assert_eq!(keys.len(), 25, "{keys:?}");
     for key in &keys {
         // A mapping is wrong for every leaf key: the problem must name the key itself.
         let (path, leaf) = key.rsplit_once('.').unwrap_or(("", key));
@@ -445,4 +445,69 @@ fn a_section_written_as_text_is_not_echoed() {
     let e = error("api: hunter2-secret\napps:\n  - id: a\n");
     assert!(e.contains("key `api` (line 1): expected a mapping"), "{e}");
     assert!(!e.contains("hunter2"), "{e}");
+}
+
+#[test]
+fn the_bounds_of_hostile_answers_have_defaults_and_limits() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.api.max_response_bytes, 512 * 1024);
+    assert_eq!(c.tracking.max_attempts_per_order, 64);
+    assert_eq!(c.tracking.max_cost_per_attempt_usd, 10.0);
+    let c = parse(&format!(
+        "{MINIMAL}tracking:\n  max_attempts_per_order: 8\n  max_cost_per_attempt_usd: 0.5\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        (
+            c.tracking.max_attempts_per_order,
+            c.tracking.max_cost_per_attempt_usd
+        ),
+        (8, 0.5)
+    );
+    let api = |line: &str| MINIMAL.replace("api_key: k", &format!("api_key: k\n  {line}"));
+    for (text, key, says) in [
+        (
+            api("max_response_bytes: 100"),
+            "`api.max_response_bytes` (line 3)",
+            "between 1024 and 67108864",
+        ),
+        (
+            api("max_response_bytes: 1000000000"),
+            "api.max_response_bytes",
+            "between",
+        ),
+        (
+            format!("{MINIMAL}tracking:\n  max_attempts_per_order: 0\n"),
+            "`tracking.max_attempts_per_order` (line 7)",
+            "between 1 and 10000",
+        ),
+        (
+            format!("{MINIMAL}tracking:\n  max_attempts_per_order: 100000\n"),
+            "tracking.max_attempts_per_order",
+            "between 1 and 10000",
+        ),
+        (
+            format!("{MINIMAL}tracking:\n  max_cost_per_attempt_usd: 0\n"),
+            "tracking.max_cost_per_attempt_usd",
+            "more than 0",
+        ),
+        (
+            format!("{MINIMAL}tracking:\n  max_cost_per_attempt_usd: 1e300\n"),
+            "tracking.max_cost_per_attempt_usd",
+            "at most",
+        ),
+        (
+            format!("{MINIMAL}tracking:\n  max_cost_per_attempt_usd: .nan\n"),
+            "tracking.max_cost_per_attempt_usd",
+            "finite",
+        ),
+        (
+            format!("{MINIMAL}tracking:\n  max_cost_per_attempt_usd: ten\n"),
+            "tracking.max_cost_per_attempt_usd",
+            "expected a number",
+        ),
+    ] {
+        let e = error(&text);
+        assert!(e.contains(key) && e.contains(says), "{text}\n{e}");
+    }
 }

@@ -23,6 +23,16 @@ const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
 const MAX_API_TIMEOUT: Duration = Duration::from_secs(600);
 /// One worker task per in-flight query; far more than any provider account allows.
 const MAX_IN_FLIGHT: u32 = 1024;
+/// Bounds of `api.max_response_bytes`: below 1 KiB not even an error page fits; above
+/// 64 MiB one answer could cost more memory than the whole daemon.
+const MIN_RESPONSE_BYTES: u64 = 1024;
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+/// Upper bound of `tracking.max_attempts_per_order`: every attempt is kept in memory
+/// while its order settles.
+const MAX_ATTEMPTS_PER_ORDER: u32 = 10_000;
+/// Upper bound of `tracking.max_cost_per_attempt_usd`: keeps sums of many attempts far
+/// from overflowing an f64 counter's precision.
+const MAX_COST_PER_ATTEMPT_USD: f64 = 1_000_000.0;
 
 impl ConfigFile {
     /// Applies defaults, checks every bound and resolves the secret (`env` expands
@@ -141,6 +151,15 @@ impl ApiSection {
         if max_requests_per_second == 0 {
             problems.add("api.max_requests_per_second", "must be at least 1");
         }
+        let max_response_bytes = self
+            .max_response_bytes
+            .unwrap_or(defaults::MAX_RESPONSE_BYTES);
+        if !(MIN_RESPONSE_BYTES..=MAX_RESPONSE_BYTES).contains(&max_response_bytes) {
+            problems.add(
+                "api.max_response_bytes",
+                format!("must be between {MIN_RESPONSE_BYTES} and {MAX_RESPONSE_BYTES} bytes"),
+            );
+        }
         Some(ApiSettings {
             base_url,
             api_key: api_key?,
@@ -149,6 +168,7 @@ impl ApiSection {
             max_in_flight,
             max_requests_per_second,
             timezone: self.timezone.unwrap_or_else(defaults::timezone),
+            max_response_bytes,
         })
     }
 }
@@ -272,7 +292,29 @@ impl SpoolSection {
 
 impl TrackingSection {
     fn validate(self, problems: &mut Problems) -> TrackingSettings {
+        let max_attempts_per_order = self
+            .max_attempts_per_order
+            .unwrap_or(defaults::MAX_ATTEMPTS_PER_ORDER);
+        if !(1..=MAX_ATTEMPTS_PER_ORDER).contains(&max_attempts_per_order) {
+            problems.add(
+                "tracking.max_attempts_per_order",
+                format!("must be between 1 and {MAX_ATTEMPTS_PER_ORDER}"),
+            );
+        }
+        let max_cost_per_attempt_usd = self
+            .max_cost_per_attempt_usd
+            .unwrap_or(defaults::MAX_COST_PER_ATTEMPT_USD);
+        // `!(x > 0)` also catches NaN.
+        if !(max_cost_per_attempt_usd > 0.0 && max_cost_per_attempt_usd <= MAX_COST_PER_ATTEMPT_USD)
+        {
+            problems.add(
+                "tracking.max_cost_per_attempt_usd",
+                format!("must be more than 0 and at most {MAX_COST_PER_ATTEMPT_USD}"),
+            );
+        }
         TrackingSettings {
+            max_attempts_per_order,
+            max_cost_per_attempt_usd,
             verification_window: duration(
                 problems,
                 "tracking.verification_window",

@@ -72,6 +72,19 @@ impl FromYaml for u32 {
     }
 }
 
+/// A decimal amount (`10`, `0.5`); YAML's `.inf` and `.nan` are not amounts.
+impl FromYaml for f64 {
+    fn from_yaml(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if f.is_finite() => Ok(f),
+                _ => Err(format!("expected a finite number, got {n}")),
+            },
+            other => Err(format!("expected a number, got {}", describe(other))),
+        }
+    }
+}
+
 impl FromYaml for String {
     fn from_yaml(value: &Value) -> Result<Self, String> {
         text(value, "text").map(str::to_string)

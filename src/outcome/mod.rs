@@ -7,7 +7,10 @@ mod observe;
 mod rules;
 mod samples;
 
-pub use observe::{observe, Attempt, Observation};
+pub use observe::{
+    observe, Attempt, Observation, ReadFor, Reading, MAX_SEGMENTS_PER_SMS, TIME_SLACK_MS,
+    VALIDATED_FIELDS,
+};
 pub use rules::{after, decide, Limits, Sighting, Step, Tracking};
 pub use samples::{samples, AttemptSample, OrderSamples, UNKNOWN};
 
@@ -99,6 +102,26 @@ mod test_support {
 
     pub fn zone() -> FixedOffset {
         FixedOffset::east_opt(8 * 3600).unwrap()
+    }
+
+    /// The default bounds (64 attempts, 10 USD an attempt).
+    pub fn reading() -> Reading {
+        Reading {
+            zone: zone(),
+            max_attempts: 64,
+            max_cost_per_attempt_usd: 10.0,
+        }
+    }
+
+    /// 2022-07-12 13:00:00 +08:00, just before the tests' records.
+    pub const ISSUED_MS: i64 = 1_657_602_000_000;
+
+    /// Read for an order issued at [`ISSUED_MS`], an hour later.
+    pub fn read_for() -> ReadFor {
+        ReadFor {
+            issued_ms: ISSUED_MS,
+            now_ms: ISSUED_MS + 3_600_000,
+        }
     }
 
     pub fn attempt(channel: Channel, submit_ms: i64, result: AttemptResult) -> Attempt {

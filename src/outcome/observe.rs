@@ -1,10 +1,68 @@
-//! A wire record reduced to what decides the order and what the metrics need.
+//! A wire record reduced to what decides the order and what the metrics need, keeping
+//! only believable values: the provider's answer is input like any other, and one
+//! absurd value (`pay: "1e308"`, a `submitTm` in 1900, 100,000 attempts) must not
+//! reach counters that never forget it.
 
 use chrono::FixedOffset;
 
 use super::{AttemptResult, Channel};
-use crate::api::wire::{parse_time_ms, CallAttempt, Matched, Record, SmsAttempt, SnaAttempt};
+use crate::api::wire::{
+    parse_time_ms, CallAttempt, InvalidValues, Matched, Record, SmsAttempt, SnaAttempt,
+};
+use crate::config::Config;
 use crate::geo;
+
+/// How far provider times may lie before the order's issue or after our clock: the
+/// provider's and the order writer's clocks drift, and a spool file's orders may be
+/// issued a little before the file's modification time that stands for their issue.
+pub const TIME_SLACK_MS: i64 = 10 * 60 * 1000;
+
+/// Most SMS segments one message can have (a concatenated SMS numbers its parts in
+/// one byte).
+pub const MAX_SEGMENTS_PER_SMS: u32 = 255;
+
+/// The wire fields whose values are checked, as `otp_exporter_invalid_values_total`'s
+/// `field` label.
+pub const VALIDATED_FIELDS: [&str; 10] = [
+    "pay",
+    "cost",
+    "chargeCnt",
+    "submitTm",
+    "doneTm",
+    "submitTime",
+    "answerTime",
+    "postVerificationTime",
+    "verificationBackTime",
+    "verifiedDate",
+];
+
+/// How records are read: the zone of times without an offset and the bounds of
+/// believable values (`tracking.max_attempts_per_order`,
+/// `tracking.max_cost_per_attempt_usd`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    pub zone: FixedOffset,
+    pub max_attempts: usize,
+    pub max_cost_per_attempt_usd: f64,
+}
+
+impl Reading {
+    pub fn new(config: &Config) -> Reading {
+        Reading {
+            zone: config.api.timezone,
+            max_attempts: config.tracking.max_attempts_per_order as usize,
+            max_cost_per_attempt_usd: config.tracking.max_cost_per_attempt_usd,
+        }
+    }
+}
+
+/// The order a record is read for: times outside `[issued_ms - slack, now_ms + slack]`
+/// are not believed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadFor {
+    pub issued_ms: i64,
+    pub now_ms: i64,
+}
 
 /// One delivery attempt, reduced to what the rules and metrics need.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +86,13 @@ pub struct Observation {
     pub verification_channel: Option<Channel>,
     /// Country of `oriReceiver` by calling code, for calls without an SMS/SNA network.
     pub receiver_country: Option<&'static str>,
-    /// Attempts in submit order (attempts without a submit time last).
+    /// Attempts in submit order (attempts without a submit time last), at most
+    /// [`Reading::max_attempts`] of them.
     pub attempts: Vec<Attempt>,
+    /// Attempts of the record beyond [`Reading::max_attempts`], not kept.
+    pub attempts_dropped: usize,
+    /// Values of the record dropped as unbelievable, by wire field.
+    pub invalid_values: InvalidValues,
 }
 
 impl Observation {
@@ -45,18 +108,29 @@ impl Observation {
     }
 }
 
-/// Reduces a wire record; times without an offset are read in `zone`.
-pub fn observe(record: &Record, zone: &FixedOffset) -> Observation {
-    let mut attempts = Vec::with_capacity(record.sms.len() + record.call.len() + record.sna.len());
-    attempts.extend(record.sms.iter().map(|sms| sms_attempt(sms, zone)));
-    attempts.extend(record.call.iter().map(|call| call_attempt(call, zone)));
-    attempts.extend(record.sna.iter().map(|sna| sna_attempt(sna, zone)));
+/// Reduces a wire record read for one order: unbelievable values are dropped and
+/// counted in [`Observation::invalid_values`], attempts beyond the cap (the latest by
+/// submit time) in [`Observation::attempts_dropped`].
+pub fn observe(record: &Record, reading: &Reading, order: ReadFor) -> Observation {
+    let mut check = Check {
+        reading,
+        order,
+        invalid: record.unusable.clone(),
+    };
+    let total = record.sms.len() + record.call.len() + record.sna.len();
+    let mut attempts = Vec::with_capacity(total.min(reading.max_attempts.saturating_add(1)));
+    attempts.extend(record.sms.iter().map(|sms| check.sms_attempt(sms)));
+    attempts.extend(record.call.iter().map(|call| check.call_attempt(call)));
+    attempts.extend(record.sna.iter().map(|sna| check.sna_attempt(sna)));
     // Stable: attempts without a submit time keep their place after the timed ones.
     attempts.sort_by_key(|a| a.submit_ms.unwrap_or(i64::MAX));
+    let attempts_dropped = attempts.len().saturating_sub(reading.max_attempts);
+    attempts.truncate(reading.max_attempts);
     let verification = record.verification.as_ref();
+    let verified_ms = verification.and_then(|v| check.time(&v.verified_date, "verifiedDate"));
     Observation {
         matched: verification.and_then(|v| v.matched),
-        verified_ms: verification.and_then(|v| time(&v.verified_date, zone)),
+        verified_ms,
         verification_channel: verification
             .and_then(|v| v.channel.as_deref())
             .and_then(Channel::parse),
@@ -64,11 +138,131 @@ pub fn observe(record: &Record, zone: &FixedOffset) -> Observation {
             .and_then(|v| v.ori_receiver.as_deref())
             .and_then(geo::country_of_number),
         attempts,
+        attempts_dropped,
+        invalid_values: check.invalid,
     }
 }
 
-fn time(t: &Option<String>, zone: &FixedOffset) -> Option<i64> {
-    t.as_deref().and_then(|t| parse_time_ms(t, zone))
+/// Checks values against the bounds while reducing one record.
+struct Check<'a> {
+    reading: &'a Reading,
+    order: ReadFor,
+    invalid: InvalidValues,
+}
+
+impl Check<'_> {
+    /// A time, if it was sent, parses and lies between the order's issue and now
+    /// (each with [`TIME_SLACK_MS`]); one sent but not believable is counted.
+    fn time(&mut self, t: &Option<String>, field: &'static str) -> Option<i64> {
+        let text = t.as_deref()?;
+        let earliest = self.order.issued_ms.saturating_sub(TIME_SLACK_MS);
+        let latest = self.order.now_ms.saturating_add(TIME_SLACK_MS);
+        let believable =
+            parse_time_ms(text, &self.reading.zone).filter(|ms| (earliest..=latest).contains(ms));
+        if believable.is_none() {
+            self.invalid.add(field);
+        }
+        believable
+    }
+
+    /// An amount (already finite and non-negative from the wire) up to the ceiling.
+    fn cost(&mut self, amount: Option<f64>, field: &'static str) -> f64 {
+        match amount {
+            Some(usd) if usd <= self.reading.max_cost_per_attempt_usd => usd,
+            Some(_) => {
+                self.invalid.add(field);
+                0.0
+            }
+            None => 0.0,
+        }
+    }
+
+    fn segments(&mut self, charge_cnt: Option<i64>) -> u32 {
+        match charge_cnt.map(u32::try_from) {
+            Some(Ok(n)) if n <= MAX_SEGMENTS_PER_SMS => n,
+            Some(_) => {
+                self.invalid.add("chargeCnt");
+                0
+            }
+            None => 0,
+        }
+    }
+
+    /// The parts every channel's attempt has: its result and its two times (submitted,
+    /// and delivered or answered). Network, cost and segments are left for the channel.
+    fn timed_attempt(
+        &mut self,
+        channel: Channel,
+        result: AttemptResult,
+        submitted: (&Option<String>, &'static str),
+        delivered: (&Option<String>, &'static str),
+    ) -> Attempt {
+        let submit_ms = self.time(submitted.0, submitted.1);
+        // A pending or failed attempt's delivery time means nothing; it is not checked.
+        let done_ms = match result {
+            AttemptResult::Delivered => self.time(delivered.0, delivered.1),
+            _ => None,
+        };
+        Attempt {
+            channel,
+            submit_ms,
+            result,
+            mcc: None,
+            mnc: None,
+            latency_ms: delivery_latency(result, submit_ms, done_ms),
+            cost_usd: 0.0,
+            segments: 0,
+        }
+    }
+
+    fn sms_attempt(&mut self, sms: &SmsAttempt) -> Attempt {
+        let result = status_result(sms.status);
+        let timed = self.timed_attempt(
+            Channel::Sms,
+            result,
+            (&sms.submit_tm, "submitTm"),
+            (&sms.done_tm, "doneTm"),
+        );
+        Attempt {
+            mcc: code(sms.mcc),
+            mnc: code(sms.mnc),
+            cost_usd: self.cost(sms.pay, "pay"),
+            segments: self.segments(sms.charge_cnt),
+            ..timed
+        }
+    }
+
+    fn call_attempt(&mut self, call: &CallAttempt) -> Attempt {
+        let result = match call.termination_code {
+            Some(0) => AttemptResult::Delivered,
+            Some(_) => AttemptResult::Failed,
+            None => AttemptResult::Pending,
+        };
+        let timed = self.timed_attempt(
+            Channel::Call,
+            result,
+            (&call.submit_time, "submitTime"),
+            (&call.answer_time, "answerTime"),
+        );
+        Attempt {
+            cost_usd: self.cost(call.cost, "cost"),
+            ..timed
+        }
+    }
+
+    fn sna_attempt(&mut self, sna: &SnaAttempt) -> Attempt {
+        let timed = self.timed_attempt(
+            Channel::Sna,
+            status_result(sna.status),
+            (&sna.post_verification_time, "postVerificationTime"),
+            (&sna.verification_back_time, "verificationBackTime"),
+        );
+        Attempt {
+            mcc: code(sna.mcc),
+            mnc: code(sna.mnc),
+            ..timed
+        }
+    }
 }
 
 /// Time from submit to delivery of a delivered attempt, when both are known and sane.
@@ -97,82 +291,15 @@ fn status_result(status: Option<i64>) -> AttemptResult {
     }
 }
 
-/// The parts every channel's attempt has: its result and its two times (submitted, and
-/// delivered or answered). Network, cost and segments are left for the channel to add.
-fn timed_attempt(
-    channel: Channel,
-    result: AttemptResult,
-    submitted: &Option<String>,
-    delivered: &Option<String>,
-    zone: &FixedOffset,
-) -> Attempt {
-    let submit_ms = time(submitted, zone);
-    Attempt {
-        channel,
-        submit_ms,
-        result,
-        mcc: None,
-        mnc: None,
-        latency_ms: delivery_latency(result, submit_ms, time(delivered, zone)),
-        cost_usd: 0.0,
-        segments: 0,
-    }
-}
-
-fn sms_attempt(sms: &SmsAttempt, zone: &FixedOffset) -> Attempt {
-    let result = status_result(sms.status);
-    Attempt {
-        mcc: code(sms.mcc),
-        mnc: code(sms.mnc),
-        cost_usd: sms.pay.unwrap_or(0.0),
-        segments: sms
-            .charge_cnt
-            .and_then(|c| u32::try_from(c).ok())
-            .unwrap_or(0),
-        ..timed_attempt(Channel::Sms, result, &sms.submit_tm, &sms.done_tm, zone)
-    }
-}
-
-fn call_attempt(call: &CallAttempt, zone: &FixedOffset) -> Attempt {
-    let result = match call.termination_code {
-        Some(0) => AttemptResult::Delivered,
-        Some(_) => AttemptResult::Failed,
-        None => AttemptResult::Pending,
-    };
-    Attempt {
-        cost_usd: call.cost.unwrap_or(0.0),
-        ..timed_attempt(
-            Channel::Call,
-            result,
-            &call.submit_time,
-            &call.answer_time,
-            zone,
-        )
-    }
-}
-
-fn sna_attempt(sna: &SnaAttempt, zone: &FixedOffset) -> Attempt {
-    let (submitted, delivered) = (&sna.post_verification_time, &sna.verification_back_time);
-    Attempt {
-        mcc: code(sna.mcc),
-        mnc: code(sna.mnc),
-        ..timed_attempt(
-            Channel::Sna,
-            status_result(sna.status),
-            submitted,
-            delivered,
-            zone,
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::zone;
+    use super::super::test_support::{read_for, reading, ISSUED_MS};
     use super::*;
     use crate::api::wire::decode_reply;
     use AttemptResult::{Delivered, Failed, Pending};
     use Channel::{Call, Sms, Sna};
+
+    const ISSUED_SECS: i64 = ISSUED_MS / 1000;
 
     #[test]
     fn attempt_results_per_channel() {
@@ -181,7 +308,7 @@ mod tests {
             "call":[{"terminationCode":0,"submitTime":"2022-07-12T13:00:04+08:00"},{"terminationCode":100005,"submitTime":"2022-07-12T13:00:05+08:00"},{"submitTime":"2022-07-12T13:00:06+08:00"}],
             "sna":[{"status":0,"postVerificationTime":"2022-07-12T13:00:07+08:00"},{"status":1,"postVerificationTime":"2022-07-12T13:00:08+08:00"},{"status":-1,"postVerificationTime":"2022-07-12T13:00:09+08:00"}]}}"#;
         let record = decode_reply(body.as_bytes()).unwrap().data.unwrap();
-        let o = observe(&record, &zone());
+        let o = observe(&record, &reading(), read_for());
         let got: Vec<(Channel, AttemptResult)> =
             o.attempts.iter().map(|a| (a.channel, a.result)).collect();
         assert_eq!(
@@ -198,6 +325,116 @@ mod tests {
                 (Sna, Failed),
                 (Sna, Pending)
             ]
+        );
+    }
+
+    fn observe_body(body: &str, order: ReadFor) -> Observation {
+        let record = decode_reply(body.as_bytes()).unwrap().data.unwrap();
+        observe(&record, &reading(), order)
+    }
+
+    #[test]
+    fn absurd_amounts_and_segments_are_dropped_and_counted() {
+        let body = r#"{"status":"0","data":{"sms":[
+            {"status":0,"pay":"1e308","chargeCnt":1},{"status":0,"pay":"-1"},{"status":0,"pay":"NaN"},
+            {"status":0,"pay":"inf"},{"status":0,"pay":11},{"status":0,"pay":"0.05","chargeCnt":"2"},
+            {"status":0,"pay":null,"chargeCnt":100000},{"status":0,"pay":"","chargeCnt":-1}],
+            "call":[{"terminationCode":0,"cost":"1e308"},{"terminationCode":0,"cost":"10"}]}}"#;
+        let o = observe_body(body, read_for());
+        let costs: Vec<f64> = o.attempts.iter().map(|a| a.cost_usd).collect();
+        assert_eq!(
+            costs,
+            vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.05, 0.0, 0.0, 0.0, 10.0]
+        );
+        let segments: Vec<u32> = o.attempts.iter().map(|a| a.segments).collect();
+        assert_eq!(segments, vec![1, 0, 0, 0, 0, 2, 0, 0, 0, 0]);
+        let invalid = &o.invalid_values;
+        assert_eq!(
+            (
+                invalid.count("pay"),
+                invalid.count("cost"),
+                invalid.count("chargeCnt")
+            ),
+            (5, 1, 2),
+            "{invalid:?}"
+        );
+    }
+
+    #[test]
+    fn times_outside_the_order_give_no_latency() {
+        let sms = |submit: &str, done: &str| {
+            format!(r#"{{"status":0,"submitTm":"{submit}","doneTm":"{done}"}}"#)
+        };
+        let body = format!(
+            r#"{{"status":"0","data":{{"verifications":{{"matched":0,"verifiedDate":"1900-01-01 00:00:00"}},"sms":[{},{},{},{},{}]}}}}"#,
+            sms("1900-01-01T00:00:00+08:00", "2022-07-12T13:00:05+08:00"),
+            sms("2022-07-12T13:00:00+08:00", "2100-01-01T00:00:00+08:00"),
+            sms("2022-07-12T12:51:00+08:00", "2022-07-12T12:51:03+08:00"),
+            sms("2022-07-12T12:49:00+08:00", "2022-07-12T13:00:00+08:00"),
+            sms("2022-07-12T14:09:00+08:00", "2022-07-12T14:09:01+08:00"),
+        );
+        let o = observe_body(&body, read_for());
+        // Sorted by submit time; unbelievable submit times count as unknown (last).
+        let latencies: Vec<Option<i64>> = o.attempts.iter().map(|a| a.latency_ms).collect();
+        assert_eq!(
+            latencies,
+            vec![Some(3_000), None, Some(1_000), None, None],
+            "9 min before issue and 9 min after now are believed; 11 min before, 1900 and 2100 are not"
+        );
+        assert_eq!(o.verified_ms, None);
+        let invalid = &o.invalid_values;
+        assert_eq!(
+            (
+                invalid.count("submitTm"),
+                invalid.count("doneTm"),
+                invalid.count("verifiedDate")
+            ),
+            (2, 1, 1),
+            "{invalid:?}"
+        );
+        let samples = crate::outcome::samples(crate::outcome::Outcome::Verified, Some(&o));
+        for a in &samples.attempts {
+            assert!(
+                a.latency_seconds
+                    .is_none_or(|s| (0.0..=3600.0).contains(&s)),
+                "{a:?}"
+            );
+        }
+        assert_eq!(samples.verification_latency_seconds, None);
+    }
+
+    #[test]
+    fn attempts_beyond_the_cap_are_dropped_and_counted() {
+        // 100,000 SMS attempts over 230 networks, 50 a second in reverse document
+        // order: only the 64 earliest count.
+        let attempts: Vec<String> = (0..100_000)
+            .map(|i| {
+                let submit = chrono::DateTime::from_timestamp(ISSUED_SECS + (100_000 - i) / 50, 0)
+                    .unwrap()
+                    .to_rfc3339();
+                let mcc = 200 + i % 230;
+                format!(r#"{{"status":0,"mcc":{mcc},"mnc":1,"pay":"0.01","submitTm":"{submit}"}}"#)
+            })
+            .collect();
+        let body = format!(
+            r#"{{"status":"0","data":{{"sms":[{}]}}}}"#,
+            attempts.join(",")
+        );
+        let record = decode_reply(body.as_bytes()).unwrap().data.unwrap();
+        assert_eq!(record.sms.len(), 100_000);
+        let o = observe(&record, &reading(), read_for());
+        assert_eq!(o.attempts.len(), 64);
+        assert_eq!(o.attempts_dropped, 100_000 - 64);
+        assert!(o.attempts.iter().all(|a| a.result == Delivered));
+        let earliest = (ISSUED_SECS + 1) * 1000;
+        assert!(o.attempts.iter().all(|a| a.submit_ms <= Some(earliest)));
+        assert!(o.invalid_values.is_empty(), "{:?}", o.invalid_values);
+        let cost: f64 = o.attempts.iter().map(|a| a.cost_usd).sum();
+        assert!((cost - 0.64).abs() < 1e-9, "{cost}");
+        let samples = crate::outcome::samples(crate::outcome::Outcome::Unverified, Some(&o));
+        assert_eq!(
+            (samples.attempts.len(), samples.attempts_dropped),
+            (64, 99_936)
         );
     }
 }

@@ -1,6 +1,7 @@
 //! The metric samples of a finalized order.
 
 use super::{AttemptResult, Channel, Observation, Outcome};
+use crate::api::wire::InvalidValues;
 use crate::geo;
 
 /// One attempt's share of the metrics.
@@ -26,6 +27,10 @@ pub struct OrderSamples {
     pub attempts: Vec<AttemptSample>,
     pub fallbacks: Vec<(Channel, Channel)>,
     pub verification_latency_seconds: Option<f64>,
+    /// Attempts of the record beyond `tracking.max_attempts_per_order`, not counted.
+    pub attempts_dropped: usize,
+    /// Values of the record dropped as unbelievable, by wire field.
+    pub invalid_values: InvalidValues,
 }
 
 pub const UNKNOWN: &str = "unknown";
@@ -47,6 +52,8 @@ pub fn samples(outcome: Outcome, obs: Option<&Observation>) -> OrderSamples {
             attempts: Vec::new(),
             fallbacks: Vec::new(),
             verification_latency_seconds: None,
+            attempts_dropped: 0,
+            invalid_values: InvalidValues::default(),
         };
     };
     // A call has no network of its own: it takes the order's SMS/SNA network.
@@ -106,12 +113,14 @@ pub fn samples(outcome: Outcome, obs: Option<&Observation>) -> OrderSamples {
         attempts,
         fallbacks,
         verification_latency_seconds,
+        attempts_dropped: obs.attempts_dropped,
+        invalid_values: obs.invalid_values.clone(),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{attempt, obs, zone};
+    use super::super::test_support::{attempt, obs, read_for, reading};
     use super::super::{observe, Attempt};
     use super::*;
     use crate::api::wire::decode_reply;
@@ -130,7 +139,7 @@ mod tests {
             .unwrap()
             .data
             .unwrap();
-        let o = observe(&record, &zone());
+        let o = observe(&record, &reading(), read_for());
         let s = samples(Outcome::Verified, Some(&o));
         assert_eq!(s.channel, "call");
         assert_eq!(s.country, "CN");

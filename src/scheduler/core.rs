@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::FixedOffset;
 use rand::Rng;
 
 use super::health::ApiHealth;
@@ -53,7 +52,8 @@ pub(super) struct Core {
     apps: Vec<Arc<str>>,
     /// Per app, in the order of `apps`.
     limits: Vec<Limits>,
-    zone: FixedOffset,
+    /// How records are read (zone, believable values).
+    reading: outcome::Reading,
     pub(super) queue: DueQueue,
     pending_per_app: Vec<i64>,
     pub(super) health: ApiHealth,
@@ -118,7 +118,7 @@ impl Core {
             pending_per_app: vec![0; apps.len()],
             apps,
             limits,
-            zone: config.api.timezone,
+            reading: outcome::Reading::new(config),
             queue: DueQueue::new(),
             health: ApiHealth::new(status.clone(), metrics.clone()),
             statuses_seen: HashSet::new(),
@@ -268,7 +268,14 @@ impl Core {
                 self.health.on_rejected(status, &reason, now_ms);
                 Sighting::Skipped
             }
-            QueryOutcome::Record(record) => Sighting::Record(outcome::observe(&record, &self.zone)),
+            QueryOutcome::Record(record) => {
+                let issued_ms = self
+                    .queue
+                    .get(order_id)
+                    .map_or(now_ms, |e| e.tracking.issued_ms);
+                let order = outcome::ReadFor { issued_ms, now_ms };
+                Sighting::Record(outcome::observe(&record, &self.reading, order))
+            }
             QueryOutcome::NoRecord => Sighting::NoRecord,
             QueryOutcome::ClockSkew { offset_secs } => {
                 // The client already signs with the corrected time (and the status page
@@ -393,6 +400,9 @@ impl Core {
         for (order_id, outcome, entry) in changes.finalized {
             let samples = outcome::samples(outcome, entry.tracking.last.as_deref());
             let app = self.apps[entry.app as usize].clone();
+            if samples.attempts_dropped > 0 {
+                tracing::warn!(order_id = %order_id, app_id = %app, dropped = samples.attempts_dropped, "the order's record has more attempts than tracking.max_attempts_per_order; only the earliest are counted");
+            }
             self.metrics.record_order(&app, &samples, entry.polls);
             self.count_pending(entry.app, -1);
             tracing::info!(
