@@ -117,7 +117,7 @@ pub async fn run(
     // The server stops on a signal of its own: after a failure it keeps answering
     // (`/healthz` says what failed) while the scheduler drains.
     let (stop_server, server_stopping) = watch::channel(false);
-    let mut server = tokio::spawn(http::serve(
+    let server = tokio::spawn(http::serve(
         listener,
         metrics.clone(),
         status.clone(),
@@ -137,31 +137,21 @@ pub async fn run(
     tracing::info!(resumed = loaded, "pending orders loaded");
 
     let (orders_tx, orders_rx) = mpsc::unbounded_channel();
-    let spool = Spool::new(
-        SpoolOptions {
-            dir: config.spool.dir.clone(),
-            rules: LineRules::from_config(&config),
-            max_file_bytes: config.spool.max_file_bytes,
-            min_file_age: SPOOL_MIN_FILE_AGE,
-        },
-        store.clone(),
-        metrics.clone(),
-        orders_tx,
-    );
     let stop_spool = Arc::new(AtomicBool::new(false));
-    let mut spool_runner = SpoolRunner::start(
-        spool,
-        config.spool.rescan_interval,
-        stop_spool.clone(),
-        status.clone(),
+    let spool_runner = start_spool(
+        &config,
+        store.clone(),
+        &metrics,
+        &status,
+        orders_tx,
+        &stop_spool,
     )?;
-    let mut spool_ended = spool_runner.take_ended();
 
     let drain = config.api.timeout.min(Duration::from_secs(10)) + Duration::from_secs(1);
     // The scheduler stops on a signal of its own, sent at shutdown or after a failure.
     let (stop_scheduler, scheduler_stopping) = watch::channel(false);
     // A task of its own: the scheduler blocks briefly (block_in_place) to commit.
-    let mut scheduler = tokio::spawn(scheduler.run(
+    let scheduler = tokio::spawn(scheduler.run(
         client,
         config.api.max_in_flight as usize,
         config.api.max_requests_per_second,
@@ -169,57 +159,147 @@ pub async fn run(
         scheduler_stopping,
         drain,
     ));
-
-    let ended = tokio::select! {
-        // An error means the sender is gone: nobody can ask any more, so stop too.
-        _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
-        stopped = &mut scheduler => Ended::Scheduler(stopped),
-        end = async { spool_ended.as_mut()?.await.ok() } => {
-            Ended::Spool(end.unwrap_or(SpoolEnd::Panicked("ended without a word".into())))
-        }
-        served = &mut server => Ended::Server(served),
+    let mut running = Running {
+        status,
+        server,
+        stop_server,
+        scheduler,
+        stop_scheduler,
+        spool_runner,
+        stop_spool,
     };
-    // (the failure, whether the scheduler task ended, whether the server task ended)
-    let (mut failure, scheduler_done, server_done) = match ended {
-        Ended::Shutdown => (None, false, false),
-        Ended::Scheduler(stopped) => (Some(DaemonError::scheduler(stopped)), true, false),
-        Ended::Spool(end) => (Some(DaemonError::task("spool thread", end)), false, false),
-        Ended::Server(served) => {
-            let how = match served {
-                Ok(()) => "stopped unexpectedly".to_string(),
-                Err(e) => format!("failed: {e}"),
-            };
-            (Some(DaemonError::task("HTTP server", how)), false, true)
+    let failure = running.wait_for_end(&mut shutdown).await;
+    running.stop(failure).await
+}
+
+/// Starts the spool thread: it admits files to `store` and hands new orders over.
+fn start_spool(
+    config: &Config,
+    store: Arc<Store>,
+    metrics: &Arc<Metrics>,
+    status: &Arc<Status>,
+    orders: mpsc::UnboundedSender<Vec<crate::spool::SpoolOrder>>,
+    stop: &Arc<AtomicBool>,
+) -> Result<SpoolRunner, DaemonError> {
+    let spool = Spool::new(
+        SpoolOptions {
+            dir: config.spool.dir.clone(),
+            rules: LineRules::from_config(config),
+            max_file_bytes: config.spool.max_file_bytes,
+            min_file_age: SPOOL_MIN_FILE_AGE,
+        },
+        store,
+        metrics.clone(),
+        orders,
+    );
+    Ok(SpoolRunner::start(
+        spool,
+        config.spool.rescan_interval,
+        stop.clone(),
+        status.clone(),
+    )?)
+}
+
+/// The long-lived parts of a started daemon and the signals that stop each.
+struct Running {
+    status: Arc<Status>,
+    server: tokio::task::JoinHandle<()>,
+    stop_server: watch::Sender<bool>,
+    scheduler: tokio::task::JoinHandle<Result<(), SchedulerError>>,
+    stop_scheduler: watch::Sender<bool>,
+    spool_runner: SpoolRunner,
+    stop_spool: Arc<AtomicBool>,
+}
+
+/// A failure of a supervised part, and whether the scheduler's and the server's tasks
+/// have already ended (they are not awaited twice).
+struct Failure {
+    error: Option<DaemonError>,
+    scheduler_done: bool,
+    server_done: bool,
+}
+
+impl Running {
+    /// Waits for the shutdown that was asked for, or for a long-lived part that ended
+    /// on its own (a failure, reported on `/healthz` at once).
+    async fn wait_for_end(&mut self, shutdown: &mut watch::Receiver<bool>) -> Failure {
+        let mut spool_ended = self.spool_runner.take_ended();
+        let ended = tokio::select! {
+            // An error means the sender is gone: nobody can ask any more, so stop too.
+            _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
+            stopped = &mut self.scheduler => Ended::Scheduler(stopped),
+            end = async { spool_ended.as_mut()?.await.ok() } => {
+                Ended::Spool(end.unwrap_or(SpoolEnd::Panicked("ended without a word".into())))
+            }
+            served = &mut self.server => Ended::Server(served),
+        };
+        let failure = match ended {
+            Ended::Shutdown => Failure {
+                error: None,
+                scheduler_done: false,
+                server_done: false,
+            },
+            Ended::Scheduler(stopped) => Failure {
+                error: Some(DaemonError::scheduler(stopped)),
+                scheduler_done: true,
+                server_done: false,
+            },
+            Ended::Spool(end) => Failure {
+                error: Some(DaemonError::task("spool thread", end)),
+                scheduler_done: false,
+                server_done: false,
+            },
+            Ended::Server(served) => {
+                let how = match served {
+                    Ok(()) => "stopped unexpectedly".to_string(),
+                    Err(e) => format!("failed: {e}"),
+                };
+                Failure {
+                    error: Some(DaemonError::task("HTTP server", how)),
+                    scheduler_done: false,
+                    server_done: true,
+                }
+            }
+        };
+        if let Some(error) = &failure.error {
+            self.status.task_failed(Chain(error).to_string());
+            tracing::error!(error = %Chain(error), "stopping");
+        } else {
+            let _ = self.stop_server.send(true);
         }
-    };
-    if let Some(failure) = &failure {
-        status.task_failed(crate::error::Chain(failure).to_string());
-        tracing::error!(error = %crate::error::Chain(failure), "stopping");
-    } else {
-        let _ = stop_server.send(true);
+        failure
     }
 
-    // Stop taking files first, so that no new file is taken while the scheduler drains.
-    status.stopping.store(true, Ordering::Release);
-    stop_spool.store(true, Ordering::Relaxed);
-    let spool_stopped = tokio::task::spawn_blocking(move || spool_runner.stop());
-    let _ = stop_scheduler.send(true);
-    if !scheduler_done {
-        let stopped = scheduler.await;
-        if !matches!(stopped, Ok(Ok(()))) && failure.is_none() {
-            failure = Some(DaemonError::scheduler(stopped));
+    /// Stops in order: the spool first (no new file while the scheduler drains), then
+    /// the scheduler (in-flight queries finish, state is saved), then the server.
+    async fn stop(self, failure: Failure) -> Result<(), DaemonError> {
+        let Failure {
+            error: mut failure,
+            scheduler_done,
+            server_done,
+        } = failure;
+        self.status.stopping.store(true, Ordering::Release);
+        self.stop_spool.store(true, Ordering::Relaxed);
+        let spool_runner = self.spool_runner;
+        let spool_stopped = tokio::task::spawn_blocking(move || spool_runner.stop());
+        let _ = self.stop_scheduler.send(true);
+        if !scheduler_done {
+            let stopped = self.scheduler.await;
+            if !matches!(stopped, Ok(Ok(()))) && failure.is_none() {
+                failure = Some(DaemonError::scheduler(stopped));
+            }
         }
-    }
-    let _ = spool_stopped.await;
-    let _ = stop_server.send(true);
-    if !server_done {
-        let _ = server.await;
-    }
-    match failure {
-        Some(failure) => Err(failure),
-        None => {
-            tracing::info!("itnio-otp-exporter stopped");
-            Ok(())
+        let _ = spool_stopped.await;
+        let _ = self.stop_server.send(true);
+        if !server_done {
+            let _ = self.server.await;
+        }
+        match failure {
+            Some(failure) => Err(failure),
+            None => {
+                tracing::info!("itnio-otp-exporter stopped");
+                Ok(())
+            }
         }
     }
 }

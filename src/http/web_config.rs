@@ -21,6 +21,9 @@ use serde_yaml::{Mapping, Value};
 
 use super::auth::BasicAuth;
 
+/// Prefix of the TLS keys in messages.
+const TLS: &str = "tls_server_config.";
+
 /// What the web configuration file asks of the server.
 #[derive(Clone, Default)]
 pub struct WebConfig {
@@ -355,50 +358,12 @@ impl Loader<'_> {
     }
 
     fn tls(&self, section: &Mapping) -> Result<Option<Arc<ServerConfig>>, WebConfigError> {
-        let p = "tls_server_config.";
         // The settings that need no file first, so that their mistakes are named
         // before a missing file hides them.
-        let min = self
-            .version(section, "min_version")?
-            .unwrap_or(&rustls::version::TLS12);
-        let max = self
-            .version(section, "max_version")?
-            .unwrap_or(&rustls::version::TLS13);
-        let order = |v: &SupportedProtocolVersion| u16::from(v.version);
-        let versions: Vec<&'static SupportedProtocolVersion> =
-            [&rustls::version::TLS12, &rustls::version::TLS13]
-                .into_iter()
-                .filter(|v| order(v) >= order(min) && order(v) <= order(max))
-                .collect();
-        if versions.is_empty() {
-            return Err(self.invalid("`tls_server_config.min_version` is above `max_version`"));
-        }
-        for (inline, file) in [
-            ("cert", "cert_file"),
-            ("key", "key_file"),
-            ("client_ca", "client_ca_file"),
-        ] {
-            if self.string(section, p, inline)?.is_some()
-                && self.string(section, p, file)?.is_some()
-            {
-                return Err(self.invalid(format!("give `{p}{inline}` or `{p}{file}`, not both")));
-            }
-        }
-        let given = |inline: &str, file: &str| -> Result<bool, WebConfigError> {
-            Ok(self.string(section, p, inline)?.is_some()
-                || self.string(section, p, file)?.is_some())
-        };
-        let client_auth = self.string(section, p, "client_auth_type")?;
-        let (has_cert, has_key) = (given("cert", "cert_file")?, given("key", "key_file")?);
-        // The toolkit's rule: any of these turns TLS on, and then cert and key are required.
-        if !has_cert && !has_key && !given("client_ca", "client_ca_file")? && client_auth.is_none()
-        {
+        let versions = self.protocol_versions(section)?;
+        let client_auth = self.string(section, TLS, "client_auth_type")?;
+        if !self.tls_requested(section, client_auth.is_some())? {
             return Ok(None);
-        }
-        if !has_cert || !has_key {
-            return Err(self.invalid(
-                "TLS needs both `tls_server_config.cert_file` (or `cert`) and `key_file` (or `key`)",
-            ));
         }
         let cert = self.pem_source(section, "cert", "cert_file")?;
         let key = self.pem_source(section, "key", "key_file")?;
@@ -415,56 +380,14 @@ impl Loader<'_> {
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)
             .map_err(|source| self.tls_error(source))?;
-
-        let verify = |roots: RootCertStore, optional: bool| {
-            let builder =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-            let builder = if optional {
-                builder.allow_unauthenticated()
-            } else {
-                builder
-            };
-            builder
-                .build()
-                .map_err(|source| WebConfigError::ClientVerifier {
-                    path: self.path.to_path_buf(),
-                    source,
-                })
-        };
         let roots = match client_ca {
-            Some(ca) => {
-                let mut roots = RootCertStore::empty();
-                for cert in self.certificates(ca)? {
-                    roots.add(cert).map_err(|source| self.tls_error(source))?;
-                }
-                Some(roots)
-            }
+            Some(ca) => Some(self.client_roots(ca)?),
             None => None,
         };
-        let builder = match (client_auth.unwrap_or("NoClientCert"), roots) {
-            ("NoClientCert", None) => builder.with_no_client_auth(),
-            ("NoClientCert", Some(_)) => {
-                return Err(self.invalid(
-                    "a client CA is set but `tls_server_config.client_auth_type` is NoClientCert: set it to RequireAndVerifyClientCert",
-                ))
-            }
-            ("RequireAndVerifyClientCert", Some(roots)) => builder.with_client_cert_verifier(verify(roots, false)?),
-            ("VerifyClientCertIfGiven", Some(roots)) => builder.with_client_cert_verifier(verify(roots, true)?),
-            (kind @ ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven"), None) => {
-                return Err(self.invalid(format!(
-                    "`client_auth_type: {kind}` needs `tls_server_config.client_ca_file` (or `client_ca`)"
-                )))
-            }
-            (kind @ ("RequestClientCert" | "RequireAnyClientCert" | "RequireClientCert"), _) => {
-                return Err(self.invalid(format!(
-                    "`client_auth_type: {kind}` (a client certificate that is not verified) is not supported: use RequireAndVerifyClientCert with a client CA"
-                )))
-            }
-            (other, _) => {
-                return Err(self.invalid(format!(
-                    "`tls_server_config.client_auth_type`: unknown value {other:?} (NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert)"
-                )))
-            }
+        let verifier = self.client_verifier(client_auth, roots, provider)?;
+        let builder = match verifier {
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+            None => builder.with_no_client_auth(),
         };
         let mut config = builder
             .with_single_cert(chain, private_key)
@@ -481,6 +404,114 @@ impl Loader<'_> {
         // HTTP/1.1 only: the server speaks nothing else.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Some(Arc::new(config)))
+    }
+
+    /// The TLS versions between `min_version` (default TLS12) and `max_version`.
+    fn protocol_versions(
+        &self,
+        section: &Mapping,
+    ) -> Result<Vec<&'static SupportedProtocolVersion>, WebConfigError> {
+        let min = self
+            .version(section, "min_version")?
+            .unwrap_or(&rustls::version::TLS12);
+        let max = self
+            .version(section, "max_version")?
+            .unwrap_or(&rustls::version::TLS13);
+        let order = |v: &SupportedProtocolVersion| u16::from(v.version);
+        let versions: Vec<&'static SupportedProtocolVersion> =
+            [&rustls::version::TLS12, &rustls::version::TLS13]
+                .into_iter()
+                .filter(|v| order(v) >= order(min) && order(v) <= order(max))
+                .collect();
+        if versions.is_empty() {
+            return Err(self.invalid("`tls_server_config.min_version` is above `max_version`"));
+        }
+        Ok(versions)
+    }
+
+    /// Whether the section turns TLS on (the toolkit's rule: a certificate, a key, a
+    /// client CA or a client auth type), and then that both certificate and key are given.
+    fn tls_requested(
+        &self,
+        section: &Mapping,
+        has_client_auth: bool,
+    ) -> Result<bool, WebConfigError> {
+        let p = TLS;
+        for (inline, file) in [
+            ("cert", "cert_file"),
+            ("key", "key_file"),
+            ("client_ca", "client_ca_file"),
+        ] {
+            if self.string(section, p, inline)?.is_some()
+                && self.string(section, p, file)?.is_some()
+            {
+                return Err(self.invalid(format!("give `{p}{inline}` or `{p}{file}`, not both")));
+            }
+        }
+        let given = |inline: &str, file: &str| -> Result<bool, WebConfigError> {
+            Ok(self.string(section, p, inline)?.is_some()
+                || self.string(section, p, file)?.is_some())
+        };
+        let (has_cert, has_key) = (given("cert", "cert_file")?, given("key", "key_file")?);
+        if !has_cert && !has_key && !given("client_ca", "client_ca_file")? && !has_client_auth {
+            return Ok(false);
+        }
+        if !has_cert || !has_key {
+            return Err(self.invalid(
+                "TLS needs both `tls_server_config.cert_file` (or `cert`) and `key_file` (or `key`)",
+            ));
+        }
+        Ok(true)
+    }
+
+    fn client_roots(&self, ca: (Vec<u8>, &'static str)) -> Result<RootCertStore, WebConfigError> {
+        let mut roots = RootCertStore::empty();
+        for cert in self.certificates(ca)? {
+            roots.add(cert).map_err(|source| self.tls_error(source))?;
+        }
+        Ok(roots)
+    }
+
+    /// The client certificate verifier `client_auth_type` asks for (`None`: no client
+    /// authentication).
+    fn client_verifier(
+        &self,
+        client_auth: Option<&str>,
+        roots: Option<RootCertStore>,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>, WebConfigError> {
+        let verify = |roots: RootCertStore, optional: bool| {
+            let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let builder = if optional {
+                builder.allow_unauthenticated()
+            } else {
+                builder
+            };
+            builder
+                .build()
+                .map(Some)
+                .map_err(|source| WebConfigError::ClientVerifier {
+                    path: self.path.to_path_buf(),
+                    source,
+                })
+        };
+        match (client_auth.unwrap_or("NoClientCert"), roots) {
+            ("NoClientCert", None) => Ok(None),
+            ("NoClientCert", Some(_)) => Err(self.invalid(
+                "a client CA is set but `tls_server_config.client_auth_type` is NoClientCert: set it to RequireAndVerifyClientCert",
+            )),
+            ("RequireAndVerifyClientCert", Some(roots)) => verify(roots, false),
+            ("VerifyClientCertIfGiven", Some(roots)) => verify(roots, true),
+            (kind @ ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven"), None) => Err(self.invalid(format!(
+                "`client_auth_type: {kind}` needs `tls_server_config.client_ca_file` (or `client_ca`)"
+            ))),
+            (kind @ ("RequestClientCert" | "RequireAnyClientCert" | "RequireClientCert"), _) => Err(self.invalid(format!(
+                "`client_auth_type: {kind}` (a client certificate that is not verified) is not supported: use RequireAndVerifyClientCert with a client CA"
+            ))),
+            (other, _) => Err(self.invalid(format!(
+                "`tls_server_config.client_auth_type`: unknown value {other:?} (NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert)"
+            ))),
+        }
     }
 
     fn tls_error(&self, source: rustls::Error) -> WebConfigError {
