@@ -259,13 +259,7 @@ impl Store {
         let path = state_dir.join(STATE_FILE);
         match open_file(&path) {
             Err(error @ StoreError::Damaged(_)) if on_damage == OnDamage::SetAside => {
-                let aside = set_aside(&path)?;
-                let (store, rolled_back) = open_file(&path)?;
-                Ok(Opened {
-                    store,
-                    set_aside: Some(SetAside { aside, error }),
-                    rolled_back,
-                })
+                open_aside(&path, error)
             }
             opened => {
                 let (store, rolled_back) = opened?;
@@ -284,13 +278,7 @@ impl Store {
         let path = self.path.clone();
         // Closing a database that panicked may panic again; the file is set aside anyway.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(self)));
-        let aside = set_aside(&path)?;
-        let (store, rolled_back) = open_file(&path)?;
-        Ok(Opened {
-            store,
-            set_aside: Some(SetAside { aside, error }),
-            rolled_back,
-        })
+        open_aside(&path, error)
     }
 
     pub fn path(&self) -> &Path {
@@ -438,6 +426,18 @@ fn open_file(path: &Path) -> Result<(Store, bool), StoreError> {
         path: path.to_path_buf(),
     };
     Ok((store, rolled_back))
+}
+
+/// Moves the damaged file at `path` aside (because of `error`) and opens an empty
+/// state in its place.
+fn open_aside(path: &Path, error: StoreError) -> Result<Opened, StoreError> {
+    let aside = set_aside(path)?;
+    let (store, rolled_back) = open_file(path)?;
+    Ok(Opened {
+        store,
+        set_aside: Some(SetAside { aside, error }),
+        rolled_back,
+    })
 }
 
 fn open_database(path: &Path, exists: bool) -> Result<(Database, bool), StoreError> {
