@@ -4,65 +4,27 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
+use common::stand_in::StandIn;
 use common::*;
 
 /// How the stand-in answers one query, by the request's order id and headers.
 type Answer = fn(order_id: &str, headers: &hyper::HeaderMap) -> String;
 
-/// A provider stand-in on its own runtime, answering every query with `answer`.
-struct Provider {
-    addr: std::net::SocketAddr,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Provider {
-    fn start(answer: Answer) -> Provider {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| async move {
-                        let headers = req.headers().clone();
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let query: serde_json::Value =
-                            serde_json::from_slice(&body).unwrap_or_default();
-                        let order_id = query["orderId"].as_str().unwrap_or_default();
-                        let text = answer(order_id, &headers);
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Provider {
-            addr,
-            _runtime: runtime,
-        }
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://{}/otp", self.addr)
-    }
+/// A provider stand-in answering every query with `answer`.
+fn provider(answer: Answer) -> StandIn {
+    StandIn::start(move |req: Request<Incoming>| async move {
+        let headers = req.headers().clone();
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let query: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let order_id = query["orderId"].as_str().unwrap_or_default();
+        Response::new(Full::new(Bytes::from(answer(order_id, &headers))))
+    })
 }
 
 /// A verified, delivered record of `order_id` submitted just now, with `pay`.
@@ -94,7 +56,7 @@ fn hostile(order_id: &str, _headers: &hyper::HeaderMap) -> String {
 
 #[test]
 fn hostile_answers_are_refused_or_counted_as_invalid_never_into_the_metrics() {
-    let provider = Provider::start(hostile);
+    let provider = provider(hostile);
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let config = exporter_config(tmp.path(), addr, &provider.base_url(), "");
@@ -160,7 +122,7 @@ fn echoing(_order_id: &str, headers: &hyper::HeaderMap) -> String {
 
 #[test]
 fn the_providers_reason_is_shown_without_what_it_echoes_of_the_request() {
-    let provider = Provider::start(echoing);
+    let provider = provider(echoing);
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let config = exporter_config(tmp.path(), addr, &provider.base_url(), "");

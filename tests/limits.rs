@@ -3,18 +3,15 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
+use common::stand_in::StandIn;
 use common::*;
 
 const LATENCY: Duration = Duration::from_millis(150);
@@ -27,18 +24,8 @@ struct Counts {
     max_concurrent: AtomicUsize,
 }
 
-/// Answers every record query with "no record" after `LATENCY`, on keep-alive
-/// connections (hyper's HTTP/1 server, on a runtime of its own).
-struct CountingProvider {
-    addr: std::net::SocketAddr,
-    counts: Arc<Counts>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-async fn answer(
-    req: Request<Incoming>,
-    counts: Arc<Counts>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+/// Answers a record query with "no record" after `LATENCY`, noting what it saw.
+async fn answer(req: Request<Incoming>, counts: Arc<Counts>) -> Response<Full<Bytes>> {
     // A query counts once it has fully arrived, body included.
     let _ = req.into_body().collect().await;
     let now = counts.current.fetch_add(1, Ordering::SeqCst) + 1;
@@ -47,55 +34,20 @@ async fn answer(
     tokio::time::sleep(LATENCY).await;
     counts.current.fetch_sub(1, Ordering::SeqCst);
     let answer = r#"{"status":"0","reason":"success","data":null}"#;
-    let response = Response::builder()
+    Response::builder()
         .header("Content-Type", "application/json")
         .body(Full::new(Bytes::from_static(answer.as_bytes())))
-        .unwrap();
-    Ok(response)
-}
-
-impl CountingProvider {
-    fn start() -> CountingProvider {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let counts = Arc::new(Counts::default());
-        let shared = counts.clone();
-        runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let counts = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(req, counts.clone()));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        CountingProvider {
-            addr,
-            counts,
-            _runtime: runtime,
-        }
-    }
+        .unwrap()
 }
 
 /// Runs the exporter with a 300-order backlog against a fresh provider for `secs`.
 fn run_backlog(max_in_flight: u32, max_rps: u32, secs: u64) -> (Vec<Instant>, usize) {
-    let provider = CountingProvider::start();
+    let counts = Arc::new(Counts::default());
+    let shared = counts.clone();
+    let provider = StandIn::start(move |req| answer(req, shared.clone()));
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let config = exporter_config(
-        tmp.path(),
-        addr,
-        &format!("http://{}/otp", provider.addr),
-        "",
-    );
+    let config = exporter_config(tmp.path(), addr, &provider.base_url(), "");
     edit_config(
         &config,
         &[
@@ -116,11 +68,8 @@ fn run_backlog(max_in_flight: u32, max_rps: u32, secs: u64) -> (Vec<Instant>, us
     drop_spool_file(&exporter.spool(), "many", &ids.join("\n"));
     std::thread::sleep(Duration::from_secs(secs));
     drop(exporter);
-    let arrivals = provider.counts.arrivals.lock().unwrap().clone();
-    (
-        arrivals,
-        provider.counts.max_concurrent.load(Ordering::SeqCst),
-    )
+    let arrivals = counts.arrivals.lock().unwrap().clone();
+    (arrivals, counts.max_concurrent.load(Ordering::SeqCst))
 }
 
 /// The most queries that arrived within any one second.
