@@ -335,6 +335,24 @@ fn daemon(dir: &Path, addr: std::net::SocketAddr, run_flags: &[&str]) -> Proc {
     Proc::spawn("exporter", &args, &[("TEST_ITNIO_SECRET", API_SECRET)])
 }
 
+/// Starts the daemon with `run_flags`, waits until it is ready and checks that it
+/// tracks `pending` orders.
+fn ready_daemon_with_pending(dir: &Path, run_flags: &[&str], pending: f64) -> Proc {
+    let addr = free_addr();
+    let daemon = daemon(dir, addr, run_flags);
+    assert!(
+        answers_ok(addr, "/readyz", Duration::from_secs(20)),
+        "{}",
+        daemon.log()
+    );
+    let text = get(addr, "/metrics").unwrap().1;
+    assert_eq!(
+        metric::Metrics::parse(&text).sum("otp_exporter_orders_pending", &[]),
+        pending
+    );
+    daemon
+}
+
 fn exit_code(proc: &mut Proc, within: Duration) -> Option<i32> {
     wait_for(within, || proc.child.try_wait().ok().flatten()).and_then(|s| s.code())
 }
@@ -422,18 +440,7 @@ fn the_daemon_refuses_an_empty_or_damaged_state_file_by_name_and_resets_only_whe
     assert!(!log.contains("panicked"), "{log}");
 
     // Told to start anew: it starts, empty, and the damaged file is kept aside.
-    let addr = free_addr();
-    let mut reset = daemon(dir.path(), addr, &["--reset-state"]);
-    assert!(
-        answers_ok(addr, "/readyz", Duration::from_secs(20)),
-        "{}",
-        reset.log()
-    );
-    let text = get(addr, "/metrics").unwrap().1;
-    assert_eq!(
-        metric::Metrics::parse(&text).sum("otp_exporter_orders_pending", &[]),
-        0.0
-    );
+    let mut reset = ready_daemon_with_pending(dir.path(), &["--reset-state"], 0.0);
     let log = reset.log();
     assert!(log.contains("moved aside"), "{log}");
     let aside: Vec<PathBuf> = std::fs::read_dir(dir.path().join("state"))
@@ -458,18 +465,7 @@ fn the_daemon_refuses_an_empty_or_damaged_state_file_by_name_and_resets_only_whe
 
     // A healthy file is never set aside, with or without the flag: its orders resume.
     std::fs::write(&file, &real).unwrap();
-    let addr = free_addr();
-    let mut healthy = daemon(dir.path(), addr, &["--reset-state"]);
-    assert!(
-        answers_ok(addr, "/readyz", Duration::from_secs(20)),
-        "{}",
-        healthy.log()
-    );
-    let text = get(addr, "/metrics").unwrap().1;
-    assert_eq!(
-        metric::Metrics::parse(&text).sum("otp_exporter_orders_pending", &[]),
-        300.0
-    );
+    let mut healthy = ready_daemon_with_pending(dir.path(), &["--reset-state"], 300.0);
     assert_eq!(
         healthy.terminate(Duration::from_secs(20)),
         Some(0),
