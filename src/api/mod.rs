@@ -504,27 +504,44 @@ mod tests {
     }
 
     /// Serves every connection on a real loopback socket with one canned HTTP response.
-    async fn canned(status_line: &str, extra_headers: &str, body: &str) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// A raw HTTP server on loopback: each connection's request (one read: requests
+    /// are small) is handed to `answer` with the socket. Returns the base URL.
+    async fn raw_server<F, Fut>(answer: F) -> String
+    where
+        F: Fn(tokio::net::TcpStream, String) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        use tokio::io::AsyncReadExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let response = format!(
-            "HTTP/1.1 {status_line}\r\ncontent-length: {}\r\nconnection: close\r\n{extra_headers}\r\n{body}",
-            body.len()
-        );
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let response = response.clone();
+                let answer = answer.clone();
                 tokio::spawn(async move {
-                    // The request is small; one read takes its headers and body.
                     let mut buf = vec![0u8; 8192];
-                    let _ = socket.read(&mut buf).await;
-                    let _ = socket.write_all(response.as_bytes()).await;
-                    let _ = socket.shutdown().await;
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                    answer(socket, request).await;
                 });
             }
         });
         format!("http://{addr}/otp")
+    }
+
+    async fn canned(status_line: &str, extra_headers: &str, body: &str) -> String {
+        use tokio::io::AsyncWriteExt;
+        let response = format!(
+            "HTTP/1.1 {status_line}\r\ncontent-length: {}\r\nconnection: close\r\n{extra_headers}\r\n{body}",
+            body.len()
+        );
+        raw_server(move |mut socket, _request| {
+            let response = response.clone();
+            async move {
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        })
+        .await
     }
 
     fn client(base_url: String) -> ApiClient {
@@ -658,34 +675,26 @@ mod tests {
     /// Serves every connection with `head` and then `body` repeated `repeat` times, or
     /// for ever (`None`), as one chunked body: a provider whose answer has no end.
     async fn streaming(head: &'static str, body: &'static str, repeat: Option<usize>) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    let _ = socket.read(&mut buf).await;
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{head}\r\n",
-                        head.len()
-                    );
-                    if socket.write_all(head.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    let chunk = format!("{:x}\r\n{body}\r\n", body.len());
-                    let mut sent = 0;
-                    while repeat.is_none_or(|n| sent < n) {
-                        if socket.write_all(chunk.as_bytes()).await.is_err() {
-                            return; // The client stopped reading: what the cap is for.
-                        }
-                        sent += 1;
-                    }
-                    let _ = socket.write_all(b"2\r\n\"}\r\n0\r\n\r\n").await;
-                });
+        use tokio::io::AsyncWriteExt;
+        raw_server(move |mut socket, _request| async move {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{head}\r\n",
+                head.len()
+            );
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return;
             }
-        });
-        format!("http://{addr}/otp")
+            let chunk = format!("{:x}\r\n{body}\r\n", body.len());
+            let mut sent = 0;
+            while repeat.is_none_or(|n| sent < n) {
+                if socket.write_all(chunk.as_bytes()).await.is_err() {
+                    return; // The client stopped reading: what the cap is for.
+                }
+                sent += 1;
+            }
+            let _ = socket.write_all(b"2\r\n\"}\r\n0\r\n\r\n").await;
+        })
+        .await
     }
 
     #[tokio::test]
@@ -754,39 +763,30 @@ mod tests {
     /// request's `Sign`, `Timestamp` and `Api-Key` headers (upper-cased too), as a
     /// careless gateway might.
     async fn echoing(status: i64) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    let n = socket.read(&mut buf).await.unwrap_or(0);
-                    let request = String::from_utf8_lossy(&buf[..n]).to_string();
-                    let header = |name: &str| {
-                        request
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-                            })
-                            .unwrap_or_default()
-                    };
-                    let (sign, ts, key) = (header("sign"), header("timestamp"), header("api-key"));
-                    let reason = format!(
-                        "denied: Sign={sign} ({}) Timestamp: {ts} Api-Key={key};\nFAKE LOG LINE",
-                        sign.to_uppercase()
-                    );
-                    let body = serde_json::json!({"status": status, "reason": reason}).to_string();
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(response.as_bytes()).await;
-                });
-            }
-        });
-        format!("http://{addr}/otp")
+        use tokio::io::AsyncWriteExt;
+        raw_server(move |mut socket, request| async move {
+            let header = |name: &str| {
+                request
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                    })
+                    .unwrap_or_default()
+            };
+            let (sign, ts, key) = (header("sign"), header("timestamp"), header("api-key"));
+            let reason = format!(
+                "denied: Sign={sign} ({}) Timestamp: {ts} Api-Key={key};\nFAKE LOG LINE",
+                sign.to_uppercase()
+            );
+            let body = serde_json::json!({"status": status, "reason": reason}).to_string();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        })
+        .await
     }
 
     #[tokio::test]
