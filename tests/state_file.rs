@@ -353,6 +353,18 @@ fn ready_daemon_with_pending(dir: &Path, run_flags: &[&str], pending: f64) -> Pr
     daemon
 }
 
+/// Starts the daemon, which must exit 1 (the state file is refused); returns its log.
+fn refused_start(dir: &Path) -> String {
+    let mut refused = daemon(dir, free_addr(), &[]);
+    assert_eq!(
+        exit_code(&mut refused, Duration::from_secs(20)),
+        Some(1),
+        "{}",
+        refused.log()
+    );
+    refused.log()
+}
+
 fn exit_code(proc: &mut Proc, within: Duration) -> Option<i32> {
     wait_for(within, || proc.child.try_wait().ok().flatten()).and_then(|s| s.code())
 }
@@ -399,14 +411,7 @@ fn the_daemon_refuses_an_empty_or_damaged_state_file_by_name_and_resets_only_whe
     // What some crashes and bad restores leave: zero bytes. Today's daemon must not
     // start on it as if it were new (300 orders would vanish without a word).
     std::fs::write(&file, b"").unwrap();
-    let mut refused = daemon(dir.path(), free_addr(), &[]);
-    assert_eq!(
-        exit_code(&mut refused, Duration::from_secs(20)),
-        Some(1),
-        "{}",
-        refused.log()
-    );
-    let log = refused.log();
+    let log = refused_start(dir.path());
     let line = error_line(&log);
     assert!(line.contains(&file.display().to_string()), "{line}");
     assert!(line.contains("empty"), "{line}");
@@ -424,14 +429,7 @@ fn the_daemon_refuses_an_empty_or_damaged_state_file_by_name_and_resets_only_whe
     let mut damaged = real.clone();
     damaged[PAGE..].fill(0);
     std::fs::write(&file, &damaged).unwrap();
-    let mut refused = daemon(dir.path(), free_addr(), &[]);
-    assert_eq!(
-        exit_code(&mut refused, Duration::from_secs(20)),
-        Some(1),
-        "{}",
-        refused.log()
-    );
-    let log = refused.log();
+    let log = refused_start(dir.path());
     let line = error_line(&log);
     assert!(
         line.contains(&file.display().to_string()) && line.contains("--reset-state"),
