@@ -11,7 +11,7 @@ pub use observe::{
     observe, Attempt, Observation, ReadFor, Reading, MAX_SEGMENTS_PER_SMS, TIME_SLACK_MS,
     VALIDATED_FIELDS,
 };
-pub use rules::{after, decide, Limits, Sighting, Step, Tracking};
+pub use rules::{after, decide, Limits, PollPurpose, Sighting, Step, Tracking};
 pub use samples::{samples, AttemptSample, OrderSamples, UNKNOWN};
 
 /// A delivery channel, as used in labels.

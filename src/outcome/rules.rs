@@ -64,6 +64,40 @@ pub struct Tracking {
     pub errors_in_row: u32,
     /// The latest record, kept so an order can be finalized when the API is down.
     pub last: Option<Box<Observation>>,
+    /// Why the poll planned by the last [`Tracking::apply`] (or the first poll) is made.
+    pub next_purpose: PollPurpose,
+}
+
+/// Why a poll is planned: under a short request budget the scheduler serves decisive
+/// polls first, then expected ones, then routine ones (each with a bounded head start,
+/// so none is starved). Also the `purpose` label of `otp_exporter_poll_delay_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PollPurpose {
+    /// A moment that decides the outcome: window close, settle deadline, not-found
+    /// grace end, max age.
+    Decisive,
+    /// Planned around an expected fact: the first sighting, an expected delivery report
+    /// or verification, an overdue check.
+    Expected,
+    /// Backoff polls and retries.
+    #[default]
+    Routine,
+}
+
+impl PollPurpose {
+    pub const ALL: [PollPurpose; 3] = [
+        PollPurpose::Decisive,
+        PollPurpose::Expected,
+        PollPurpose::Routine,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollPurpose::Decisive => "decisive",
+            PollPurpose::Expected => "expected",
+            PollPurpose::Routine => "routine",
+        }
+    }
 }
 
 /// What the scheduler does with an order after an event.
@@ -99,6 +133,7 @@ impl Tracking {
             answers: 0,
             errors_in_row: 0,
             last: None,
+            next_purpose: PollPurpose::Expected,
         }
     }
 
@@ -185,7 +220,13 @@ impl Tracking {
             return Step::Finalize(self.outcome.unwrap_or(Outcome::Expired));
         }
         let at = retry_at.unwrap_or_else(|| after(now_ms, self.poll_interval(limits)));
-        Step::PollAt(at.min(self.next_decisive_moment(now_ms, limits)))
+        let decisive = self.next_decisive_moment(now_ms, limits);
+        self.next_purpose = if decisive <= at {
+            PollPurpose::Decisive
+        } else {
+            PollPurpose::Routine
+        };
+        Step::PollAt(at.min(decisive))
     }
 
     /// The earliest moment after `now_ms` at which the order's fate may change, so that
