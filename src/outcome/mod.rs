@@ -1,18 +1,23 @@
 //! Pure rules: what a record says about an order ([`observe`]), when the order's fate
-//! is decided and when to poll next ([`rules`]), and which metric samples a finalized
-//! order produces ([`samples`]). No I/O and no clocks: every function takes `now` so it
+//! is decided and when to poll next ([`rules`]), which metric samples a finalized
+//! order produces ([`samples`]), which facts a poll reveals first ([`signals`]) and what
+//! is expected of a country and channel ([`expect`]). No I/O and no clocks: every function takes `now` so it
 //! can be tested exhaustively.
 
+mod expect;
 mod observe;
 mod rules;
 mod samples;
+mod signals;
 
 pub use observe::{
     observe, Attempt, Observation, ReadFor, Reading, MAX_SEGMENTS_PER_SMS, TIME_SLACK_MS,
     VALIDATED_FIELDS,
 };
 pub use rules::{after, decide, Limits, PollPurpose, Sighting, Step, Tracking};
+pub use expect::{DelayHistogram, Estimates, Expectation, OverdueRule, Stage};
 pub use samples::{samples, AttemptSample, OrderSamples, UNKNOWN};
+pub use signals::{next_expected, reveal, Counted, Expecting, Fact, NextExpected};
 
 /// A delivery channel, as used in labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -127,6 +132,7 @@ mod test_support {
     pub fn attempt(channel: Channel, submit_ms: i64, result: AttemptResult) -> Attempt {
         Attempt {
             channel,
+            seq: 0,
             submit_ms: Some(submit_ms),
             result,
             mcc: None,

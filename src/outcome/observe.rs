@@ -68,6 +68,9 @@ pub struct ReadFor {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
     pub channel: Channel,
+    /// Position in its channel's list in the record (saturating at 255): the provider
+    /// appends attempts, so this names the attempt across polls.
+    pub seq: u8,
     pub submit_ms: Option<i64>,
     pub result: AttemptResult,
     pub mcc: Option<u16>,
@@ -119,9 +122,19 @@ pub fn observe(record: &Record, reading: &Reading, order: ReadFor) -> Observatio
     };
     let total = record.sms.len() + record.call.len() + record.sna.len();
     let mut attempts = Vec::with_capacity(total.min(reading.max_attempts.saturating_add(1)));
-    attempts.extend(record.sms.iter().map(|sms| check.sms_attempt(sms)));
-    attempts.extend(record.call.iter().map(|call| check.call_attempt(call)));
-    attempts.extend(record.sna.iter().map(|sna| check.sna_attempt(sna)));
+    let seq = |i: usize| u8::try_from(i).unwrap_or(u8::MAX);
+    attempts.extend(record.sms.iter().enumerate().map(|(i, sms)| Attempt {
+        seq: seq(i),
+        ..check.sms_attempt(sms)
+    }));
+    attempts.extend(record.call.iter().enumerate().map(|(i, call)| Attempt {
+        seq: seq(i),
+        ..check.call_attempt(call)
+    }));
+    attempts.extend(record.sna.iter().enumerate().map(|(i, sna)| Attempt {
+        seq: seq(i),
+        ..check.sna_attempt(sna)
+    }));
     // Stable: attempts without a submit time keep their place after the timed ones.
     attempts.sort_by_key(|a| a.submit_ms.unwrap_or(i64::MAX));
     let attempts_dropped = attempts.len().saturating_sub(reading.max_attempts);
@@ -205,6 +218,7 @@ impl Check<'_> {
         };
         Attempt {
             channel,
+            seq: 0,
             submit_ms,
             result,
             mcc: None,

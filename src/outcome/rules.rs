@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{AttemptResult, Observation, Outcome};
+use super::{AttemptResult, NextExpected, Observation, Outcome};
 use crate::api::wire::Matched;
 
 /// The outcome a record decides at `now`, if any (not `not_found`/`expired`: those
@@ -167,6 +167,20 @@ impl Tracking {
     /// about the attempts the provider may have settled meanwhile, so the order is
     /// retried with backoff until an answer comes, and only `max_age` ends it without one.
     pub fn apply(&mut self, sighting: Sighting, now_ms: i64, limits: &Limits) -> Step {
+        self.apply_expecting(sighting, now_ms, limits, None)
+    }
+
+    /// [`Tracking::apply`], with the next moment a fact of the order is expected
+    /// ([`super::next_expected`]): the next poll lands on it. With expectations learned
+    /// from history, they replace the doubling backoff (bounded by `max_interval`);
+    /// with only the fallback ones, the backoff goes on beside them.
+    pub fn apply_expecting(
+        &mut self,
+        sighting: Sighting,
+        now_ms: i64,
+        limits: &Limits,
+        expected: Option<NextExpected>,
+    ) -> Step {
         let answered = matches!(sighting, Sighting::Record(_) | Sighting::NoRecord);
         let mut retry_at = None;
         match sighting {
@@ -219,14 +233,20 @@ impl Tracking {
         if now_ms >= self.max_age_deadline_ms(limits) {
             return Step::Finalize(self.outcome.unwrap_or(Outcome::Expired));
         }
-        let at = retry_at.unwrap_or_else(|| after(now_ms, self.poll_interval(limits)));
-        let decisive = self.next_decisive_moment(now_ms, limits);
-        self.next_purpose = if decisive <= at {
-            PollPurpose::Decisive
-        } else {
-            PollPurpose::Routine
+        let routine = match (retry_at, expected) {
+            (Some(retry), _) => retry,
+            (None, Some(x)) if x.learned => after(now_ms, limits.max_interval),
+            (None, _) => after(now_ms, self.poll_interval(limits)),
         };
-        Step::PollAt(at.min(decisive))
+        let expected_at = expected.filter(|_| retry_at.is_none()).map(|x| x.at_ms);
+        let decisive = self.next_decisive_moment(now_ms, limits);
+        let (at, purpose) = match expected_at {
+            Some(x) if x < routine.min(decisive) => (x, PollPurpose::Expected),
+            _ if decisive <= routine => (decisive, PollPurpose::Decisive),
+            _ => (routine, PollPurpose::Routine),
+        };
+        self.next_purpose = purpose;
+        Step::PollAt(at)
     }
 
     /// The earliest moment after `now_ms` at which the order's fate may change, so that

@@ -42,6 +42,58 @@ fn mcc_label(mcc: Option<u16>) -> String {
     }
 }
 
+/// Where an attempt went: its `country` and `mcc` labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub country: &'static str,
+    /// Three digits, or `unknown`.
+    pub mcc: String,
+}
+
+/// The place of each attempt of `obs`, in order. A call has no network of its own: it
+/// takes the order's SMS/SNA network, else the receiver's country by calling code.
+pub fn attempt_places(obs: &Observation) -> Vec<Place> {
+    let network = obs
+        .attempts
+        .iter()
+        .filter(|a| a.channel != Channel::Call)
+        .find_map(|a| a.mcc.filter(|m| geo::is_known_mcc(*m)).map(|m| (m, a.mnc)));
+    obs.attempts
+        .iter()
+        .map(|a| {
+            let (country, mcc) = match a.channel {
+                Channel::Call => match network {
+                    Some((mcc, mnc)) => (geo::country_of_network(mcc, mnc), Some(mcc)),
+                    None => (obs.receiver_country, None),
+                },
+                _ => (a.mcc.and_then(|m| geo::country_of_network(m, a.mnc)), a.mcc),
+            };
+            Place {
+                country: country.unwrap_or(UNKNOWN),
+                mcc: mcc_label(mcc),
+            }
+        })
+        .collect()
+}
+
+/// The order's country (label `country` of order metrics): its first attempt's, else
+/// the receiver's.
+pub fn order_country(obs: &Observation, places: &[Place]) -> &'static str {
+    places
+        .first()
+        .map(|p| p.country)
+        .or(obs.receiver_country)
+        .unwrap_or(UNKNOWN)
+}
+
+/// The order's channel (label `channel` of order metrics): the verification's, else
+/// the last attempt's, else `none`.
+pub fn order_channel(obs: &Observation) -> &'static str {
+    obs.verification_channel
+        .or_else(|| obs.attempts.last().map(|a| a.channel))
+        .map_or("none", Channel::as_str)
+}
+
 /// The metric samples of a finalized order.
 pub fn samples(outcome: Outcome, obs: Option<&Observation>) -> OrderSamples {
     let Some(obs) = obs else {
@@ -56,32 +108,19 @@ pub fn samples(outcome: Outcome, obs: Option<&Observation>) -> OrderSamples {
             invalid_values: InvalidValues::default(),
         };
     };
-    // A call has no network of its own: it takes the order's SMS/SNA network.
-    let network = obs
-        .attempts
-        .iter()
-        .filter(|a| a.channel != Channel::Call)
-        .find_map(|a| a.mcc.filter(|m| geo::is_known_mcc(*m)).map(|m| (m, a.mnc)));
+    let places = attempt_places(obs);
     let attempts: Vec<AttemptSample> = obs
         .attempts
         .iter()
-        .map(|a| {
-            let (country, mcc) = match a.channel {
-                Channel::Call => match network {
-                    Some((mcc, mnc)) => (geo::country_of_network(mcc, mnc), Some(mcc)),
-                    None => (obs.receiver_country, None),
-                },
-                _ => (a.mcc.and_then(|m| geo::country_of_network(m, a.mnc)), a.mcc),
-            };
-            AttemptSample {
-                channel: a.channel,
-                country: country.unwrap_or(UNKNOWN),
-                mcc: mcc_label(mcc),
-                result: a.result,
-                latency_seconds: a.latency_ms.map(|ms| ms as f64 / 1000.0),
-                cost_usd: a.cost_usd,
-                segments: a.segments,
-            }
+        .zip(places.iter())
+        .map(|(a, place)| AttemptSample {
+            channel: a.channel,
+            country: place.country,
+            mcc: place.mcc.clone(),
+            result: a.result,
+            latency_seconds: a.latency_ms.map(|ms| ms as f64 / 1000.0),
+            cost_usd: a.cost_usd,
+            segments: a.segments,
         })
         .collect();
     let fallbacks = obs
@@ -90,15 +129,8 @@ pub fn samples(outcome: Outcome, obs: Option<&Observation>) -> OrderSamples {
         .filter(|pair| pair[0].channel != pair[1].channel)
         .map(|pair| (pair[0].channel, pair[1].channel))
         .collect();
-    let channel = obs
-        .verification_channel
-        .or_else(|| obs.attempts.last().map(|a| a.channel))
-        .map_or("none", Channel::as_str);
-    let country = attempts
-        .first()
-        .map(|a| a.country)
-        .or(obs.receiver_country)
-        .unwrap_or(UNKNOWN);
+    let channel = order_channel(obs);
+    let country = order_country(obs, &places);
     let verification_latency_seconds = match (outcome, obs.attempts.first(), obs.verified_ms) {
         (Outcome::Verified, Some(first), Some(verified)) => first
             .submit_ms
