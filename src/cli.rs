@@ -291,6 +291,8 @@ fn demo_config(
             settle_timeout: Some(scaled(secs(120), scale, ms(1000))),
             not_found_grace: Some(scaled(secs(120), scale, ms(1000))),
             max_age: Some(scaled(secs(1800), scale, ms(5000))),
+            overdue_delivery_after: Some(scaled(secs(120), scale, ms(1000))),
+            overdue_verification_after: Some(scaled(secs(180), scale, ms(1000))),
             ..config::TrackingSection::default()
         },
         polling: config::PollingSection {

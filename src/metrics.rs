@@ -7,7 +7,7 @@ use prometheus::{
 };
 
 use crate::build_info;
-use crate::outcome::{AttemptResult, Channel, OrderSamples, Outcome, VALIDATED_FIELDS};
+use crate::outcome::{AttemptResult, Channel, Fact, OrderSamples, Outcome, VALIDATED_FIELDS};
 
 /// Delivery and verification latency buckets: 0.5 s to 10 min.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -41,6 +41,10 @@ pub struct Metrics {
     pub store_healthy: IntGauge,
     pub invalid_values: IntCounterVec,
     pub attempts_dropped: IntCounter,
+    pub attempt_results: IntCounterVec,
+    pub verifications: IntCounterVec,
+    pub orders_sent: IntCounterVec,
+    pub orders_overdue: IntCounterVec,
 }
 
 /// Registers metrics in one registry. Names and label sets are constants of this
@@ -127,6 +131,14 @@ impl Metrics {
             invalid_values: r.counter("otp_exporter_invalid_values_total", "Provider values of finalized orders dropped as unbelievable (negative, not finite or above tracking.max_cost_per_attempt_usd amounts; times unparseable, before the order's issue or in the future; chargeCnt above 255), by wire field.",
                 &["field"]),
             attempts_dropped: r.add(IntCounter::new("otp_exporter_attempts_dropped_total", "Attempts of finalized orders beyond tracking.max_attempts_per_order, not counted in the otp_* metrics.")),
+            attempt_results: r.counter("otp_attempt_results_total", "Delivery results of attempts (delivered, failed), counted when a poll first shows them, before the order is final.",
+                &["app_id", "channel", "country", "mcc", "result"]),
+            verifications: r.counter("otp_verifications_total", "Orders counted when a poll first shows them verified, before they are final.",
+                &["app_id", "channel", "country"]),
+            orders_sent: r.counter("otp_orders_sent_total", "Orders counted when a poll first shows an attempt; channel is the first attempt's.",
+                &["app_id", "channel", "country"]),
+            orders_overdue: r.counter("otp_orders_overdue_total", "Orders later than expected for their country and channel (learned 95th percentile): a delivery report (stage delivery) or the verification (stage verification); each once per order.",
+                &["app_id", "channel", "country", "stage"]),
             registry: r.0,
         };
         #[cfg(target_os = "linux")]
@@ -218,6 +230,40 @@ impl Metrics {
         if samples.attempts_dropped > 0 {
             self.attempts_dropped
                 .inc_by(samples.attempts_dropped as u64);
+        }
+    }
+
+    /// Counts a fact a poll revealed first (the early signals).
+    pub fn record_fact(&self, app_id: &str, fact: &Fact) {
+        match fact {
+            Fact::Sent { channel, country } => self
+                .orders_sent
+                .with_label_values(&[app_id, channel.as_str(), country])
+                .inc(),
+            Fact::Result {
+                channel,
+                country,
+                mcc,
+                result,
+                ..
+            } => self
+                .attempt_results
+                .with_label_values(&[app_id, channel.as_str(), country, mcc, result.as_str()])
+                .inc(),
+            Fact::Verified {
+                channel, country, ..
+            } => self
+                .verifications
+                .with_label_values(&[app_id, channel, country])
+                .inc(),
+            Fact::Overdue {
+                channel,
+                country,
+                stage,
+            } => self
+                .orders_overdue
+                .with_label_values(&[app_id, channel.as_str(), country, stage.as_str()])
+                .inc(),
         }
     }
 

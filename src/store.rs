@@ -21,7 +21,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
-use crate::outcome::Outcome;
+use crate::outcome::{Counted, Outcome};
 use crate::status::Status;
 use recovery::Db;
 pub use recovery::StoreOp;
@@ -195,6 +195,10 @@ pub struct PendingState {
     /// starts over once, as it always did then).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub answers: u32,
+    /// What the early-signal metrics already counted of the order, so that a restart
+    /// does not count it again (records of earlier versions: nothing yet).
+    #[serde(default, skip_serializing_if = "Counted::is_empty")]
+    pub counted: Counted,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -212,6 +216,7 @@ impl PendingState {
             first_absent_ms: None,
             polls: 0,
             answers: 0,
+            counted: Counted::default(),
         }
     }
 }

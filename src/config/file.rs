@@ -130,6 +130,13 @@ pub struct TrackingSection {
     /// `tracking.max_cost_per_attempt_usd`: a larger `pay` or `cost` is not believed
     /// and not counted.
     pub max_cost_per_attempt_usd: Option<f64>,
+    /// `tracking.overdue_delivery_after`: an attempt without a delivery report this
+    /// long after its submit is overdue, while a country and channel have too little
+    /// history for a learned expectation.
+    pub overdue_delivery_after: Option<Duration>,
+    /// `tracking.overdue_verification_after`: an order not verified this long after its
+    /// first attempt is overdue, while history is too thin for a learned expectation.
+    pub overdue_verification_after: Option<Duration>,
 }
 
 /// `polling:` how often an order is queried.
@@ -248,6 +255,8 @@ impl TrackingSection {
             max_age: s.take("max_age", problems),
             max_attempts_per_order: s.take("max_attempts_per_order", problems),
             max_cost_per_attempt_usd: s.take("max_cost_per_attempt_usd", problems),
+            overdue_delivery_after: s.take("overdue_delivery_after", problems),
+            overdue_verification_after: s.take("overdue_verification_after", problems),
         };
         s.finish(problems);
         tracking

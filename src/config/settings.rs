@@ -87,6 +87,10 @@ pub struct TrackingSettings {
     pub max_attempts_per_order: u32,
     /// A `pay` or `cost` above this (USD, finite, more than 0) is dropped as invalid.
     pub max_cost_per_attempt_usd: f64,
+    /// Overdue delivery report, while history is too thin to learn the expectation.
+    pub overdue_delivery_after: Duration,
+    /// Overdue verification, while history is too thin to learn the expectation.
+    pub overdue_verification_after: Duration,
 }
 
 /// How often an order is queried.
@@ -146,6 +150,10 @@ pub(super) mod defaults {
     pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
     pub const NOT_FOUND_GRACE: Duration = Duration::from_secs(120);
     pub const MAX_AGE: Duration = Duration::from_secs(1800);
+    /// Generous next to healthy SMS routes (seconds) and the provider's fallback to a
+    /// call (under a minute), so that thin history does not make orders overdue.
+    pub const OVERDUE_DELIVERY_AFTER: Duration = Duration::from_secs(120);
+    pub const OVERDUE_VERIFICATION_AFTER: Duration = Duration::from_secs(180);
     /// A real order has a handful of attempts (SMS retries, a call, SNA).
     pub const MAX_ATTEMPTS_PER_ORDER: u32 = 64;
     /// One SMS costs cents and a call a few dollars at most.

@@ -344,6 +344,20 @@ impl TrackingSection {
                 defaults::MAX_AGE,
                 false,
             ),
+            overdue_delivery_after: duration(
+                problems,
+                "tracking.overdue_delivery_after",
+                self.overdue_delivery_after,
+                defaults::OVERDUE_DELIVERY_AFTER,
+                false,
+            ),
+            overdue_verification_after: duration(
+                problems,
+                "tracking.overdue_verification_after",
+                self.overdue_verification_after,
+                defaults::OVERDUE_VERIFICATION_AFTER,
+                false,
+            ),
         }
     }
 }

@@ -200,7 +200,10 @@ mod tests {
         }
         for (q, want_s) in [(0.5, 50.0), (0.9, 90.0), (0.95, 95.0)] {
             let got = h.quantile(q).unwrap().as_secs_f64();
-            assert!((got - want_s).abs() / want_s < 0.15, "q{q}: {got} vs {want_s}");
+            assert!(
+                (got - want_s).abs() / want_s < 0.15,
+                "q{q}: {got} vs {want_s}"
+            );
         }
         let mut tiny = DelayHistogram::default();
         for _ in 0..50 {
@@ -221,7 +224,10 @@ mod tests {
             e.observe(Stage::Delivery, "IN", Channel::Sms, 1_000);
         }
         let x = e.expect(Stage::Delivery, "IN", Channel::Sms, &RULE);
-        assert_eq!((x.median, x.overdue_after), (None, Duration::from_secs(120)));
+        assert_eq!(
+            (x.median, x.overdue_after),
+            (None, Duration::from_secs(120))
+        );
         e.observe(Stage::Delivery, "IN", Channel::Sms, 1_000);
         let x = e.expect(Stage::Delivery, "IN", Channel::Sms, &RULE);
         assert!(x.median.unwrap() <= Duration::from_millis(1_200));

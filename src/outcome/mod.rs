@@ -10,12 +10,12 @@ mod rules;
 mod samples;
 mod signals;
 
+pub use expect::{DelayHistogram, Estimates, Expectation, OverdueRule, Stage};
 pub use observe::{
     observe, Attempt, Observation, ReadFor, Reading, MAX_SEGMENTS_PER_SMS, TIME_SLACK_MS,
     VALIDATED_FIELDS,
 };
 pub use rules::{after, decide, Limits, PollPurpose, Sighting, Step, Tracking};
-pub use expect::{DelayHistogram, Estimates, Expectation, OverdueRule, Stage};
 pub use samples::{samples, AttemptSample, OrderSamples, UNKNOWN};
 pub use signals::{next_expected, reveal, Counted, Expecting, Fact, NextExpected};
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{AttemptResult, NextExpected, Observation, Outcome};
+use super::{AttemptResult, Counted, NextExpected, Observation, Outcome};
 use crate::api::wire::Matched;
 
 /// The outcome a record decides at `now`, if any (not `not_found`/`expired`: those
@@ -66,6 +66,8 @@ pub struct Tracking {
     pub last: Option<Box<Observation>>,
     /// Why the poll planned by the last [`Tracking::apply`] (or the first poll) is made.
     pub next_purpose: PollPurpose,
+    /// What the early-signal metrics already counted (persisted).
+    pub counted: Counted,
 }
 
 /// Why a poll is planned: under a short request budget the scheduler serves decisive
@@ -134,6 +136,7 @@ impl Tracking {
             errors_in_row: 0,
             last: None,
             next_purpose: PollPurpose::Expected,
+            counted: Counted::default(),
         }
     }
 

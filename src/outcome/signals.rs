@@ -71,6 +71,8 @@ pub enum Fact {
     /// An attempt's result (`otp_attempt_results_total`).
     Result {
         channel: Channel,
+        /// Position in the channel's list of the record.
+        seq: u8,
         country: &'static str,
         mcc: String,
         result: AttemptResult,
@@ -94,6 +96,22 @@ pub enum Fact {
 }
 
 impl Fact {
+    /// A short description for logs: `sent`, `result sms#0 failed`, `verified`,
+    /// `overdue delivery`.
+    pub fn describe(&self) -> String {
+        match self {
+            Fact::Sent { .. } => "sent".into(),
+            Fact::Result {
+                channel,
+                seq,
+                result,
+                ..
+            } => format!("result {}#{seq} {}", channel.as_str(), result.as_str()),
+            Fact::Verified { .. } => "verified".into(),
+            Fact::Overdue { stage, .. } => format!("overdue {}", stage.as_str()),
+        }
+    }
+
     /// Feeds the delays this fact shows into the estimates.
     pub fn teach(&self, estimates: &mut Estimates) {
         match self {
@@ -152,6 +170,7 @@ pub fn reveal(
         if a.result != AttemptResult::Pending && counted.take_result(a.channel, a.seq) {
             facts.push(Fact::Result {
                 channel: a.channel,
+                seq: a.seq,
                 country: place.country,
                 mcc: place.mcc.clone(),
                 result: a.result,
@@ -182,7 +201,9 @@ pub fn reveal(
         let due = first_submit.map(|s| {
             after(
                 s,
-                expecting.expect(stage, country, first.channel).overdue_after,
+                expecting
+                    .expect(stage, country, first.channel)
+                    .overdue_after,
             )
         });
         if due.is_some_and(|due| now_ms > due) && counted.take(OVERDUE_VERIFICATION) {
@@ -339,6 +360,7 @@ mod tests {
             vec![
                 Fact::Result {
                     channel: Sms,
+                    seq: 0,
                     country: "IN",
                     mcc: "404".into(),
                     result: Failed,
@@ -346,6 +368,7 @@ mod tests {
                 },
                 Fact::Result {
                     channel: Call,
+                    seq: 0,
                     country: "IN",
                     mcc: "404".into(),
                     result: Delivered,
@@ -446,7 +469,10 @@ mod tests {
         // The median report (about 5 s after submit).
         assert!((5_000..=7_500).contains(&next.at_ms), "{next:?}");
         let later = next_expected(&pending, &counted, next.at_ms, &expecting).unwrap();
-        assert!(later.at_ms > next.at_ms && later.at_ms <= 11_000, "{later:?}");
+        assert!(
+            later.at_ms > next.at_ms && later.at_ms <= 11_000,
+            "{later:?}"
+        );
         // Overdue at the 10 s floor (the p95 is about 8 s).
         let mut counted = Counted::default();
         let facts = reveal(&pending, &mut counted, 11_002, &expecting);

@@ -15,7 +15,10 @@ use super::queue::{DueQueue, Entry};
 use crate::api::{Query, QueryOutcome};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::outcome::{self, Limits, Outcome, Sighting, Step, Tracking};
+use crate::outcome::{
+    self, Counted, Estimates, Expecting, Fact, Limits, Outcome, OverdueRule, Sighting, Step,
+    Tracking,
+};
 use crate::spool::SpoolOrder;
 use crate::status::Status;
 use crate::store::{PendingOrder, PendingState, Store};
@@ -27,11 +30,13 @@ pub(super) struct Changes {
     updated: Vec<Arc<str>>,
     /// Orders taken out of the queue, to be committed and then counted.
     finalized: Vec<(Arc<str>, Outcome, Entry)>,
+    /// Facts polls revealed first (app index, order), counted once committed.
+    facts: Vec<(u16, Arc<str>, Fact)>,
 }
 
 impl Changes {
     fn is_empty(&self) -> bool {
-        self.updated.is_empty() && self.finalized.is_empty()
+        self.updated.is_empty() && self.finalized.is_empty() && self.facts.is_empty()
     }
 
     /// Adds `later` to changes not yet committed (an order updated twice is written
@@ -45,6 +50,7 @@ impl Changes {
         self.updated.sort_unstable();
         self.updated.dedup();
         self.finalized.extend(later.finalized);
+        self.facts.extend(later.facts);
     }
 }
 
@@ -54,6 +60,9 @@ pub(super) struct Core {
     limits: Vec<Limits>,
     /// How records are read (zone, believable values).
     reading: outcome::Reading,
+    /// What is expected of each country and channel, per app (in the order of `apps`).
+    estimates: Vec<Estimates>,
+    overdue_rule: OverdueRule,
     pub(super) queue: DueQueue,
     pending_per_app: Vec<i64>,
     pub(super) health: ApiHealth,
@@ -71,10 +80,19 @@ pub(super) struct Core {
 }
 
 /// What of an order's tracking is persisted and worth a write when it changes: the
-/// outcome, the first "no record", and the polling interval (the answers count only
-/// matters while it still moves the interval, so it is not written on every answer).
-fn persisted_view(t: &Tracking, limits: &Limits) -> (Option<Outcome>, Option<i64>, Duration) {
-    (t.outcome, t.first_absent_ms, t.poll_interval(limits))
+/// outcome, the first "no record", the polling interval (the answers count only
+/// matters while it still moves the interval, so it is not written on every answer)
+/// and what the early signals counted.
+fn persisted_view(
+    t: &Tracking,
+    limits: &Limits,
+) -> (Option<Outcome>, Option<i64>, Duration, Counted) {
+    (
+        t.outcome,
+        t.first_absent_ms,
+        t.poll_interval(limits),
+        t.counted,
+    )
 }
 
 /// The time rules of `app_id`'s orders as configured (the app's own verification
@@ -119,6 +137,11 @@ impl Core {
             apps,
             limits,
             reading: outcome::Reading::new(config),
+            estimates: config.apps.iter().map(|_| Estimates::default()).collect(),
+            overdue_rule: OverdueRule {
+                delivery_fallback: config.tracking.overdue_delivery_after,
+                verification_fallback: config.tracking.overdue_verification_after,
+            },
             queue: DueQueue::new(),
             health: ApiHealth::new(status.clone(), metrics.clone()),
             statuses_seen: HashSet::new(),
@@ -158,6 +181,7 @@ impl Core {
         tracking.decided_ms = state.decided_ms;
         tracking.first_absent_ms = state.first_absent_ms;
         tracking.answers = state.answers;
+        tracking.counted = state.counted;
         let due = tracking.first_poll_ms(&self.limits[app as usize], now_ms);
         let entry = Entry::new(app, tracking, state.polls);
         self.queue.insert(Arc::from(order_id), entry, due);
@@ -332,9 +356,37 @@ impl Core {
         let Some(entry) = self.queue.get_mut(order_id) else {
             return;
         };
-        let limits = self.limits[entry.app as usize];
+        let app = entry.app;
+        let limits = self.limits[app as usize];
         let before = persisted_view(&entry.tracking, &limits);
-        let step = entry.tracking.apply(sighting, now_ms, &limits);
+        let estimates = &mut self.estimates[app as usize];
+        // While draining, facts are left for the next run: counted now, they would
+        // never be scraped.
+        if let (Sighting::Record(obs), false) = (&sighting, self.draining) {
+            let expecting = Expecting {
+                estimates,
+                rule: &self.overdue_rule,
+            };
+            let facts = outcome::reveal(obs, &mut entry.tracking.counted, now_ms, &expecting);
+            for fact in facts {
+                fact.teach(estimates);
+                changes.facts.push((app, order_id.clone(), fact));
+            }
+        }
+        let latest = match &sighting {
+            Sighting::Record(obs) => Some(obs),
+            _ => entry.tracking.last.as_deref(),
+        };
+        let expecting = Expecting {
+            estimates,
+            rule: &self.overdue_rule,
+        };
+        let expected = latest.and_then(|obs| {
+            outcome::next_expected(obs, &entry.tracking.counted, now_ms, &expecting)
+        });
+        let step = entry
+            .tracking
+            .apply_expecting(sighting, now_ms, &limits, expected);
         let changed = before != persisted_view(&entry.tracking, &limits);
         match step {
             Step::Finalize(outcome) if !self.draining => {
@@ -367,6 +419,7 @@ impl Core {
             first_absent_ms: t.first_absent_ms,
             polls: entry.polls,
             answers: t.answers,
+            counted: t.counted,
         }
     }
 
@@ -397,6 +450,7 @@ impl Core {
             self.unsaved = changes;
             return;
         }
+        self.count_facts(changes.facts);
         for (order_id, outcome, entry) in changes.finalized {
             let samples = outcome::samples(outcome, entry.tracking.last.as_deref());
             let app = self.apps[entry.app as usize].clone();
@@ -415,6 +469,17 @@ impl Core {
                 queries = entry.polls,
                 "order finalized"
             );
+        }
+    }
+
+    /// Counts committed facts; the per-order debug line lets a test check that no fact
+    /// is counted twice across restarts.
+    fn count_facts(&self, facts: Vec<(u16, Arc<str>, Fact)>) {
+        for (app, order_id, fact) in &facts {
+            self.metrics.record_fact(&self.apps[*app as usize], fact);
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                tracing::debug!(order_id = %order_id, fact = fact.describe(), "early signal counted");
+            }
         }
     }
 
