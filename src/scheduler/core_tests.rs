@@ -491,3 +491,58 @@ fn a_failed_query_at_the_grace_end_is_not_not_found() {
     assert_eq!(h.finalized("not_found"), 0);
     assert_eq!(h.core.pending(), 1);
 }
+
+/// The sum of a metric family's samples in the exposition.
+fn total(metrics: &Metrics, family: &str) -> f64 {
+    let text = String::from_utf8(metrics.render()).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Each early fact is counted once: not again on the next poll, not again after a
+/// restart (the store remembers it), and not while draining (the next run counts it).
+#[test]
+fn early_signals_are_counted_once_across_polls_restarts_and_drains() {
+    let mut h = harness();
+    h.add("a", T0);
+    h.poll(T0 + 5 * S, record(-1, 1));
+    let counts = |h: &Harness| {
+        [
+            "otp_orders_sent_total",
+            "otp_attempt_results_total",
+            "otp_verifications_total",
+        ]
+        .map(|f| total(&h.metrics, f))
+    };
+    assert_eq!(counts(&h), [1.0, 1.0, 0.0]);
+    let text = String::from_utf8(h.metrics.render()).unwrap();
+    assert!(
+        text.contains(r#"otp_attempt_results_total{app_id="app",channel="sms",country="IN",mcc="404",result="failed"} 1"#),
+        "{text}"
+    );
+    let due = h.core.queue.peek_due().unwrap();
+    h.poll(due, record(-1, 1));
+    assert_eq!(counts(&h), [1.0, 1.0, 0.0], "nothing new");
+    assert!(h.stored("a").unwrap().counted != Counted::default());
+
+    // A new process counts from zero: a fact counted again would show as 1.
+    let mut h = h.restart();
+    h.core.load(h.store.load_pending().unwrap().0, T0 + 20 * S);
+    let due = h.core.queue.peek_due().unwrap();
+    h.poll(due, record(-1, 1));
+    assert_eq!(counts(&h), [0.0, 0.0, 0.0], "already counted before the restart");
+
+    // Verified while draining: not counted now, but by the next run.
+    h.core.begin_drain();
+    let due = h.core.queue.peek_due().unwrap();
+    h.poll(due, record(0, 1));
+    assert_eq!(counts(&h), [0.0, 0.0, 0.0]);
+    let mut h = h.restart();
+    h.core.load(h.store.load_pending().unwrap().0, T0 + 60 * S);
+    let due = h.core.queue.peek_due().unwrap();
+    h.poll(due, record(0, 1));
+    assert_eq!(counts(&h), [0.0, 0.0, 1.0]);
+    assert_eq!(h.finalized("verified"), 1);
+}
