@@ -87,7 +87,8 @@ impl Daemon {
                 "--log-format",
                 "json",
                 "--log-level",
-                "info",
+                // The scheduler's debug lines name every early fact counted.
+                "info,itnio_otp_exporter::scheduler::core=debug",
                 "run",
                 "--config",
             ])
@@ -511,6 +512,21 @@ fn kill_9_at_random_moments_loses_nothing_and_finalizes_once() {
             }
         }
     }
+    // Every `early signal counted` line of every run, by (order id, fact).
+    let mut early: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (run, log) in logs.iter().enumerate() {
+        for e in events(log) {
+            if message(&e) == "early signal counted" {
+                let id = e["order_id"].as_str().unwrap_or("").to_string();
+                let fact = e["fact"].as_str().unwrap_or("").to_string();
+                early.entry((id, fact)).or_default().push(run);
+            }
+        }
+    }
+    let last_sent_logged = early
+        .iter()
+        .filter(|((_, fact), runs)| fact == "sent" && runs.contains(&(logs.len() - 1)))
+        .count();
     let truth = sim.truth();
     let truth_outcome: BTreeMap<&str, &str> = truth
         .orders
@@ -528,6 +544,30 @@ fn kill_9_at_random_moments_loses_nothing_and_finalizes_once() {
             "{} orders finalized more than once (run, outcome): {:?}",
             twice.len(),
             twice.iter().take(10).collect::<Vec<_>>()
+        ));
+    }
+    let early_twice: Vec<_> = early.iter().filter(|(_, runs)| runs.len() > 1).collect();
+    if !early_twice.is_empty() {
+        problems.push(format!(
+            "{} early facts counted more than once ((order, fact), runs): {:?}",
+            early_twice.len(),
+            early_twice.iter().take(10).collect::<Vec<_>>()
+        ));
+    }
+    // Each attempt's result is a fact the truth knows; the early counts find most of
+    // them (a run killed between a commit and its log lines loses those lines).
+    let truth_results: usize = truth
+        .orders
+        .iter()
+        .map(|o| o.attempts.iter().filter(|a| a.result != "pending").count())
+        .sum();
+    let early_results = early
+        .keys()
+        .filter(|(_, f)| f.starts_with("result "))
+        .count();
+    if early_results > truth_results || early_results * 10 < truth_results * 9 {
+        problems.push(format!(
+            "{early_results} attempt results counted early, the truth has {truth_results}"
         ));
     }
     let unexpected: Vec<_> = finalized
@@ -604,6 +644,12 @@ fn kill_9_at_random_moments_loses_nothing_and_finalizes_once() {
             expected.len()
         ));
     }
+    let last_sent = last_metrics.sum("otp_orders_sent_total", &[]);
+    if last_sent != last_sent_logged as f64 {
+        problems.push(format!(
+            "the last run counted {last_sent} orders sent and logged {last_sent_logged}"
+        ));
+    }
     if last_counted != last_logged as f64 {
         problems.push(format!(
             "the last run counted {last_counted} orders and logged {last_logged} finalized"
@@ -650,6 +696,13 @@ fn kill_9_at_random_moments_loses_nothing_and_finalizes_once() {
         twice.len(),
         lost.len(),
         unlogged.len()
+    )
+    .unwrap();
+    writeln!(
+        summary,
+        "  early facts: {} counted once, {} more than once; attempt results {early_results} of {truth_results}",
+        early.values().filter(|r| r.len() == 1).count(),
+        early_twice.len()
     )
     .unwrap();
     if !unlogged.is_empty() {

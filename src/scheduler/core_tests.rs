@@ -532,7 +532,11 @@ fn early_signals_are_counted_once_across_polls_restarts_and_drains() {
     h.core.load(h.store.load_pending().unwrap().0, T0 + 20 * S);
     let due = h.core.queue.peek_due().unwrap();
     h.poll(due, record(-1, 1));
-    assert_eq!(counts(&h), [0.0, 0.0, 0.0], "already counted before the restart");
+    assert_eq!(
+        counts(&h),
+        [0.0, 0.0, 0.0],
+        "already counted before the restart"
+    );
 
     // Verified while draining: not counted now, but by the next run.
     h.core.begin_drain();
