@@ -5,6 +5,7 @@
 pub mod exposition;
 pub mod http;
 pub mod metric;
+pub mod prometheus;
 pub mod stand_in;
 
 use std::io::{BufRead, BufReader, Read, Write};
