@@ -587,4 +587,62 @@ mod tests {
         }
         assert_eq!(now, 1_800_000);
     }
+
+    #[test]
+    fn polls_land_on_expected_moments_and_say_why() {
+        let pending = || record(Some(1), vec![attempt(Sms, 0, Pending)]);
+        let learned = |at_ms| {
+            Some(NextExpected {
+                at_ms,
+                learned: true,
+            })
+        };
+        // Learned: the expected moment wins over the doubling backoff.
+        let mut t = Tracking::new(0);
+        assert_eq!(t.next_purpose, PollPurpose::Expected, "the first poll");
+        let step = t.apply_expecting(pending(), 5_000, &LIMITS, learned(7_000));
+        assert_eq!(
+            (step, t.next_purpose),
+            (Step::PollAt(7_000), PollPurpose::Expected)
+        );
+        // Learned, but nothing expected within max_interval: the cap, not the doubling.
+        let step = t.apply_expecting(pending(), 7_000, &LIMITS, learned(200_000));
+        assert_eq!(
+            (step, t.next_purpose),
+            (Step::PollAt(67_000), PollPurpose::Routine)
+        );
+        // Fallback expectations only: the doubling backoff goes on beside them.
+        let mut t = Tracking::new(0);
+        let thin = Some(NextExpected {
+            at_ms: 125_000,
+            learned: false,
+        });
+        let step = t.apply_expecting(pending(), 5_000, &LIMITS, thin);
+        assert_eq!(
+            (step, t.next_purpose),
+            (Step::PollAt(10_000), PollPurpose::Routine)
+        );
+        let step = t.apply_expecting(pending(), 120_000, &LIMITS, thin);
+        assert_eq!(
+            (step, t.next_purpose),
+            (Step::PollAt(125_000), PollPurpose::Expected)
+        );
+        // A decisive moment before the expected one wins, and says so.
+        let step = t.apply_expecting(pending(), 290_000, &LIMITS, learned(320_000));
+        assert_eq!(
+            (step, t.next_purpose),
+            (Step::PollAt(300_000), PollPurpose::Decisive)
+        );
+        // A failed query retries with backoff whatever is expected.
+        let fail = Sighting::Failed {
+            retry_after: None,
+            jitter: 1.0,
+        };
+        let mut t = Tracking::new(0);
+        let step = t.apply_expecting(fail, 5_000, &LIMITS, learned(6_000));
+        assert_eq!(
+            (step, t.next_purpose),
+            (Step::PollAt(10_000), PollPurpose::Routine)
+        );
+    }
 }
