@@ -49,7 +49,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 pub use error::SimError;
-pub use faults::{Faults, InjectedStatus, Outage};
+pub use faults::{Faults, InjectedStatus, Outage, OutageKind};
 pub use profile::Channel;
 pub use secret::ApiSecret;
 pub use traffic::{run_traffic, TrafficOptions};
