@@ -134,6 +134,9 @@ pub struct SimulateArgs {
     /// Answer every record query with status -2
     #[arg(long)]
     pub ip_restricted: bool,
+    /// Outages added to the scenario file's (the demo's `--outage` flags).
+    #[arg(skip)]
+    pub extra_outages: Vec<Outage>,
 }
 
 impl Default for SimulateArgs {
@@ -159,6 +162,7 @@ impl Default for SimulateArgs {
             slow: None,
             auth_outage: false,
             ip_restricted: false,
+            extra_outages: Vec::new(),
         }
     }
 }
@@ -212,6 +216,7 @@ fn faults_from_args(args: &SimulateArgs) -> Result<Faults, SimError> {
     }
     f.auth_outage |= args.auth_outage;
     f.ip_restricted |= args.ip_restricted;
+    f.outages.extend(args.extra_outages.iter().cloned());
     f.validate().map_err(|detail| SimError::InvalidOption {
         option: "fault flags",
         detail,
@@ -282,6 +287,22 @@ impl SimHandle {
     /// The ground truth so far (as `GET /sim/truth` returns it).
     pub fn truth(&self) -> Truth {
         self.state.truth()
+    }
+
+    /// Each outage of the live scenario with the wall-clock instant (Unix ms, system
+    /// clock) it starts at: the simulator's start plus `from` times the time scale.
+    pub fn outage_starts(&self) -> Vec<(Outage, i64)> {
+        let started = self.state.started_unix_ms();
+        let scale = self.state.scale();
+        self.state
+            .faults()
+            .outages
+            .iter()
+            .map(|o| {
+                let offset_ms = (o.from.as_secs_f64() * 1000.0 * scale).round() as i64;
+                (o.clone(), started.saturating_add(offset_ms))
+            })
+            .collect()
     }
 
     /// Stops accepting, lets in-flight requests finish, and waits for the server.

@@ -113,9 +113,19 @@ impl Book {
 pub struct State {
     settings: Settings,
     started: Instant,
+    /// The system clock (no `--clock-offset`) at `started`, for outage start times.
+    started_unix_ms: i64,
     faults: RwLock<Arc<Faults>>,
     fault_rng: Mutex<StdRng>,
     book: Mutex<Book>,
+}
+
+/// The system clock in Unix milliseconds.
+fn system_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -128,6 +138,7 @@ impl State {
         State {
             settings,
             started: Instant::now(),
+            started_unix_ms: system_now_ms(),
             faults: RwLock::new(Arc::new(faults)),
             fault_rng: Mutex::new(fault_rng),
             book: Mutex::new(Book::default()),
@@ -136,11 +147,15 @@ impl State {
 
     /// The simulator's clock: the system clock shifted by `--clock-offset`.
     pub fn now_ms(&self) -> i64 {
-        let system = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        system.saturating_add(self.settings.clock_offset_ms)
+        system_now_ms().saturating_add(self.settings.clock_offset_ms)
+    }
+
+    pub fn started_unix_ms(&self) -> i64 {
+        self.started_unix_ms
+    }
+
+    pub fn scale(&self) -> f64 {
+        self.settings.scale
     }
 
     pub fn faults(&self) -> Arc<Faults> {
