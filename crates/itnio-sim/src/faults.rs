@@ -465,6 +465,48 @@ outages:
         assert!(missing.to_string().contains("nope.yaml"));
     }
 
+    /// The documented example scenarios under `examples/` load and mean what they say.
+    #[test]
+    fn the_example_scenarios_load() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let load = |name: &str| {
+            let path = examples.join(name);
+            Faults::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        let fail = load("scenario-sms-fail.yml");
+        assert_eq!(fail.outages.len(), 1);
+        let o = &fail.outages[0];
+        assert_eq!(
+            (o.country.as_str(), o.channel, o.kind),
+            ("IN", Channel::Sms, OutageKind::Fail)
+        );
+        assert_eq!(o.from, Duration::from_secs(480));
+        assert_eq!(o.until, Some(Duration::from_secs(3600)));
+        // Every field of the format appears in the commented example.
+        let text = serde_yaml::to_string(&Faults::default()).expect("serialize");
+        let documented =
+            std::fs::read_to_string(examples.join("scenario-sms-fail.yml")).expect("read example");
+        for line in text.lines().filter(|l| !l.starts_with(' ')) {
+            let field = line.split(':').next().unwrap_or_default();
+            assert!(
+                documented.contains(&format!("\n{field}:")),
+                "{field} is not in the example"
+            );
+        }
+        for field in ["country", "channel", "kind", "from", "until"] {
+            assert!(
+                documented.contains(&format!("{field}:")),
+                "outages' {field}"
+            );
+        }
+        let silent = load("scenario-sms-silent.yml");
+        let o = &silent.outages[0];
+        assert_eq!(
+            (o.country.as_str(), o.channel, o.kind, o.until),
+            ("ID", Channel::Sms, OutageKind::Silent, None)
+        );
+    }
+
     #[test]
     fn draws_follow_the_rates() {
         let mut rng = StdRng::seed_from_u64(1);
