@@ -22,11 +22,13 @@
 //! Modules: [`profile`] (countries), [`timeline`] (an order's life), [`quirks`] (how
 //! its records deviate from the documentation), [`record`] (rendering), [`truth`],
 //! [`faults`], [`auth`] (the signature), `server` (HTTP), [`traffic`] (the demo's
-//! order generator), [`seed`] (per-order RNG seeds).
+//! order generator), [`seed`] (per-order RNG seeds), [`oracle`] (the fewest record
+//! queries per order, for the polling bench: [`SimHandle::oracle_queries`]).
 
 pub mod auth;
 mod error;
 pub mod faults;
+pub mod oracle;
 pub mod profile;
 pub mod quirks;
 pub mod record;
@@ -50,6 +52,7 @@ use tracing::info;
 
 pub use error::SimError;
 pub use faults::{Faults, InjectedStatus, Outage, OutageKind};
+pub use oracle::OracleRules;
 pub use profile::Channel;
 pub use secret::ApiSecret;
 pub use traffic::{run_traffic, TrafficOptions};
@@ -253,6 +256,15 @@ fn settings_from_args(args: &SimulateArgs) -> Result<server::Settings, SimError>
     })
 }
 
+/// One order's oracle count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OracleCount {
+    pub order_id: String,
+    /// The truth's outcome word (`verified`, ..., `not_found`).
+    pub outcome: &'static str,
+    pub queries: u32,
+}
+
 /// A simulator serving in the background.
 pub struct SimHandle {
     addr: SocketAddr,
@@ -287,6 +299,14 @@ impl SimHandle {
     /// The ground truth so far (as `GET /sim/truth` returns it).
     pub fn truth(&self) -> Truth {
         self.state.truth()
+    }
+
+    /// For every order so far (sent or handed out unsent), the fewest record queries
+    /// an exporter playing by `rules` and knowing the future would need (see
+    /// [`oracle`]). Not part of `GET /sim/truth`: it depends on the exporter's settings,
+    /// which only the caller knows.
+    pub fn oracle_queries(&self, rules: &OracleRules) -> Vec<OracleCount> {
+        self.state.oracle_queries(rules)
     }
 
     /// Each outage of the live scenario with the wall-clock instant (Unix ms, system

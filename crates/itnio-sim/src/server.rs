@@ -24,12 +24,14 @@ use tracing::{debug, info, warn};
 
 use super::auth;
 use super::faults::{Faults, Injected};
+use super::oracle::{self, OracleRules};
 use super::profile::{normalize_receiver, profile_for_receiver, supported_countries, Channel};
 use super::record::{render, render_unknown};
 use super::secret::ApiSecret;
 use super::seed::derive_seed;
 use super::timeline::{Generator, Order};
-use super::truth::{Truth, TruthOrder};
+use super::truth::{self, Truth, TruthOrder};
+use super::OracleCount;
 
 pub const RECORD_PATH: &str = "/otp/verification/orderId/record";
 pub const SEND_PATH: &str = "/otp/verification/send";
@@ -167,6 +169,26 @@ impl State {
 
     pub fn set_faults(&self, faults: Faults) {
         *self.faults.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(faults);
+    }
+
+    /// The oracle's count of every order sent (or handed out unsent) so far.
+    pub fn oracle_queries(&self, rules: &OracleRules) -> Vec<OracleCount> {
+        let entries = lock(&self.book).entries.clone();
+        entries
+            .iter()
+            .map(|e| match e {
+                Entry::Sent(order) => OracleCount {
+                    order_id: order.order_id.clone(),
+                    outcome: truth::outcome(order),
+                    queries: oracle::sent_queries(&order.timeline, self.settings.scale, rules),
+                },
+                Entry::Unsent(u) => OracleCount {
+                    order_id: u.0.clone(),
+                    outcome: "not_found",
+                    queries: oracle::unsent_queries(rules),
+                },
+            })
+            .collect()
     }
 
     /// The ground truth of every order sent (or handed out unsent) so far.
