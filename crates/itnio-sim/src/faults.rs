@@ -3,7 +3,10 @@
 //!
 //! Fault draws use their own RNG, never an order's, so injecting faults changes only
 //! whether a query gets its record, not the record itself. Outages are the exception
-//! by design: they make the attempts of orders sent during them fail.
+//! by design: they make the attempts of orders sent during them fail, or with
+//! `kind: silent` never get a result. The documented examples are
+//! `examples/scenario-sms-fail.yml` (every field explained) and
+//! `examples/scenario-sms-silent.yml`.
 
 use std::collections::BTreeMap;
 use std::fmt;
