@@ -82,9 +82,18 @@ pub struct DemoArgs {
     pub orders_per_second: f64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Fault scenario for the simulator (YAML, see `simulate --help`).
+    /// Fault scenario for the simulator (YAML, see `simulate --help` and
+    /// examples/scenario-*.yml).
     #[arg(long)]
     pub scenario: Option<PathBuf>,
+    /// Start an outage of a simulated country's channel (sms, call, sna): `fail` (the
+    /// default) fails its attempts, `silent` accepts them and never reports a result.
+    /// Repeatable; added to the scenario file's outages. E.g. `IN:sms`, `ID:sms:silent`.
+    #[arg(long = "outage", value_name = "COUNTRY:CHANNEL[:silent]", value_parser = parse_outage)]
+    pub outages: Vec<sim::Outage>,
+    /// When the `--outage` outages start: wall-clock time after the demo starts.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub outage_after: Duration,
     /// Keep state and spool here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -236,6 +245,63 @@ const DEMO_API_SECRET: &str = "demo-secret";
 /// The simulated apps' OTP validity, before scaling (the provider's default).
 const DEMO_VALIDITY: Duration = Duration::from_secs(300);
 
+/// Parses `--outage COUNTRY:CHANNEL[:KIND]` (KIND `fail` or `silent`); the outage
+/// starts at 0 until `--outage-after` sets it.
+fn parse_outage(text: &str) -> Result<sim::Outage, String> {
+    let parts: Vec<&str> = text.split(':').map(str::trim).collect();
+    let (country, channel, kind) =
+        match parts.as_slice() {
+            [country, channel] => (*country, *channel, None),
+            [country, channel, kind] => (*country, *channel, Some(*kind)),
+            _ => return Err(
+                "expected COUNTRY:CHANNEL or COUNTRY:CHANNEL:silent, e.g. IN:sms or ID:sms:silent"
+                    .into(),
+            ),
+        };
+    let profile = sim::profile::profile_for_country(country).ok_or_else(|| {
+        format!(
+            "country {country:?} is not simulated (simulated: {})",
+            sim::profile::supported_countries()
+        )
+    })?;
+    let channel = match channel.to_ascii_lowercase().as_str() {
+        "sms" => sim::Channel::Sms,
+        "call" => sim::Channel::Call,
+        "sna" => sim::Channel::Sna,
+        other => return Err(format!("channel {other:?} is none of sms, call, sna")),
+    };
+    let kind = match kind.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("fail") => sim::OutageKind::Fail,
+        Some("silent") => sim::OutageKind::Silent,
+        Some(other) => return Err(format!("outage kind {other:?} is neither fail nor silent")),
+    };
+    Ok(sim::Outage {
+        country: profile.country.to_string(),
+        channel,
+        kind,
+        from: Duration::ZERO,
+        until: None,
+    })
+}
+
+/// The `--outage` outages starting `--outage-after` (wall clock) after the start:
+/// an outage's `from` is simulated time, so the wall-clock delay is divided by the scale.
+fn demo_outages(args: &DemoArgs) -> Vec<sim::Outage> {
+    let from = Duration::try_from_secs_f64(args.outage_after.as_secs_f64() / args.time_scale)
+        .unwrap_or(Duration::MAX);
+    args.outages
+        .iter()
+        .map(|o| sim::Outage { from, ..o.clone() })
+        .collect()
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-30T14:10:00.000Z`.
+fn rfc3339_utc(unix_ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(unix_ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| format!("{unix_ms} ms after the Unix epoch"))
+}
+
 /// The simulator's settings: `simulate`'s defaults except where the demo decides.
 fn demo_sim_args(args: &DemoArgs) -> sim::SimulateArgs {
     sim::SimulateArgs {
@@ -246,6 +312,7 @@ fn demo_sim_args(args: &DemoArgs) -> sim::SimulateArgs {
         time_scale: args.time_scale,
         validity: DEMO_VALIDITY,
         scenario: args.scenario.clone(),
+        extra_outages: demo_outages(args),
         ..sim::SimulateArgs::default()
     }
 }
@@ -380,8 +447,78 @@ async fn demo(args: DemoArgs) -> Result<(), CliError> {
         },
         options.telemetry_path,
     );
+    // The instant each outage starts, so that a watcher can time what follows it.
+    for (outage, starts_ms) in simulator.outage_starts() {
+        let at = rfc3339_utc(starts_ms);
+        println!(
+            "demo: outage {} {} ({}) starts at {at}",
+            outage.country,
+            outage.channel.as_str(),
+            outage.kind.as_str()
+        );
+        tracing::info!(
+            country = %outage.country,
+            channel = outage.channel.as_str(),
+            kind = outage.kind.as_str(),
+            starts_at = %at,
+            "demo: outage scheduled"
+        );
+    }
     let result = daemon::run(config, options, OnDamage::Refuse, shutdown).await;
     traffic_task.abort();
     simulator.shutdown().await;
     result.map_err(CliError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outage_flags_parse_with_fail_as_the_default_kind() {
+        let o = parse_outage("in:SMS").expect("valid");
+        assert_eq!(
+            (o.country.as_str(), o.channel, o.kind),
+            ("IN", sim::Channel::Sms, sim::OutageKind::Fail)
+        );
+        let o = parse_outage("ID:sms:silent").expect("valid");
+        assert_eq!(o.kind, sim::OutageKind::Silent);
+        assert_eq!(parse_outage("GU:call:fail").expect("valid").country, "GU");
+        for (bad, why) in [
+            ("FR:sms", "not simulated"),
+            ("IN:fax", "none of sms, call, sna"),
+            ("IN:sms:quiet", "neither fail nor silent"),
+            ("IN", "expected COUNTRY:CHANNEL"),
+            ("IN:sms:silent:x", "expected COUNTRY:CHANNEL"),
+        ] {
+            let err = parse_outage(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    /// `--outage-after` is wall-clock time; the simulator's `from` is simulated time.
+    #[test]
+    fn outage_after_is_converted_with_the_time_scale() {
+        let cli = Cli::try_parse_from([
+            "itnio-otp-exporter",
+            "demo",
+            "--time-scale",
+            "0.2",
+            "--outage",
+            "IN:sms",
+            "--outage",
+            "ID:sms:silent",
+            "--outage-after",
+            "1m",
+        ])
+        .expect("valid flags");
+        let Command::Demo(args) = cli.command else {
+            panic!("not demo")
+        };
+        let outages = demo_outages(&args);
+        assert_eq!(outages.len(), 2);
+        assert!(outages.iter().all(|o| o.from == Duration::from_secs(300)));
+        assert_eq!(demo_sim_args(&args).extra_outages, outages);
+        assert_eq!(rfc3339_utc(1_796_047_800_000), "2026-11-30T14:10:00.000Z");
+    }
 }

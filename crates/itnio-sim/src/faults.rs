@@ -3,7 +3,10 @@
 //!
 //! Fault draws use their own RNG, never an order's, so injecting faults changes only
 //! whether a query gets its record, not the record itself. Outages are the exception
-//! by design: they make the attempts of orders sent during them fail.
+//! by design: they make the attempts of orders sent during them fail, or with
+//! `kind: silent` never get a result. The documented examples are
+//! `examples/scenario-sms-fail.yml` (every field explained) and
+//! `examples/scenario-sms-silent.yml`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -144,14 +147,38 @@ fn default_slow() -> Duration {
     Duration::from_secs(2)
 }
 
-/// A country/channel outage: attempts of orders sent in `[from, until)` fail.
-/// Times are after simulator start, before time scaling (like every simulated delay).
+/// What an outage does to the attempts it hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutageKind {
+    /// The attempt fails (a failed DLR, a rejected call, a failed SNA answer).
+    #[default]
+    Fail,
+    /// The attempt is accepted (and billed) but never gets a result: no DLR, no
+    /// answer, no hang-up. The flow falls back as for an SMS without a report in time.
+    Silent,
+}
+
+impl OutageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutageKind::Fail => "fail",
+            OutageKind::Silent => "silent",
+        }
+    }
+}
+
+/// A country/channel outage: attempts of orders sent in `[from, until)` fail (or, with
+/// `kind: silent`, never get a result). Times are after simulator start, before time
+/// scaling (like every simulated delay).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outage {
     /// ISO 3166-1 alpha-2 code of a simulated country (`IN`, `GU`, ...).
     pub country: String,
     pub channel: Channel,
+    #[serde(default)]
+    pub kind: OutageKind,
     #[serde(default, with = "duration_text")]
     pub from: Duration,
     /// Absent: until the simulator stops.
@@ -289,22 +316,26 @@ impl Faults {
         Ok(())
     }
 
-    /// Whether an attempt on `(country, channel)` of an order sent `elapsed_ms`
-    /// (wall clock) after simulator start fails because of an outage.
+    /// The outage (the first listed, when several overlap) that hits an attempt on
+    /// `(country, channel)` of an order sent `elapsed_ms` (wall clock) after simulator
+    /// start, if any.
     pub fn outage_hits(
         &self,
         country: &str,
         channel: Channel,
         elapsed_ms: f64,
         scale: f64,
-    ) -> bool {
-        self.outages.iter().any(|o| {
-            o.channel == channel
-                && o.country.eq_ignore_ascii_case(country)
-                && elapsed_ms >= o.from.as_secs_f64() * 1000.0 * scale
-                && o.until
-                    .is_none_or(|until| elapsed_ms < until.as_secs_f64() * 1000.0 * scale)
-        })
+    ) -> Option<OutageKind> {
+        self.outages
+            .iter()
+            .find(|o| {
+                o.channel == channel
+                    && o.country.eq_ignore_ascii_case(country)
+                    && elapsed_ms >= o.from.as_secs_f64() * 1000.0 * scale
+                    && o.until
+                        .is_none_or(|until| elapsed_ms < until.as_secs_f64() * 1000.0 * scale)
+            })
+            .map(|o| o.kind)
     }
 
     /// Decides the fate of one record query.
@@ -358,13 +389,42 @@ outages:
         assert_eq!(f.status_rates.get(&InjectedStatus(-18)), Some(&0.05));
         assert_eq!(f.slow, Duration::from_secs(2));
         assert_eq!(f.outages[0].until, Some(Duration::from_secs(3600)));
-        assert!(f.outage_hits("in", Channel::Sms, 10.0, 1.0));
-        assert!(!f.outage_hits("IN", Channel::Call, 10.0, 1.0));
-        assert!(!f.outage_hits("IN", Channel::Sms, 3_600_000.0, 1.0));
-        assert!(
-            !f.outage_hits("IN", Channel::Sms, 100_000.0, 0.02),
+        assert_eq!(
+            f.outage_hits("in", Channel::Sms, 10.0, 1.0),
+            Some(OutageKind::Fail),
+            "kind defaults to fail"
+        );
+        assert_eq!(f.outage_hits("IN", Channel::Call, 10.0, 1.0), None);
+        assert_eq!(f.outage_hits("IN", Channel::Sms, 3_600_000.0, 1.0), None);
+        assert_eq!(
+            f.outage_hits("IN", Channel::Sms, 100_000.0, 0.02),
+            None,
             "scaled hour is 72 s"
         );
+    }
+
+    #[test]
+    fn silent_outages_parse_and_hit() {
+        let f = Faults::parse(
+            "outages:\n  - {country: ID, channel: sms, kind: silent, from: 8m}\n  - {country: ID, channel: call, kind: fail}\n",
+        )
+        .expect("valid scenario");
+        assert_eq!(f.outages[0].kind, OutageKind::Silent);
+        assert_eq!(f.outages[1].kind, OutageKind::Fail);
+        assert_eq!(f.outage_hits("ID", Channel::Sms, 479_000.0, 1.0), None);
+        assert_eq!(
+            f.outage_hits("ID", Channel::Sms, 480_000.0, 1.0),
+            Some(OutageKind::Silent)
+        );
+        assert_eq!(
+            f.outage_hits("ID", Channel::Call, 0.0, 1.0),
+            Some(OutageKind::Fail)
+        );
+        let err = Faults::parse("outages: [{country: ID, channel: sms, kind: quiet}]")
+            .expect_err("unknown kind");
+        assert!(err.contains("unknown variant"), "{err}");
+        let text = serde_yaml::to_string(&f).expect("serialize");
+        assert_eq!(Faults::parse(&text).expect("round trip"), f);
     }
 
     #[test]
@@ -406,6 +466,48 @@ outages:
         );
         let missing = Faults::load(&dir.path().join("nope.yaml")).expect_err("missing");
         assert!(missing.to_string().contains("nope.yaml"));
+    }
+
+    /// The documented example scenarios under `examples/` load and mean what they say.
+    #[test]
+    fn the_example_scenarios_load() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let load = |name: &str| {
+            let path = examples.join(name);
+            Faults::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        let fail = load("scenario-sms-fail.yml");
+        assert_eq!(fail.outages.len(), 1);
+        let o = &fail.outages[0];
+        assert_eq!(
+            (o.country.as_str(), o.channel, o.kind),
+            ("IN", Channel::Sms, OutageKind::Fail)
+        );
+        assert_eq!(o.from, Duration::from_secs(480));
+        assert_eq!(o.until, Some(Duration::from_secs(3600)));
+        // Every field of the format appears in the commented example.
+        let text = serde_yaml::to_string(&Faults::default()).expect("serialize");
+        let documented =
+            std::fs::read_to_string(examples.join("scenario-sms-fail.yml")).expect("read example");
+        for line in text.lines().filter(|l| !l.starts_with(' ')) {
+            let field = line.split(':').next().unwrap_or_default();
+            assert!(
+                documented.contains(&format!("\n{field}:")),
+                "{field} is not in the example"
+            );
+        }
+        for field in ["country", "channel", "kind", "from", "until"] {
+            assert!(
+                documented.contains(&format!("{field}:")),
+                "outages' {field}"
+            );
+        }
+        let silent = load("scenario-sms-silent.yml");
+        let o = &silent.outages[0];
+        assert_eq!(
+            (o.country.as_str(), o.channel, o.kind, o.until),
+            ("ID", Channel::Sms, OutageKind::Silent, None)
+        );
     }
 
     #[test]

@@ -22,11 +22,13 @@
 //! Modules: [`profile`] (countries), [`timeline`] (an order's life), [`quirks`] (how
 //! its records deviate from the documentation), [`record`] (rendering), [`truth`],
 //! [`faults`], [`auth`] (the signature), `server` (HTTP), [`traffic`] (the demo's
-//! order generator), [`seed`] (per-order RNG seeds).
+//! order generator), [`seed`] (per-order RNG seeds), [`oracle`] (the fewest record
+//! queries per order, for the polling bench: [`SimHandle::oracle_queries`]).
 
 pub mod auth;
 mod error;
 pub mod faults;
+pub mod oracle;
 pub mod profile;
 pub mod quirks;
 pub mod record;
@@ -49,7 +51,8 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 pub use error::SimError;
-pub use faults::{Faults, InjectedStatus, Outage};
+pub use faults::{Faults, InjectedStatus, Outage, OutageKind};
+pub use oracle::OracleRules;
 pub use profile::Channel;
 pub use secret::ApiSecret;
 pub use traffic::{run_traffic, TrafficOptions};
@@ -134,6 +137,9 @@ pub struct SimulateArgs {
     /// Answer every record query with status -2
     #[arg(long)]
     pub ip_restricted: bool,
+    /// Outages added to the scenario file's (the demo's `--outage` flags).
+    #[arg(skip)]
+    pub extra_outages: Vec<Outage>,
 }
 
 impl Default for SimulateArgs {
@@ -159,6 +165,7 @@ impl Default for SimulateArgs {
             slow: None,
             auth_outage: false,
             ip_restricted: false,
+            extra_outages: Vec::new(),
         }
     }
 }
@@ -212,6 +219,7 @@ fn faults_from_args(args: &SimulateArgs) -> Result<Faults, SimError> {
     }
     f.auth_outage |= args.auth_outage;
     f.ip_restricted |= args.ip_restricted;
+    f.outages.extend(args.extra_outages.iter().cloned());
     f.validate().map_err(|detail| SimError::InvalidOption {
         option: "fault flags",
         detail,
@@ -248,6 +256,15 @@ fn settings_from_args(args: &SimulateArgs) -> Result<server::Settings, SimError>
     })
 }
 
+/// One order's oracle count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OracleCount {
+    pub order_id: String,
+    /// The truth's outcome word (`verified`, ..., `not_found`).
+    pub outcome: &'static str,
+    pub queries: u32,
+}
+
 /// A simulator serving in the background.
 pub struct SimHandle {
     addr: SocketAddr,
@@ -282,6 +299,30 @@ impl SimHandle {
     /// The ground truth so far (as `GET /sim/truth` returns it).
     pub fn truth(&self) -> Truth {
         self.state.truth()
+    }
+
+    /// For every order so far (sent or handed out unsent), the fewest record queries
+    /// an exporter playing by `rules` and knowing the future would need (see
+    /// [`oracle`]). Not part of `GET /sim/truth`: it depends on the exporter's settings,
+    /// which only the caller knows.
+    pub fn oracle_queries(&self, rules: &OracleRules) -> Vec<OracleCount> {
+        self.state.oracle_queries(rules)
+    }
+
+    /// Each outage of the live scenario with the wall-clock instant (Unix ms, system
+    /// clock) it starts at: the simulator's start plus `from` times the time scale.
+    pub fn outage_starts(&self) -> Vec<(Outage, i64)> {
+        let started = self.state.started_unix_ms();
+        let scale = self.state.scale();
+        self.state
+            .faults()
+            .outages
+            .iter()
+            .map(|o| {
+                let offset_ms = (o.from.as_secs_f64() * 1000.0 * scale).round() as i64;
+                (o.clone(), started.saturating_add(offset_ms))
+            })
+            .collect()
     }
 
     /// Stops accepting, lets in-flight requests finish, and waits for the server.

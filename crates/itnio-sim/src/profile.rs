@@ -155,6 +155,7 @@ const BASE: Profile = Profile {
     sna_success: None,
     verify_share: 0.72,
     wrong_code_share: 0.04,
+    // Code received → code typed; several countries override it (p95 here about 75 s).
     verify_delay: delay(4_000, 25_000, 100_000, 0.15),
     late_dlr_share: 0.06,
     stuck_share: 0.01,
@@ -181,6 +182,9 @@ pub static PROFILES: &[Profile] = &[
         bill_period: (60, 60),
         supplier_code: "401",
         late_dlr_share: 0.1,
+        // Users take a little longer, with a longer tail (app switches, slow
+        // handsets): p95 of the delay about 80 s.
+        verify_delay: delay(5_000, 25_000, 120_000, 0.12),
         ..BASE
     },
     Profile {
@@ -195,6 +199,7 @@ pub static PROFILES: &[Profile] = &[
         call_success: 0.65,
         sna_success: Some(0.85),
         verify_share: 0.65,
+        verify_delay: delay(5_000, 28_000, 100_000, 0.12),
         ..BASE
     },
     Profile {
@@ -226,6 +231,8 @@ pub static PROFILES: &[Profile] = &[
         verify_share: 0.55,
         wrong_code_share: 0.06,
         stuck_share: 0.02,
+        // The slowest users, the longest tail (p95 about 2 min).
+        verify_delay: delay(8_000, 35_000, 150_000, 0.2),
         ..BASE
     },
     Profile {
@@ -257,6 +264,8 @@ pub static PROFILES: &[Profile] = &[
         verify_share: 0.8,
         late_dlr_share: 0.04,
         stuck_share: 0.005,
+        // Autofill of SMS codes: most users are quick.
+        verify_delay: delay(3_000, 15_000, 60_000, 0.08),
         ..BASE
     },
     Profile {
@@ -287,6 +296,7 @@ pub static PROFILES: &[Profile] = &[
         verify_share: 0.8,
         late_dlr_share: 0.03,
         stuck_share: 0.005,
+        verify_delay: delay(3_000, 15_000, 60_000, 0.08),
         ..BASE
     },
     Profile {
@@ -468,6 +478,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The delays the exporter learns per country differ per country and have a long
+    /// tail, so its estimates meet real variance.
+    #[test]
+    fn delays_differ_per_country_and_have_a_tail() {
+        let distinct = |f: &dyn Fn(&Profile) -> Delay| {
+            let mut seen: Vec<Delay> = Vec::new();
+            for p in PROFILES {
+                let d = f(p);
+                assert!(
+                    d.tail_share > 0.0 && d.tail_ms >= 3 * d.typical_ms,
+                    "{}: {d:?} has no long tail",
+                    p.country
+                );
+                if !seen.contains(&d) {
+                    seen.push(d);
+                }
+            }
+            seen.len()
+        };
+        assert!(distinct(&|p| p.dlr_latency) >= 5);
+        assert!(distinct(&|p| p.verify_delay) >= 4);
     }
 
     #[test]

@@ -24,12 +24,14 @@ use tracing::{debug, info, warn};
 
 use super::auth;
 use super::faults::{Faults, Injected};
+use super::oracle::{self, OracleRules};
 use super::profile::{normalize_receiver, profile_for_receiver, supported_countries, Channel};
 use super::record::{render, render_unknown};
 use super::secret::ApiSecret;
 use super::seed::derive_seed;
 use super::timeline::{Generator, Order};
-use super::truth::{Truth, TruthOrder};
+use super::truth::{self, Truth, TruthOrder};
+use super::OracleCount;
 
 pub const RECORD_PATH: &str = "/otp/verification/orderId/record";
 pub const SEND_PATH: &str = "/otp/verification/send";
@@ -113,9 +115,19 @@ impl Book {
 pub struct State {
     settings: Settings,
     started: Instant,
+    /// The system clock (no `--clock-offset`) at `started`, for outage start times.
+    started_unix_ms: i64,
     faults: RwLock<Arc<Faults>>,
     fault_rng: Mutex<StdRng>,
     book: Mutex<Book>,
+}
+
+/// The system clock in Unix milliseconds.
+fn system_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -128,6 +140,7 @@ impl State {
         State {
             settings,
             started: Instant::now(),
+            started_unix_ms: system_now_ms(),
             faults: RwLock::new(Arc::new(faults)),
             fault_rng: Mutex::new(fault_rng),
             book: Mutex::new(Book::default()),
@@ -136,11 +149,15 @@ impl State {
 
     /// The simulator's clock: the system clock shifted by `--clock-offset`.
     pub fn now_ms(&self) -> i64 {
-        let system = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        system.saturating_add(self.settings.clock_offset_ms)
+        system_now_ms().saturating_add(self.settings.clock_offset_ms)
+    }
+
+    pub fn started_unix_ms(&self) -> i64 {
+        self.started_unix_ms
+    }
+
+    pub fn scale(&self) -> f64 {
+        self.settings.scale
     }
 
     pub fn faults(&self) -> Arc<Faults> {
@@ -152,6 +169,26 @@ impl State {
 
     pub fn set_faults(&self, faults: Faults) {
         *self.faults.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(faults);
+    }
+
+    /// The oracle's count of every order sent (or handed out unsent) so far.
+    pub fn oracle_queries(&self, rules: &OracleRules) -> Vec<OracleCount> {
+        let entries = lock(&self.book).entries.clone();
+        entries
+            .iter()
+            .map(|e| match e {
+                Entry::Sent(order) => OracleCount {
+                    order_id: order.order_id.clone(),
+                    outcome: truth::outcome(order),
+                    queries: oracle::sent_queries(&order.timeline, self.settings.scale, rules),
+                },
+                Entry::Unsent(u) => OracleCount {
+                    order_id: u.0.clone(),
+                    outcome: "not_found",
+                    queries: oracle::unsent_queries(rules),
+                },
+            })
+            .collect()
     }
 
     /// The ground truth of every order sent (or handed out unsent) so far.

@@ -541,3 +541,78 @@ fn command_line_flags_build_the_scenario() {
     assert_eq!(parse_clock_offset("0s").expect("offset"), 0);
     assert_eq!(parse_clock_offset("90s").expect("offset"), 90_000);
 }
+
+/// Outages from the options join the scenario file's, and each starts at the
+/// simulator's start plus `from` times the scale.
+#[tokio::test]
+async fn extra_outages_join_the_scenario_and_report_their_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("s.yml");
+    std::fs::write(&scenario, "outages: [{country: BR, channel: call}]\n").expect("write");
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let sim = start(SimulateArgs {
+        scenario: Some(scenario),
+        extra_outages: vec![Outage {
+            country: "IN".into(),
+            channel: Channel::Sms,
+            kind: OutageKind::Silent,
+            from: Duration::from_secs(600),
+            until: None,
+        }],
+        ..test_args()
+    })
+    .await
+    .expect("start");
+    let after = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let starts = sim.outage_starts();
+    assert_eq!(starts.len(), 2);
+    assert_eq!(
+        (starts[0].0.country.as_str(), starts[0].0.kind),
+        ("BR", OutageKind::Fail)
+    );
+    assert!((before..=after).contains(&starts[0].1));
+    // 600 s of simulated time at scale 0.05: 30 s after the start.
+    assert_eq!(starts[1].0.kind, OutageKind::Silent);
+    assert!((before + 30_000..=after + 30_000).contains(&starts[1].1));
+    sim.shutdown().await;
+}
+
+/// The oracle counts every id the simulator knows, sent or not.
+#[tokio::test]
+async fn the_oracle_counts_every_order() {
+    let sim = start(test_args()).await.expect("start");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = TrafficOptions {
+        max_orders: Some(40),
+        unknown_ratio: 0.25,
+        ..fast_traffic(&sim, dir.path().join("spool"))
+    };
+    run_traffic(opts).await.expect("traffic");
+    let rules = OracleRules {
+        verification_window: Duration::from_millis(1_500),
+        settle_timeout: Duration::from_millis(600),
+        not_found_grace: Duration::from_millis(600),
+        max_age: Duration::from_secs(9),
+        tolerance: Duration::from_millis(250),
+    };
+    let truth = sim.truth();
+    let oracle = sim.oracle_queries(&rules);
+    assert_eq!(oracle.len(), truth.orders.len());
+    for (o, t) in oracle.iter().zip(&truth.orders) {
+        assert_eq!(
+            (o.order_id.as_str(), o.outcome),
+            (t.order_id.as_str(), &*t.outcome)
+        );
+        match o.outcome {
+            "not_found" => assert_eq!(o.queries, 2),
+            _ => assert!((1..=12).contains(&o.queries), "{o:?}"),
+        }
+    }
+    sim.shutdown().await;
+}

@@ -11,11 +11,15 @@
 //!   [`SETTLE_SHARE`] of the validity, and its user acts by [`VERIFY_SHARE`];
 //! - a verified order may have results after the verification (a late DLR), but all of
 //!   them within [`LATE_SHARE`] of the validity after it;
-//! - a stuck order has all its attempts pending forever and nothing else.
+//! - a stuck order has all its attempts pending forever and nothing else;
+//! - an attempt hit by a silent outage is submitted (an SMS sent and billed, a call
+//!   ringing) but stays pending forever, and the flow falls back after the fallback
+//!   delay as for an SMS without a report in time.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::faults::OutageKind;
 use super::profile::{Channel, Delay, Network, Profile};
 use super::quirks::Quirks;
 use super::seed::derive_seed;
@@ -131,6 +135,8 @@ pub struct Attempt {
     /// Call `callDuration` / `chargedDuration`, unscaled seconds.
     pub duration_s: u16,
     pub charged_s: u16,
+    /// Pending forever because a silent outage swallowed it.
+    pub silent: bool,
 }
 
 impl Attempt {
@@ -150,7 +156,26 @@ impl Attempt {
             amount: 0,
             duration_s: 0,
             charged_s: 0,
+            silent: false,
         }
+    }
+
+    /// Turns an attempt drawn as usual into one a silent outage swallowed: whatever it
+    /// would have become, it keeps only what happens before a result (an SMS is still
+    /// sent and billed, a call still rings; an unanswered call costs nothing).
+    fn silence(&mut self) {
+        self.answer = None;
+        self.receipt = None;
+        self.done = None;
+        self.result = AttemptResult::Pending;
+        self.reason = "";
+        self.termination_code = 0;
+        self.duration_s = 0;
+        self.charged_s = 0;
+        if self.channel != Channel::Sms {
+            self.amount = 0;
+        }
+        self.silent = true;
     }
 
     /// Moves every event after `deadline` earlier, keeping their order: the attempt's
@@ -232,8 +257,8 @@ pub struct Generator<'a> {
     pub validity_ms: u32,
     /// Whether records of this simulator vary like real payloads.
     pub quirks: bool,
-    /// Whether an outage makes attempts on `(country, channel)` fail.
-    pub outage: &'a dyn Fn(&str, Channel) -> bool,
+    /// The outage, if any, that hits attempts on `(country, channel)`.
+    pub outage: &'a dyn Fn(&str, Channel) -> Option<OutageKind>,
 }
 
 fn pick<T: Copy, R: Rng>(rng: &mut R, items: &[T], fallback: T) -> T {
@@ -364,12 +389,24 @@ impl Generator<'_> {
             {
                 break;
             }
-            let forced_failure = (self.outage)(profile.country, channel);
-            let (attempt, follow) = match channel {
+            let outage = (self.outage)(profile.country, channel);
+            let forced_failure = outage == Some(OutageKind::Fail);
+            let (mut attempt, mut follow) = match channel {
                 Channel::Sms => sms_attempt(rng, profile, at, forced_failure, draws.fallback_after),
                 Channel::Call => call_attempt(rng, profile, at, forced_failure),
                 Channel::Sna => sna_attempt(rng, profile, at, forced_failure),
             };
+            if outage == Some(OutageKind::Silent) {
+                // Drawn as usual (the RNG moves exactly as without the outage), then
+                // swallowed: no result ever, so the flow gives up waiting after the
+                // fallback delay, as for an SMS whose report is late.
+                attempt.silence();
+                let next = match channel {
+                    Channel::Sms => Channel::Call,
+                    Channel::Call | Channel::Sna => Channel::Sms,
+                };
+                follow = Some((next, at + draws.fallback_after));
+            }
             let submitted = attempt.submit;
             attempts.push(attempt);
             // Each channel is tried at most once per order; a second apart at least, so

@@ -153,16 +153,32 @@ impl TruthOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::OutageKind;
     use crate::profile::PROFILES;
     use crate::record::render;
     use crate::testutil::{seen, Seen};
     use crate::timeline::tests::generator;
-    use crate::timeline::{LATE_SHARE, SETTLE_SHARE};
+    use crate::timeline::{Generator, LATE_SHARE, SETTLE_SHARE};
 
     const SENT: i64 = 1_700_000_000_000;
 
     fn orders(validity_ms: u32, per: usize) -> Vec<Order> {
-        let g = generator(21, validity_ms, true);
+        orders_of(&generator(21, validity_ms, true), per)
+    }
+
+    /// Silent outages on every channel somewhere: SMS in India and Brazil, calls in
+    /// Brazil and Indonesia, SNA in Indonesia and the US.
+    fn silent_somewhere(country: &str, ch: Channel) -> Option<OutageKind> {
+        let hit = matches!(
+            (country, ch),
+            ("IN" | "BR", Channel::Sms)
+                | ("BR" | "ID", Channel::Call)
+                | ("ID" | "US", Channel::Sna)
+        );
+        hit.then_some(OutageKind::Silent)
+    }
+
+    fn orders_of(g: &Generator, per: usize) -> Vec<Order> {
         let mut out = Vec::new();
         for p in PROFILES {
             for start in [Channel::Sms, Channel::Call, Channel::Sna] {
@@ -261,6 +277,97 @@ mod tests {
                     order.order_id
                 );
             }
+        }
+    }
+
+    /// The same under silent outages: pending-forever attempts do not change what the
+    /// exporter concludes from the records, nor when.
+    #[test]
+    fn silent_outages_keep_the_truth_exact() {
+        for (validity_ms, scale) in [(300_000, 1.0), (30_000, 0.05)] {
+            let g = Generator {
+                seed: 21,
+                validity_ms,
+                quirks: true,
+                outage: &silent_somewhere,
+            };
+            let all = orders_of(&g, 60);
+            assert!(all
+                .iter()
+                .any(|o| o.timeline.attempts.iter().any(|a| a.silent)));
+            for order in all {
+                let truth = TruthOrder::of(&order);
+                let final_view = view(&order, validity_ms * 20, scale);
+                assert_truth_matches(&order, &final_view, &truth);
+                let early = view(&order, decision_offset(&order, validity_ms), scale);
+                assert_eq!(early, final_view, "{}", order.order_id);
+            }
+        }
+    }
+
+    /// One test per rule of a silent attempt's outcome: alone (or with other silent
+    /// ones) it is `expired`; beside a failed call `undelivered`; beside a delivered
+    /// call what the user did (`verified`, `failed`, or `unverified`).
+    #[test]
+    fn silent_attempts_outcome_rules() {
+        let silent_sms_and_call = |country: &str, ch: Channel| {
+            (country == "IN" && ch != Channel::Sna).then_some(OutageKind::Silent)
+        };
+        let all_silent = Generator {
+            seed: 3,
+            validity_ms: 300_000,
+            quirks: false,
+            outage: &silent_sms_and_call,
+        };
+        let sms_only = Generator {
+            seed: 3,
+            validity_ms: 300_000,
+            quirks: false,
+            outage: &crate::timeline::tests::silent_india_sms,
+        };
+        let india = crate::profile::profile_for_country("IN").expect("IN");
+        let order = |g: &Generator, i: usize| {
+            let order_id = format!("rule-{i}");
+            let timeline = g.generate(&order_id, india, Channel::Sms);
+            Order {
+                order_id,
+                app_id: "app".into(),
+                receiver: "919000000000".into(),
+                sent_at_ms: SENT,
+                timeline,
+            }
+        };
+        let mut seen_outcomes = std::collections::BTreeSet::new();
+        for i in 0..400 {
+            let o = order(&all_silent, i);
+            if o.timeline.attempts.iter().any(|a| a.silent) {
+                assert_eq!(outcome(&o), "expired", "{:#?}", o.timeline);
+            }
+            let o = order(&sms_only, i);
+            let t = &o.timeline;
+            let (Some(sms), Some(call)) = (t.attempts.first(), t.attempts.get(1)) else {
+                continue;
+            };
+            assert!(sms.silent && sms.result == AttemptResult::Pending);
+            let expected = match (call.result, t.verification.map(|v| v.kind)) {
+                (_, Some(VerifyKind::Matched)) => "verified",
+                (_, Some(VerifyKind::WrongCode)) => "failed",
+                (AttemptResult::Failed, None) => "undelivered",
+                (AttemptResult::Delivered, None) => "unverified",
+                (AttemptResult::Pending, None) => "expired",
+            };
+            assert_eq!(outcome(&o), expected, "{:#?}", t);
+            let truth = TruthOrder::of(&o);
+            assert_eq!(truth.attempts[0].result, "pending");
+            assert_eq!(truth.attempts[1].channel, "call");
+            assert_eq!(
+                truth.fallbacks,
+                vec![[Word::from("sms"), Word::from("call")]]
+            );
+            seen_outcomes.insert(expected);
+        }
+        for want in ["verified", "undelivered", "unverified"] {
+            assert!(seen_outcomes.contains(want), "{want}: {seen_outcomes:?}");
         }
     }
 

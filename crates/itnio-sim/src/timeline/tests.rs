@@ -3,8 +3,13 @@
 use super::*;
 use crate::profile::{profile_for_country, PROFILES};
 
-pub(crate) fn no_outage(_: &str, _: Channel) -> bool {
-    false
+pub(crate) fn no_outage(_: &str, _: Channel) -> Option<OutageKind> {
+    None
+}
+
+/// A silent SMS outage in India.
+pub(crate) fn silent_india_sms(country: &str, ch: Channel) -> Option<OutageKind> {
+    (country == "IN" && ch == Channel::Sms).then_some(OutageKind::Silent)
 }
 
 pub(crate) fn generator(seed: u64, validity_ms: u32, quirks: bool) -> Generator<'static> {
@@ -55,7 +60,17 @@ pub(crate) fn check(t: &Timeline, validity_ms: u32) -> Result<(), String> {
             return Err(format!("attempt {i}: done and result disagree"));
         }
     }
-    let pending = t.attempts.iter().filter(|a| a.done.is_none()).count();
+    if t.attempts
+        .iter()
+        .any(|a| a.silent != (a.done.is_none() && !t.is_stuck()))
+    {
+        return Err("a silent attempt with a result, or an unexplained pending one".into());
+    }
+    let pending = t
+        .attempts
+        .iter()
+        .filter(|a| a.done.is_none() && !a.silent)
+        .count();
     if pending > 0 && (pending != t.attempts.len() || t.verification.is_some()) {
         return Err("pending attempts on an order that is not stuck".into());
     }
@@ -186,7 +201,9 @@ fn every_kind_of_fate_occurs() {
 
 #[test]
 fn outages_fail_the_channel() {
-    let outage = |country: &str, ch: Channel| country == "IN" && ch == Channel::Sms;
+    let outage = |country: &str, ch: Channel| {
+        (country == "IN" && ch == Channel::Sms).then_some(OutageKind::Fail)
+    };
     let g = Generator {
         seed: 1,
         validity_ms: 300_000,
@@ -217,6 +234,110 @@ fn outages_fail_the_channel() {
     assert!(delivered > 50, "other countries are unaffected");
 }
 
+/// A silent outage swallows the attempt: sent and billed like a real send, never a
+/// result, and the flow falls back to a call exactly after the fallback delay.
+#[test]
+fn silent_outages_swallow_the_attempt_and_fall_back_after_the_delay() {
+    let silent = Generator {
+        seed: 1,
+        validity_ms: 300_000,
+        quirks: false,
+        outage: &silent_india_sms,
+    };
+    let calm = generator(1, 300_000, false);
+    let india = profile_for_country("IN").expect("IN");
+    let (mut calls, mut verified_by_call) = (0, 0);
+    for i in 0..300 {
+        let id = format!("s{i}");
+        let t = silent.generate(&id, india, Channel::Sms);
+        let usual = calm.generate(&id, india, Channel::Sms);
+        check(&t, 300_000).unwrap_or_else(|e| panic!("{id}: {e}\n{t:#?}"));
+        if usual.is_stuck() {
+            continue;
+        }
+        let sms = &t.attempts[0];
+        assert_eq!(sms.channel, Channel::Sms);
+        assert!(sms.silent && sms.done.is_none() && sms.receipt.is_none());
+        assert_eq!(sms.result, AttemptResult::Pending);
+        // Drawn exactly as without the outage up to the result: sent and billed.
+        let was = &usual.attempts[0];
+        assert_eq!(
+            (sms.submit, sms.send, sms.segments, sms.amount),
+            (was.submit, was.send, was.segments, was.amount),
+            "{id}"
+        );
+        assert!(sms.amount > 0);
+        if let Some(call) = t.attempts.get(1) {
+            calls += 1;
+            assert_eq!(call.channel, Channel::Call);
+            let fallback = call.submit - sms.submit;
+            assert!(
+                (30_000..=60_000).contains(&fallback),
+                "{id}: the call {fallback} ms after the SMS"
+            );
+            assert!(!call.silent, "calls still work");
+        }
+        if t.verification.is_some_and(|v| v.channel == Channel::Call) {
+            verified_by_call += 1;
+        }
+        assert!(
+            t.verification.is_none_or(|v| v.channel == Channel::Call),
+            "{id}: verified with a code that never arrived"
+        );
+    }
+    assert!(calls > 250, "silent SMS fall back to calls: {calls}");
+    assert!(
+        verified_by_call > 50,
+        "some users verify late: {verified_by_call}"
+    );
+    // Other countries draw exactly what they draw without the outage.
+    let brazil = profile_for_country("BR").expect("BR");
+    for i in 0..100 {
+        let id = format!("s{i}");
+        assert_eq!(
+            silent.generate(&id, brazil, Channel::Sms),
+            calm.generate(&id, brazil, Channel::Sms)
+        );
+    }
+}
+
+/// Silent calls ring and are never answered nor hung up; silent SNA never answers.
+/// Both fall back to an SMS after the fallback delay.
+#[test]
+fn silent_calls_ring_forever_and_silent_sna_never_answers() {
+    let outage = |_: &str, ch: Channel| (ch != Channel::Sms).then_some(OutageKind::Silent);
+    let g = Generator {
+        seed: 4,
+        validity_ms: 300_000,
+        quirks: false,
+        outage: &outage,
+    };
+    let brazil = profile_for_country("BR").expect("BR");
+    for start in [Channel::Call, Channel::Sna] {
+        let mut fallbacks = 0;
+        for i in 0..100 {
+            let t = g.generate(&format!("c{i}"), brazil, start);
+            check(&t, 300_000).unwrap_or_else(|e| panic!("{e}\n{t:#?}"));
+            let first = &t.attempts[0];
+            if !first.silent {
+                assert!(t.is_stuck(), "only a stuck order escapes the outage");
+                continue;
+            }
+            assert_eq!(first.channel, start);
+            assert_eq!((first.done, first.answer, first.amount), (None, None, 0));
+            if start == Channel::Call {
+                assert!(first.ringing.is_some(), "a silent call still rings");
+            }
+            if let Some(sms) = t.attempts.get(1) {
+                fallbacks += 1;
+                assert_eq!(sms.channel, Channel::Sms);
+                assert!((30_000..=60_000).contains(&(sms.submit - first.submit)));
+            }
+        }
+        assert!(fallbacks > 90, "{start:?}: {fallbacks}");
+    }
+}
+
 #[test]
 fn billing() {
     assert_eq!(billed_seconds(0, (20, 20)), 0);
@@ -236,7 +357,11 @@ fn billing() {
 fn a_fixed_seed_draws_what_it_always_drew() {
     use md5::{Digest, Md5};
 
-    let outage = |country: &str, ch: Channel| country == "ID" && ch == Channel::Sms;
+    let outage = |country: &str, ch: Channel| match (country, ch) {
+        ("ID", Channel::Sms) => Some(OutageKind::Fail),
+        ("IN", Channel::Sms) => Some(OutageKind::Silent),
+        _ => None,
+    };
     let mut hasher = Md5::new();
     for (quirks, validity_ms, scale) in [(true, 300_000, 1.0), (false, 30_000, 0.05)] {
         let g = Generator {
@@ -277,5 +402,5 @@ fn a_fixed_seed_draws_what_it_always_drew() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    assert_eq!(digest, "f53d9796e2ac8f59c03be732af5cafd3");
+    assert_eq!(digest, "b4f7052d314d3a97c6b2dfbcbf270432");
 }

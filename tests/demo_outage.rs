@@ -1,0 +1,107 @@
+//! The demo's outage flags with the real binary: a bad `--outage` is refused naming the
+//! flag and the value, and the printed start instant is `--outage-after` after the start.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_bad_outage_flag_is_refused_with_the_flag_and_the_value() {
+    for (value, why) in [
+        ("FR:sms", "not simulated"),
+        ("IN:fax", "none of sms, call, sna"),
+        ("IN:sms:quiet", "neither fail nor silent"),
+        ("IN", "expected COUNTRY:CHANNEL"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["demo", "--listen", "127.0.0.1:0", "--outage", value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
+        assert!(
+            stderr.contains("--outage") && stderr.contains(&format!("'{value}'")),
+            "{value}: {stderr}"
+        );
+        assert!(stderr.contains(why), "{value}: {stderr}");
+        assert!(out.stdout.is_empty(), "{value}: started anyway");
+    }
+}
+
+#[test]
+fn the_demo_prints_when_each_outage_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr().to_string();
+    let before = unix_ms();
+    let mut demo = Proc::spawn(
+        "demo",
+        &[
+            "demo",
+            "--listen",
+            &listen,
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--time-scale",
+            "0.5",
+            "--orders-per-second",
+            "1",
+            "--outage",
+            "IN:sms",
+            "--outage",
+            "id:sms:silent",
+            "--outage-after",
+            "90s",
+        ],
+        &[],
+    );
+    let lines = wait_for(Duration::from_secs(30), || {
+        let log = demo.log();
+        let lines: Vec<String> = log
+            .lines()
+            .filter(|l| l.starts_with("demo: outage "))
+            .map(str::to_string)
+            .collect();
+        (lines.len() == 2).then_some(lines)
+    })
+    .unwrap_or_else(|| panic!("no outage lines:\n{}", demo.log()));
+    let after = unix_ms();
+    for (line, prefix) in lines.iter().zip([
+        "demo: outage IN sms (fail) starts at ",
+        "demo: outage ID sms (silent) starts at ",
+    ]) {
+        let at = line
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{line:?} does not start with {prefix:?}"));
+        assert!(at.ends_with('Z'), "UTC: {at}");
+        let at_ms = chrono::DateTime::parse_from_rfc3339(at)
+            .unwrap_or_else(|e| panic!("{at:?}: {e}"))
+            .timestamp_millis();
+        // The simulator starts between `before` and the line; the outage 90 s later.
+        assert!(
+            (before + 90_000..=after + 90_000).contains(&at_ms),
+            "{at} not 90 s after the start ({before}..{after})"
+        );
+    }
+    // The log carries it too.
+    assert!(
+        demo.log().contains("demo: outage scheduled"),
+        "{}",
+        demo.log()
+    );
+    assert_eq!(
+        demo.terminate(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        demo.log()
+    );
+}
