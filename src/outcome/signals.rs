@@ -3,6 +3,8 @@
 //! What was counted is kept with the order ([`Counted`], persisted), so a restart does
 //! not count a fact again.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::expect::{Estimates, Expectation, OverdueRule, Stage};
@@ -136,6 +138,8 @@ impl Fact {
 pub struct Expecting<'a> {
     pub estimates: &'a Estimates,
     pub rule: &'a OverdueRule,
+    /// Expected moments this close after the first are polled together.
+    pub batch: Duration,
 }
 
 impl Expecting<'_> {
@@ -263,24 +267,24 @@ pub fn next_expected(
         return None;
     }
     let places = attempt_places(obs);
-    let mut best: Option<NextExpected> = None;
+    let mut moments: Vec<NextExpected> = Vec::new();
+    // Just past the moment, so that the poll sees what is due by then.
     let mut consider = |at_ms: i64, learned: bool| {
-        if at_ms > now_ms && best.is_none_or(|b| at_ms < b.at_ms) {
-            best = Some(NextExpected { at_ms, learned });
+        let at_ms = at_ms.saturating_add(1);
+        if at_ms > now_ms {
+            moments.push(NextExpected { at_ms, learned });
         }
     };
-    // Just past the moment, so that the poll sees what is due by then.
-    let past = |at_ms: i64| at_ms.saturating_add(1);
     for (a, place) in obs.attempts.iter().zip(&places) {
         let (Some(submit), AttemptResult::Pending) = (a.submit_ms, a.result) else {
             continue;
         };
         let x = expecting.expect(Stage::Delivery, place.country, a.channel);
         for q in [x.median, x.p90].into_iter().flatten() {
-            consider(past(after(submit, q)), true);
+            consider(after(submit, q), true);
         }
         if counted.flags & OVERDUE_DELIVERY == 0 {
-            consider(past(after(submit, x.overdue_after)), x.median.is_some());
+            consider(after(submit, x.overdue_after), x.median.is_some());
         }
     }
     let verified = obs.matched.is_some_and(Matched::is_verified);
@@ -289,22 +293,28 @@ pub fn next_expected(
         if let Some(submit) = first.submit_ms {
             let country = order_country(obs, &places);
             let x = expecting.expect(Stage::Verification, country, first.channel);
-            if let Some(median) = x.median {
-                consider(past(after(submit, median)), true);
+            for q in [x.median, x.p90].into_iter().flatten() {
+                consider(after(submit, q), true);
             }
             if counted.flags & OVERDUE_VERIFICATION == 0 {
-                consider(past(after(submit, x.overdue_after)), x.median.is_some());
+                consider(after(submit, x.overdue_after), x.median.is_some());
             }
         }
     }
-    best
+    // One poll covers every moment within `batch` of the first: facts a few seconds
+    // apart are seen together, at most `batch` later than expected.
+    let first = moments.iter().map(|m| m.at_ms).min()?;
+    let until = after(first, expecting.batch);
+    let covered = moments.iter().filter(|m| m.at_ms <= until);
+    let at_ms = covered.clone().map(|m| m.at_ms).max()?;
+    let learned = covered.clone().any(|m| m.learned);
+    Some(NextExpected { at_ms, learned })
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{attempt, obs};
     use super::*;
-    use std::time::Duration;
     use AttemptResult::{Delivered, Failed, Pending};
     use Channel::{Call, Sms};
 
@@ -328,6 +338,7 @@ mod tests {
             &Expecting {
                 estimates: &estimates,
                 rule: &RULE,
+                batch: Duration::ZERO,
             },
         )
     }
@@ -461,6 +472,7 @@ mod tests {
         let expecting = Expecting {
             estimates: &estimates,
             rule: &RULE,
+            batch: Duration::ZERO,
         };
         let counted = Counted::default();
         let pending = obs(Some(-1), vec![in_india(attempt(Sms, 1_000, Pending))]);
@@ -481,12 +493,30 @@ mod tests {
             country: "IN",
             stage: Stage::Delivery
         }));
-        // Delivered, not verified: the median verification, then the overdue moment.
+        // Delivered, not verified: the median verification, its 90th percentile, then
+        // the overdue moment (about 40 s).
         let delivered = obs(Some(-1), vec![in_india(attempt(Sms, 1_000, Delivered))]);
-        let next = next_expected(&delivered, &counted, 12_000, &expecting).unwrap();
-        assert!((28_000..=34_000).contains(&next.at_ms), "{next:?}");
-        let next = next_expected(&delivered, &counted, next.at_ms, &expecting).unwrap();
-        assert!((38_000..=46_000).contains(&next.at_ms), "{next:?}");
-        assert!(next_expected(&delivered, &counted, next.at_ms, &expecting).is_none());
+        let plan = |batch: Duration| {
+            let expecting = Expecting {
+                estimates: &estimates,
+                rule: &RULE,
+                batch,
+            };
+            let mut polls = Vec::new();
+            let mut now = 12_000;
+            while let Some(next) = next_expected(&delivered, &counted, now, &expecting) {
+                polls.push(next.at_ms);
+                now = next.at_ms;
+            }
+            polls
+        };
+        let polls = plan(Duration::ZERO);
+        assert_eq!(polls.len(), 3, "{polls:?}");
+        assert!((28_000..=34_000).contains(&polls[0]), "{polls:?}");
+        assert!((38_000..=46_000).contains(&polls[2]), "{polls:?}");
+        // Moments within the batch of the first are polled together, at the last one:
+        // the 90th percentile and the overdue moment are a second or two apart.
+        let batched = plan(Duration::from_secs(5));
+        assert_eq!(batched, vec![polls[0], polls[2]]);
     }
 }

@@ -366,6 +366,7 @@ impl Core {
             let expecting = Expecting {
                 estimates,
                 rule: &self.overdue_rule,
+                batch: limits.first_delay,
             };
             let facts = outcome::reveal(obs, &mut entry.tracking.counted, now_ms, &expecting);
             for fact in facts {
@@ -380,6 +381,7 @@ impl Core {
         let expecting = Expecting {
             estimates,
             rule: &self.overdue_rule,
+            batch: limits.first_delay,
         };
         let expected = latest.and_then(|obs| {
             outcome::next_expected(obs, &entry.tracking.counted, now_ms, &expecting)
