@@ -15,6 +15,8 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 ];
 const API_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 const POLL_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 89.0];
+/// Lateness of record queries against their plan: healthy is well under a second.
+const POLL_DELAY_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
 
 /// Spool line results (label `result`).
 pub const SPOOL_RESULTS: [&str; 3] = ["accepted", "duplicate", "rejected"];
@@ -41,6 +43,9 @@ pub struct Metrics {
     pub store_healthy: IntGauge,
     pub invalid_values: IntCounterVec,
     pub attempts_dropped: IntCounter,
+    /// `otp_exporter_poll_delay_seconds{purpose}`: observed when a query is handed to
+    /// a worker.
+    pub poll_delay: HistogramVec,
 }
 
 /// Registers metrics in one registry. Names and label sets are constants of this
@@ -127,6 +132,8 @@ impl Metrics {
             invalid_values: r.counter("otp_exporter_invalid_values_total", "Provider values of finalized orders dropped as unbelievable (negative, not finite or above tracking.max_cost_per_attempt_usd amounts; times unparseable, before the order's issue or in the future; chargeCnt above 255), by wire field.",
                 &["field"]),
             attempts_dropped: r.add(IntCounter::new("otp_exporter_attempts_dropped_total", "Attempts of finalized orders beyond tracking.max_attempts_per_order, not counted in the otp_* metrics.")),
+            poll_delay: r.histogram("otp_exporter_poll_delay_seconds", "How late each record query went out against the time it was planned for, by why it was planned (decisive, expected, routine).",
+                POLL_DELAY_BUCKETS, &["purpose"]),
             registry: r.0,
         };
         #[cfg(target_os = "linux")]
@@ -161,6 +168,9 @@ impl Metrics {
         }
         // The store opened, or the daemon would not be running.
         self.store_healthy.set(1);
+        for purpose in crate::outcome::PollPurpose::ALL {
+            self.poll_delay.with_label_values(&[purpose.as_str()]);
+        }
     }
 
     /// Adds a finalized order's samples, all at once.
