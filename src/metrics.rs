@@ -15,6 +15,8 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 ];
 const API_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 const POLL_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 89.0];
+/// Lateness of record queries against their plan: healthy is well under a second.
+const POLL_DELAY_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
 
 /// Spool line results (label `result`).
 pub const SPOOL_RESULTS: [&str; 3] = ["accepted", "duplicate", "rejected"];
@@ -45,6 +47,9 @@ pub struct Metrics {
     pub verifications: IntCounterVec,
     pub orders_sent: IntCounterVec,
     pub orders_overdue: IntCounterVec,
+    /// `otp_exporter_poll_delay_seconds{purpose}`: observed when a query is handed to
+    /// a worker.
+    pub poll_delay: HistogramVec,
 }
 
 /// Registers metrics in one registry. Names and label sets are constants of this
@@ -139,6 +144,8 @@ impl Metrics {
                 &["app_id", "channel", "country"]),
             orders_overdue: r.counter("otp_orders_overdue_total", "Orders later than expected for their country and channel (learned 95th percentile): a delivery report (stage delivery) or the verification (stage verification); each once per order.",
                 &["app_id", "channel", "country", "stage"]),
+            poll_delay: r.histogram("otp_exporter_poll_delay_seconds", "How late each record query went out against the time it was planned for, by why it was planned (decisive, expected, routine).",
+                POLL_DELAY_BUCKETS, &["purpose"]),
             registry: r.0,
         };
         #[cfg(target_os = "linux")]
@@ -173,6 +180,9 @@ impl Metrics {
         }
         // The store opened, or the daemon would not be running.
         self.store_healthy.set(1);
+        for purpose in crate::outcome::PollPurpose::ALL {
+            self.poll_delay.with_label_values(&[purpose.as_str()]);
+        }
     }
 
     /// Adds a finalized order's samples, all at once.

@@ -237,13 +237,21 @@ impl Core {
         (dispatchable, sleep_ms)
     }
 
-    /// The next due order as a job for a worker (marked in flight), if any.
+    /// The next due order as a job for a worker (marked in flight), if any: decisive
+    /// polls first, then expected, then routine (see [`DueQueue::take_due`]). The loop
+    /// calls this only with a rate-limit cell in hand, so the query goes out now and
+    /// its lateness against the plan is observed here.
     pub fn next_job(&mut self, now_ms: i64) -> Option<Job> {
-        let order_id = self.queue.pop_due(now_ms)?;
-        let app = self.queue.get(&order_id)?.app;
-        self.queue.set_in_flight(&order_id, true);
+        let poll = self.queue.take_due(now_ms)?;
+        let app = self.queue.get(&poll.order_id)?.app;
+        self.queue.set_in_flight(&poll.order_id, true);
+        let late_seconds = (now_ms - poll.due_ms).max(0) as f64 / 1000.0;
+        self.metrics
+            .poll_delay
+            .with_label_values(&[poll.purpose.as_str()])
+            .observe(late_seconds);
         Some(Job {
-            order_id,
+            order_id: poll.order_id,
             app_id: self.apps[app as usize].clone(),
             probe: self.health.on_send(),
         })
@@ -389,6 +397,7 @@ impl Core {
         let step = entry
             .tracking
             .apply_expecting(sighting, now_ms, &limits, expected);
+        let purpose = entry.tracking.next_purpose;
         let changed = before != persisted_view(&entry.tracking, &limits);
         match step {
             Step::Finalize(outcome) if !self.draining => {
@@ -406,7 +415,7 @@ impl Core {
                 if changed {
                     changes.updated.push(order_id.clone());
                 }
-                self.queue.schedule(order_id, due_ms);
+                self.queue.schedule(order_id, due_ms, purpose);
             }
         }
     }

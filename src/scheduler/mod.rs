@@ -5,6 +5,8 @@
 //! - [`queue`]: the pending orders and when each is due (stale entries skipped);
 //! - [`health`]: the API as a whole (up, paused on -1/-2 and probed, not answering);
 //! - [`pool`]: the workers, the rate limiter and the [`RecordSource`] they query;
+//!   the loop takes a rate-limit cell before it picks a job, so that under a short
+//!   budget the queue's priorities choose what goes out (decisive polls first);
 //! - [`core`]: the decisions, driven by `now` and events, committing store-then-metrics;
 //! - this module: the loop that wires timers, channels and the clock to the core.
 
@@ -125,6 +127,7 @@ impl<C: Clock> Scheduler<C> {
     ) -> Result<(), SchedulerError> {
         let held = self.core.health.held();
         let mut pool = WorkerPool::start(source, workers, max_requests_per_second, held);
+        let limiter = pool.limiter.clone();
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
@@ -165,8 +168,18 @@ impl<C: Clock> Scheduler<C> {
                     }
                     None => intake_open = false,
                 },
-                permit = pool.jobs.reserve(), if dispatchable => {
-                    let Ok(permit) = permit else { break };
+                // The cell first, then the choice: the job is picked the moment it can
+                // go out (a free worker and a cell), not committed while waiting for
+                // the budget. No cell is kept across iterations (it would make a burst
+                // of two); `until_ready` is cancel-safe (a cell is taken only when it
+                // returns).
+                () = limiter.until_ready(), if dispatchable && pool.has_free_worker() => {
+                    let permit = match pool.jobs.try_reserve() {
+                        Ok(permit) => permit,
+                        Err(mpsc::error::TrySendError::Closed(())) => break,
+                        // Not with fewer jobs in flight than workers; the cell is lost.
+                        Err(mpsc::error::TrySendError::Full(())) => continue,
+                    };
                     if let Some(job) = self.core.next_job(self.clock.now_ms()) {
                         permit.send(job);
                         pool.in_flight += 1;

@@ -1,5 +1,6 @@
-//! A fixed pool of workers sharing one job channel and one rate limiter: at most
-//! `max_in_flight` queries at once, whatever the number of pending orders.
+//! A fixed pool of workers sharing one job channel, and the rate limiter the loop
+//! consults before it picks a job: at most `max_in_flight` queries at once, whatever
+//! the number of pending orders.
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -42,9 +43,15 @@ pub(super) struct Done {
 }
 
 pub(super) struct WorkerPool {
-    /// Bounded to the number of workers, so the scheduler hands out a job only when a
-    /// worker is about to take it (an order never waits in the channel for long).
+    /// Bounded to the number of workers; the loop hands out a job only while fewer
+    /// than that are in flight, so a worker takes it at once.
     pub jobs: mpsc::Sender<Job>,
+    /// Number of workers.
+    pub size: usize,
+    /// Taken by the loop before it picks a job (not by the workers after): a job is
+    /// chosen only when it can go out now, so under a short budget the priorities of
+    /// the due queue decide what goes out instead of a backlog committed in advance.
+    pub limiter: Arc<DefaultDirectRateLimiter>,
     pub done: mpsc::UnboundedReceiver<Done>,
     /// Jobs sent and not yet answered or handed back.
     pub in_flight: usize,
@@ -81,13 +88,14 @@ impl WorkerPool {
                 job_rx.clone(),
                 done_tx.clone(),
                 source.clone(),
-                limiter.clone(),
                 stopping.clone(),
                 held.clone(),
             ));
         }
         WorkerPool {
             jobs,
+            size: workers,
+            limiter,
             done,
             in_flight: 0,
             stopping,
@@ -104,6 +112,11 @@ impl WorkerPool {
         self.jobs = closed;
     }
 
+    /// A worker can take a job now.
+    pub fn has_free_worker(&self) -> bool {
+        self.in_flight < self.size
+    }
+
     /// Ends the workers still waiting for an answer (after the drain time).
     pub fn abort(&mut self) {
         self.workers.abort_all();
@@ -114,7 +127,6 @@ async fn work<R: RecordSource>(
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     done: mpsc::UnboundedSender<Done>,
     source: Arc<R>,
-    limiter: Arc<DefaultDirectRateLimiter>,
     stopping: Arc<AtomicBool>,
     held: Arc<AtomicBool>,
 ) {
@@ -126,7 +138,6 @@ async fn work<R: RecordSource>(
         let query = if hand_back {
             None
         } else {
-            limiter.until_ready().await;
             Some(source.query(&job.app_id, &job.order_id).await)
         };
         let answer = Done {

@@ -214,3 +214,188 @@ async fn a_worker_that_dies_stops_the_scheduler_with_an_error() {
     assert_eq!(how, "panicked");
     assert!(source.is_some_and(|e| e.is_panic()));
 }
+
+fn no_record() -> Query {
+    Query {
+        outcome: QueryOutcome::NoRecord,
+        status_label: "0".into(),
+        answered: true,
+        duration: Duration::from_millis(1),
+    }
+}
+
+/// A scheduler over `dir` with orders `(id, due, purpose)` already in its queue.
+fn scheduler_with_polls(
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+    clock: &ManualClock,
+    polls: &[(&str, i64, PollPurpose)],
+) -> Scheduler<ManualClock> {
+    let store = Arc::new(Store::open(&cfg.state_dir).unwrap());
+    let mut scheduler = Scheduler::with_clock(
+        cfg,
+        store,
+        metrics.clone(),
+        Arc::new(Status::new()),
+        clock.clone(),
+    );
+    scheduler.add_from_spool(polls.iter().map(|(id, _, _)| order(id)).collect());
+    for (id, due, purpose) in polls {
+        // Replaces the first poll the order got (that entry goes stale).
+        scheduler
+            .core
+            .queue
+            .schedule(&Arc::from(*id), *due, *purpose);
+    }
+    scheduler
+}
+
+/// The next query the loop sends, answered with "no record" (the order is then due
+/// again only after its polling interval, which the hand-moved clock never reaches).
+async fn next_call(
+    calls: &mut mpsc::UnboundedReceiver<(String, oneshot::Sender<Query>)>,
+) -> String {
+    let (id, answer) = tokio::time::timeout(Duration::from_secs(10), calls.recv())
+        .await
+        .expect("a query goes out")
+        .unwrap();
+    let _ = answer.send(no_record());
+    id
+}
+
+use crate::outcome::PollPurpose::{self, Decisive, Expected, Routine};
+
+/// The budget is short: decisive polls that become due go out before routine polls
+/// that were due earlier (within the head start), because the loop picks a job only
+/// when a rate-limit cell is there. With the limiter in the workers instead, the
+/// routine polls due first were all handed out (one per worker plus one per channel
+/// slot) before the decisive ones were due, and went out first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_short_budget_decisive_polls_overtake_routine_ones_already_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let metrics = Arc::new(Metrics::new(&cfg.app_ids()));
+    let x = T0 + 100_000;
+    let clock = ManualClock::at(x);
+    let routine: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
+    let decisive = ["d0", "d1", "d2"];
+    let mut polls: Vec<(&str, i64, PollPurpose)> = routine
+        .iter()
+        .map(|id| (id.as_str(), x - 10_000, Routine))
+        .collect();
+    polls.extend(decisive.iter().map(|id| (*id, x + 2_000, Decisive)));
+    let scheduler = scheduler_with_polls(&cfg, &metrics, &clock, &polls);
+
+    let (calls_tx, mut calls) = mpsc::unbounded_channel();
+    let (_intake_tx, intake) = mpsc::unbounded_channel();
+    let (stop, shutdown) = watch::channel(false);
+    let per_second = 4;
+    let run = tokio::spawn(scheduler.run(
+        Arc::new(Scripted { calls: calls_tx }),
+        4,
+        per_second,
+        intake,
+        shutdown,
+        Duration::from_millis(100),
+    ));
+    // Only the routine polls are due: one goes out.
+    let (first, answer) = tokio::time::timeout(Duration::from_secs(10), calls.recv())
+        .await
+        .expect("a due order is polled")
+        .unwrap();
+    let started = Instant::now();
+    assert!(first.starts_with('r'), "{first}");
+    // Now the decisive polls are due too, while the routine ones still wait for budget.
+    clock.set(x + 2_000);
+    let _ = answer.send(no_record());
+    let mut next = Vec::new();
+    for _ in 0..3 {
+        next.push(next_call(&mut calls).await);
+    }
+    let spent = started.elapsed();
+    next.sort();
+    assert_eq!(next, decisive, "the decisive polls go out first");
+    let after = next_call(&mut calls).await;
+    assert!(after.starts_with('r'), "then the routine ones: {after}");
+    // Evenly spaced, no burst: 3 more queries take at least 3 intervals (less a margin
+    // for the clock granularity).
+    let interval = Duration::from_secs(1) / per_second;
+    assert!(
+        spent >= interval * 3 - Duration::from_millis(50),
+        "{spent:?}"
+    );
+    stop.send(true).unwrap();
+    run.await.unwrap().unwrap();
+}
+
+/// Among due orders: the earliest `due - head start` first, so a routine poll due
+/// longer ago than the decisive head start goes before a decisive one (no
+/// starvation), and the lateness of each query is recorded under its purpose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_orders_go_out_by_purpose_within_bounded_head_starts_and_their_lateness_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let metrics = Arc::new(Metrics::new(&cfg.app_ids()));
+    let x = T0 + 100_000;
+    let clock = ManualClock::at(x);
+    let polls = [
+        ("routine-new", x - 10_000, Routine),
+        ("expected", x - 3_000, Expected),
+        ("decisive", x - 2_000, Decisive),
+        ("routine-old", x - 40_000, Routine),
+    ];
+    let scheduler = scheduler_with_polls(&cfg, &metrics, &clock, &polls);
+    let (calls_tx, mut calls) = mpsc::unbounded_channel();
+    let (_intake_tx, intake) = mpsc::unbounded_channel();
+    let (stop, shutdown) = watch::channel(false);
+    let run = tokio::spawn(scheduler.run(
+        Arc::new(Scripted { calls: calls_tx }),
+        4,
+        10,
+        intake,
+        shutdown,
+        Duration::from_millis(100),
+    ));
+    let mut order = Vec::new();
+    for _ in 0..polls.len() {
+        order.push(next_call(&mut calls).await);
+    }
+    assert_eq!(
+        order,
+        ["routine-old", "decisive", "expected", "routine-new"],
+        "keys: routine-old x-40 s, decisive x-32 s, expected x-18 s, routine-new x-10 s"
+    );
+    stop.send(true).unwrap();
+    run.await.unwrap().unwrap();
+
+    let delay = |purpose: &str| {
+        let h = metrics.poll_delay.with_label_values(&[purpose]);
+        (h.get_sample_count(), h.get_sample_sum())
+    };
+    assert_eq!(delay("decisive"), (1, 2.0));
+    assert_eq!(delay("expected"), (1, 3.0));
+    assert_eq!(delay("routine"), (2, 50.0));
+    let text = String::from_utf8(metrics.render()).unwrap();
+    for line in [
+        r#"otp_exporter_poll_delay_seconds_bucket{purpose="routine",le="10"} 1"#,
+        r#"otp_exporter_poll_delay_seconds_bucket{purpose="routine",le="30"} 1"#,
+        r#"otp_exporter_poll_delay_seconds_bucket{purpose="routine",le="60"} 2"#,
+        r#"otp_exporter_poll_delay_seconds_bucket{purpose="decisive",le="2"} 1"#,
+        r#"otp_exporter_poll_delay_seconds_bucket{purpose="decisive",le="1"} 0"#,
+    ] {
+        assert!(text.contains(line), "missing {line}\n{text}");
+    }
+}
+
+#[test]
+fn every_purpose_has_a_delay_series_from_the_start() {
+    let text = String::from_utf8(Metrics::new(&[]).render()).unwrap();
+    assert!(text.contains("# HELP otp_exporter_poll_delay_seconds How late each record query went out against the time it was planned for"), "{text}");
+    for purpose in PollPurpose::ALL {
+        let line = format!(
+            "otp_exporter_poll_delay_seconds_count{{purpose=\"{}\"}} 0",
+            purpose.as_str()
+        );
+        assert!(text.contains(&line), "missing {line}\n{text}");
+    }
+}
