@@ -388,6 +388,65 @@ class Board:
 
 
 # ---------------------------------------------------------------------------------------------
+# Early signals (issue 9): facts counted when a poll first sees them, seconds after they happen,
+# where the outcome metrics above wait for the order's verification window to close.
+# ---------------------------------------------------------------------------------------------
+RESULT_COLORS = {"delivered": "green", "failed": "red"}
+STAGE_COLORS = {"delivery": "orange", "verification": "purple"}
+
+
+def early_signals(d, by):
+    """The "Early signals" row: delivery reports, sent and verified orders, overdue orders per
+    second, and the early delivery success; `by` is "" (totals) or a label list such as "country"."""
+    group = lambda extra: "sum by (%s) " % ", ".join(x for x in (by, extra) if x) if by or extra else "sum "
+    legend = lambda extra: " ".join("{{%s}}" % x for x in (by, extra) if x) if by or extra else None
+    per = " per %s" % by if by else ""
+    d.row("Early signals (seconds after the facts)")
+    d.add(with_colors(ts_panel(table_legend=bool(by), stack=not by), {} if by else RESULT_COLORS),
+          "Delivery reports per second%s (delivered / failed)" % per,
+          "Attempt delivery reports (otp_attempt_results_total) counted the first time a poll shows "
+          "them, seconds after the provider has them, long before the order is finalized. Failed "
+          "rising while delivered falls: a route is failing now (alert OtpCountryDeliveryCollapse "
+          "pages on this) — set the country variable, read the per-MCC table and the daemon log. Both "
+          "falling to zero while orders are still sent: messages vanish without a report (silent "
+          "outage: see overdue orders).",
+          "cps", [series(legend("result"), "%s(%s)" % (group("result"), rate("otp_attempt_results_total", F_ORDERS)))],
+          w=12, h=8)
+    d.add(ts_panel(table_legend=bool(by)),
+          "Sent and verified orders per second%s" % per,
+          "Orders first seen sent (their first attempt, by its channel) and first seen verified. The "
+          "gap between the two is the share of users who never enter the code (25-45% is usual). "
+          "Verified falling while sent holds: users stop getting or using codes in the selection "
+          "(alert OtpCountryConversionCollapse); both falling: less traffic, or the exporter is late "
+          "(Exporter internals, poll delay).",
+          "cps", [series(("sent " + legend("")) if by else "sent",
+                         "%s(%s)" % (group(""), rate("otp_orders_sent_total", F_ORDERS))),
+                  series(("verified " + legend("")) if by else "verified",
+                         "%s(%s)" % (group(""), rate("otp_verifications_total", F_ORDERS)))],
+          w=12, h=8)
+    d.add(with_colors(ts_panel(table_legend=bool(by)), {} if by else STAGE_COLORS),
+          "Overdue orders per second%s by stage" % per,
+          "Orders whose delivery report (stage delivery) or verification (stage verification) is later "
+          "than the 95th percentile of recent history for their app, country and channel, counted once "
+          "each. Calm: ~5-10% of sent orders overdue for delivery, ~30-35% for verification (users who "
+          "never type the code). Delivery-overdue jumping in one country while no failed reports "
+          "come: a silent outage (alert OtpCountrySilentOutage) — check the per-MCC table and tell "
+          "the provider.",
+          "cps", [series(legend("stage"), "%s(%s)" % (group("stage"), rate("otp_orders_overdue_total", F_ORDERS)))],
+          w=12, h=8)
+    d.add(ratio_panel(table_legend=bool(by)),
+          "Early delivery success per %s" % ("%s and channel" % by if by else "channel"),
+          "Delivered ÷ delivery reports seen in the last minutes, per channel (a pending attempt is in "
+          "neither). It moves within seconds of a route failing, where \"Delivery success\" on finalized "
+          "orders moves minutes later. A line that is always low (SNA where it is not supported) is that "
+          "route's normal; a line that falls from its own normal is an incident.",
+          "percentunit", [series(legend("channel"), ratio("otp_attempt_results_total", 'result="delivered"',
+                                                         "otp_attempt_results_total", F_ORDERS,
+                                                         ", ".join(x for x in (by, "channel") if x)))],
+          w=12, h=8)
+
+
+# ---------------------------------------------------------------------------------------------
 # OTP delivery health: the on-call front page.
 # ---------------------------------------------------------------------------------------------
 OUTCOME_COLORS = {"verified": "green", "undelivered": "red", "unverified": "yellow", "expired": "purple",
@@ -548,6 +607,7 @@ def delivery_health():
           "than you run: an instance is down or not discovered — alerts OtpExporterDown / "
           "OtpExporterAbsent, runbook.",
           "short", [instant("count (otp_exporter_build_info)")], w=6, h=5)
+    early_signals(d, "")
     return d
 
 
@@ -688,6 +748,7 @@ def regions():
           [series("{{country}} {{mcc}}", "topk(10, sum by (country, mcc) (%s) * 3600)"
                   % rate("otp_cost_usd_total", F_ORDERS))],
           w=12, h=10)
+    early_signals(d, "country")
     return d
 
 
@@ -822,6 +883,30 @@ def internals():
           "rollout: an instance was not upgraded. No value at all: Prometheus scrapes no exporter "
           "(alert OtpExporterAbsent).",
           "short", [instant("count by (version) (otp_exporter_build_info)", legend="{{version}}")], w=12, h=8)
+
+    d.row("Request budget")
+    delay = "sum by (purpose, le) (rate(otp_exporter_poll_delay_seconds_bucket[$__rate_interval]))"
+    d.add(ts_panel(min_val=0),
+          "Poll delay p50 / p95 by purpose",
+          "How late record queries go out against the moment they were planned for, per purpose: "
+          "decisive (a moment that decides an outcome), expected (an expected delivery report or "
+          "verification, an overdue check), routine (backoff polls, retries). Healthy: nearly all "
+          "under 1 s. Routine climbing first, then expected and decisive: the request budget "
+          "(api.max_requests_per_second) is too small for the traffic; the daemon serves decisive and "
+          "expected queries first. Runbook OtpExporterPollBudgetShort.",
+          "s", [series("{{purpose}} p%d" % round(q * 100), "histogram_quantile(%s, %s)" % (q, delay))
+                for q in (0.5, 0.95)],
+          w=12, h=8)
+    late = ("sum by (instance) (rate(otp_exporter_poll_delay_seconds_bucket{le=\"10\"}[$__rate_interval])) / "
+            "sum by (instance) (rate(otp_exporter_poll_delay_seconds_count[$__rate_interval]))")
+    d.add(ts_panel(table_legend=False, min_val=0, max_val=1, decimals=1,
+                   threshold_style=cm.GraphThresholdsStyleMode.DASHED, steps=("green", (0.5, "red"))),
+          "Queries more than 10 s late",
+          "Share of record queries per instance that went out more than 10 s after their planned "
+          "moment. Above 50% over 10 minutes raises OtpExporterPollBudgetShort: raise "
+          "api.max_requests_per_second within the provider's limit, or shard the spool over more "
+          "instances.",
+          "percentunit", [series("{{instance}}", "1 - (%s)" % late)], w=12, h=8)
     return d
 
 

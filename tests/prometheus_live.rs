@@ -14,6 +14,37 @@ use common::*;
 
 const OUTAGE_COUNTRY: &str = "IN";
 
+/// Recording rules that need history this test's Prometheus cannot have: the early-signal
+/// baselines of rules.yml read the counters `offset 5m` and `offset 30m` (the hours before an
+/// outage), and the `:ratio_baseline` rules combine those. The Prometheus here starts minutes
+/// before the checks (with only yesterday's backfill), so they have no series yet: they are
+/// skipped by the "recording rule without series" check, and only them (each must still exist
+/// in rules.yml, and still parse as a query). Their values are covered by promtool's unit tests
+/// (deploy/prometheus/tests/early_signals_test.yml).
+const NEEDS_HISTORY: &[&str] = &[
+    "app_channel_country:otp_attempt_results:rate1h_offset5m",
+    "app_channel_country:otp_attempt_results_delivered:rate1h_offset5m",
+    "app_channel_country:otp_attempt_delivery_success:ratio_rate1h_offset5m",
+    "app_channel_country:otp_orders_sent:rate1h_offset5m",
+    "app_country:otp_orders_sent:rate1h_offset5m",
+    "app_country:otp_verifications:rate1h_offset5m",
+    "app_country:otp_conversion:ratio_rate1h_offset5m",
+    "app_channel_country_stage:otp_orders_overdue:rate1h_offset5m",
+    "app_channel_country_stage:otp_orders_overdue_per_sent:ratio_rate1h_offset5m",
+    "app_channel_country:otp_attempt_results:rate6h_offset30m",
+    "app_channel_country:otp_attempt_results_delivered:rate6h_offset30m",
+    "app_channel_country:otp_attempt_delivery_success:ratio_rate6h_offset30m",
+    "app_channel_country:otp_orders_sent:rate6h_offset30m",
+    "app_country:otp_orders_sent:rate6h_offset30m",
+    "app_country:otp_verifications:rate6h_offset30m",
+    "app_country:otp_conversion:ratio_rate6h_offset30m",
+    "app_channel_country_stage:otp_orders_overdue:rate6h_offset30m",
+    "app_channel_country_stage:otp_orders_overdue_per_sent:ratio_rate6h_offset30m",
+    "app_channel_country:otp_attempt_delivery_success:ratio_baseline",
+    "app_country:otp_conversion:ratio_baseline",
+    "app_channel_country_stage:otp_orders_overdue_per_sent:ratio_baseline",
+];
+
 fn query(prom: std::net::SocketAddr, expr: &str) -> Result<serde_json::Value, String> {
     let (status, text) = http(
         prom,
@@ -218,6 +249,12 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
         })
         .collect();
     assert!(!records.is_empty());
+    for name in NEEDS_HISTORY {
+        assert!(
+            records.contains(*name),
+            "NEEDS_HISTORY names {name}, which rules.yml no longer records"
+        );
+    }
 
     let started = Instant::now();
     let mut missing: Vec<String>;
@@ -240,6 +277,7 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
         for record in &records {
             match query(prom_addr, record) {
                 Ok(result) if has_series(&result) => {}
+                Ok(_) if NEEDS_HISTORY.contains(&record.as_str()) => {}
                 Ok(_) => missing.push(format!("recording rule without series: {record}")),
                 Err(e) => panic!("recording rule {record}: {e}"),
             }
@@ -256,27 +294,13 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
         missing.join("\n")
     );
 
-    // The outage's alert becomes pending or firing; no exporter-health alert does.
-    let alerts = wait_for(Duration::from_secs(240), || {
-        let (_, body) = get(prom_addr, "/api/v1/alerts").ok()?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let alerts = v["data"]["alerts"].as_array()?.clone();
-        alerts
-            .iter()
-            .any(|a| {
-                a["labels"]["alertname"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with("OtpCountry"))
-                    && a["labels"]["country"] == OUTAGE_COUNTRY
-            })
-            .then_some(alerts)
-    })
-    .unwrap_or_else(|| {
-        let body = get(prom_addr, "/api/v1/alerts")
-            .map(|r| r.1)
-            .unwrap_or_default();
-        panic!("no country alert for the outage: {body}")
-    });
+    // No exporter-health alert on a healthy daemon, and no country alert for a country the
+    // outage does not touch. (Whether the outage's alert fires, and how fast, is measured at real
+    // time by the time-to-alert test: the country alerts compare with a baseline of the previous
+    // hours, which this young Prometheus at time scale 0.05 does not have.)
+    let (_, body) = get(prom_addr, "/api/v1/alerts").expect("prometheus answers /api/v1/alerts");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("alerts JSON");
+    let alerts = v["data"]["alerts"].as_array().cloned().unwrap_or_default();
     let names: Vec<String> = alerts
         .iter()
         .map(|a| {

@@ -64,6 +64,20 @@ fn promtool_rule_unit_tests_pass() {
     run_ok("promtool", &args, PROMETHEUS_DEB);
 }
 
+/// early_signals_test.yml is generated (hundreds of samples per series): the committed file is
+/// what its script writes, so a test edited by hand is not silently overwritten later.
+#[test]
+fn early_signal_tests_are_what_their_generator_writes() {
+    run_ok(
+        "python3",
+        &[
+            "deploy/prometheus/tests/generate_early_signal_tests.py",
+            "--check",
+        ],
+        "python3 (standard library only)",
+    );
+}
+
 /// Every rule of every group of a rule file.
 fn rules_of(file: &str) -> Vec<Yaml> {
     let doc = yaml(file);

@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""Writes deploy/prometheus/tests/early_signals_test.yml: promtool unit tests of the country alerts
+on the early-signal counters, with series shaped like the fact timing of issue 9.
+
+    python3 deploy/prometheus/tests/generate_early_signal_tests.py          # rewrite the test file
+    python3 deploy/prometheus/tests/generate_early_signal_tests.py --check  # exit 1 if it is stale
+
+Each series is written as segments of a constant increment per scrape ("+5 sent orders every 5 s
+from 0 to T, then ..."), which is how the facts arrive: the counters of issue 9 move when a poll
+first sees a fact, a few seconds after it happens. The expected alerts are written below by hand,
+with the reasoning next to them; this script only spares hand-expanding hundreds of samples.
+"""
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "early_signals_test.yml")
+JOB = 'job="itnio-otp-exporter",instance="a:8467"'
+
+
+def fmt(x):
+    return ("%.6f" % x).rstrip("0").rstrip(".") or "0"
+
+
+def counter(total_steps, segments):
+    """promtool's expanding notation for a counter that starts at 0 and grows by `inc` per step;
+    segments = [(first_step, inc), ...] sorted, each inc holding until the next first_step."""
+    def inc_at(k):
+        current = 0.0
+        for first, inc in segments:
+            if k >= first:
+                current = float(fmt(inc))  # exactly the increment written out
+        return current
+
+    values = [0.0]
+    for k in range(1, total_steps + 1):
+        values.append(values[-1] + inc_at(k))
+    runs, start = [], 0
+    while start <= total_steps:
+        # A run: value(start), then the same increment for as many steps as possible.
+        if start == total_steps:
+            runs.append(fmt(values[start] + 1e-6 * len(runs)))
+            break
+        d = inc_at(start + 1)
+        end = start + 1
+        while end + 1 <= total_steps and inc_at(end + 1) == d:
+            end += 1
+        # promtool adds the increment step by step in floating point: a run may end a hair above
+        # the exact value the next one starts from, which rate() would take for a counter reset.
+        # Each run starts 1e-6 higher than the last (negligible against any increment here).
+        runs.append("%s+%sx%d" % (fmt(values[start] + 1e-6 * len(runs)), fmt(d), end - start))
+        start = end + 1
+    return " ".join(runs)
+
+
+class Scenario:
+    """Input series of one test: per-second rates, switched at given times."""
+
+    def __init__(self, interval_s, duration_s):
+        self.interval_s = interval_s
+        self.steps = duration_s // interval_s
+        self.series = []
+
+    def add(self, metric, labels, *phases):
+        """phases = (from_second, per_second_rate), ...; the first one starts at 0."""
+        segments = [(int(t // self.interval_s) + (1 if t else 0), rate * self.interval_s) for t, rate in phases]
+        self.series.append(("%s{%s,%s}" % (metric, JOB, labels), counter(self.steps, segments)))
+
+    def orders(self, app, country, channel, sent, delivered, failed, verified, overdue_delivery,
+               overdue_verification):
+        """The counters of one (app, country, first channel); each argument is a list of phases."""
+        where = 'app_id="%s",channel="%s",country="%s"' % (app, channel, country)
+        mcc = '"%s"' % MCC.get(country, "unknown")
+        if sent is not None:
+            self.add("otp_orders_sent_total", where, *sent)
+        for result, phases in (("delivered", delivered), ("failed", failed)):
+            if phases is not None:
+                self.add("otp_attempt_results_total", '%s,mcc=%s,result="%s"' % (where, mcc, result), *phases)
+        if verified is not None:
+            self.add("otp_verifications_total", where, *verified)
+        for stage, phases in (("delivery", overdue_delivery), ("verification", overdue_verification)):
+            if phases is not None:
+                self.add("otp_orders_overdue_total", '%s,stage="%s"' % (where, stage), *phases)
+
+    def yaml(self):
+        return "".join("      - series: '%s'\n        values: '%s'\n" % s for s in self.series)
+
+
+MCC = {"IN": "404", "ID": "510", "DE": "262", "FR": "208", "BR": "724", "GU": "310", "NZ": "530", "VN": "452"}
+
+
+def steady(rate):
+    return [(0, rate)]
+
+
+def busy_calm(s, app="shop"):
+    """Healthy countries of the app: the rest the outage country is compared with."""
+    # DE: 1 OTP/s by SMS, 95% delivered, 90% verified, 8% / 30% overdue.
+    s.orders(app, "DE", "sms", steady(1), steady(0.95), steady(0.05), steady(0.9), steady(0.08), steady(0.3))
+    # FR: 0.5 OTP/s by SMS.
+    s.orders(app, "FR", "sms", steady(0.5), steady(0.48), steady(0.02), steady(0.44), steady(0.04), steady(0.16))
+    # DE SNA works (90%): the rest of the app's SNA is fine.
+    s.orders(app, "DE", "sna", steady(0.2), steady(0.18), steady(0.02), None, None, None)
+
+
+PREAMBLE = """\
+# GENERATED by deploy/prometheus/tests/generate_early_signal_tests.py: edit the script, rerun it.
+#
+# Unit tests of the country alerts on the early-signal counters (issue 9). Series are shaped like
+# the fact timing of the issue's design: counters move when a poll first sees a fact; the outage
+# starts at T = 30m (tests 1 and 2, scraped every 5 s, rules evaluated every 15 s like the live
+# test) or T = 120m (test 3, the quiet-country path, 1-minute samples).
+#
+# promtool evaluates the recording groups and then the alerts at the same instant; a live
+# Prometheus adds up to 5 s (scrape) + 15 s (recording group) + 15 s (alert group) = 35 s. So an
+# alert whose stated time to fire is "within 3 minutes" must fire here by T + 145 s.
+rule_files:
+  - ../rules.yml
+  - ../alerts.yml
+group_eval_order:
+  - otp-slo
+  - otp-ratios-5m
+  - otp-ratios-30m
+  - otp-ratios-1h
+  - otp-ratios-6h
+  - otp-slo-3d
+  - otp-early-1m
+  - otp-early-30m
+  - otp-early-1h
+  - otp-early-baseline-6h
+  - otp-early-baseline-1h
+  - otp-slo-alerts
+  - otp-region-alerts
+  - otp-exporter-alerts
+evaluation_interval: 15s
+tests:
+"""
+
+
+def labels_yaml(labels, indent):
+    return "".join("%s%s: %s\n" % (" " * indent, k, v) for k, v in labels.items())
+
+
+def quote(text):
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def alert_case(when, name, fired):
+    """fired = [(labels, summary, description), ...]: the firing alerts with their annotations."""
+    text = "      - eval_time: %s\n        alertname: %s\n" % (when, name)
+    if not fired:
+        return text + "        exp_alerts: []\n"
+    text += "        exp_alerts:\n"
+    for labels, summary, description in fired:
+        text += "          - exp_labels:\n" + labels_yaml(dict(labels, severity="critical"), 14)
+        text += "            exp_annotations:\n"
+        text += "              summary: %s\n              description: %s\n" % (quote(summary), quote(description))
+        text += "              runbook_url: docs/runbooks.md#%s\n" % name.lower()
+    return text
+
+
+def firing(when, alerts, why):
+    """Exactly these country alerts fire at `when` (ALERTS, so nothing else slips in); alerts =
+    [(alertname, labels), ...]."""
+    text = "      # %s\n      - expr: 'ALERTS{alertname=~\"OtpCountry.*\", alertstate=\"firing\"}'\n" % why
+    text += "        eval_time: %s\n" % when
+    if not alerts:
+        return text + "        exp_samples: []\n"
+    text += "        exp_samples:\n"
+    for name, labels in sorted(alerts, key=lambda a: (a[0], sorted(a[1].items()))):
+        all_labels = dict(labels, alertname=name, alertstate="firing", severity="critical")
+        text += "          - labels: 'ALERTS{%s}'\n            value: 1\n" % ", ".join(
+            '%s="%s"' % kv for kv in sorted(all_labels.items()))
+    return text
+
+
+def test(comment, scenario, cases, checks, interval):
+    text = "".join("  # %s\n" % line if line else "  #\n" for line in comment.strip("\n").split("\n"))
+    text += "  - interval: %s\n    input_series:\n" % interval + scenario.yaml()
+    text += "    alert_rule_test:\n" + "".join(cases)
+    text += "    promql_expr_test:\n" + "".join(checks)
+    return text
+
+
+T = 30 * 60
+# The annotations of the alerts at 40m (test 1) and 35m (test 2), as promtool renders them.
+ANNOTATIONS = {
+    'BR': (
+        'OTP conversion in BR collapsed to 0% (app shop)',
+        'Only 0% of app shop\'s OTP orders sent to BR were verified lately, against 76% in the previous hours, while the other countries convert 52.66%. Open "Regions" with country=BR: the early-signal row (verifications, delivery reports and overdue orders per second), delivery success per channel and MCC, fallback rate.'),
+    'ID delivery': (
+        '100% of sms OTPs to ID are overdue for delivery (app shop)',
+        '100% of app shop\'s orders sent by sms to ID are overdue for delivery (later than the country\'s recent 95th percentile), against 8% in the previous hours. Stage delivery: messages are accepted and then neither delivered nor failed (a silent route outage). Stage verification alone: codes arrive but are not entered in time (check OtpCountryConversionCollapse, the app, the code text). Open "Regions" with country=ID: the early-signal row (overdue orders per second by stage, delivery reports per second), the per-MCC table, and the daemon log.'),
+    'ID verification': (
+        '80% of sms OTPs to ID are overdue for verification (app shop)',
+        '80% of app shop\'s orders sent by sms to ID are overdue for verification (later than the country\'s recent 95th percentile), against 32% in the previous hours. Stage delivery: messages are accepted and then neither delivered nor failed (a silent route outage). Stage verification alone: codes arrive but are not entered in time (check OtpCountryConversionCollapse, the app, the code text). Open "Regions" with country=ID: the early-signal row (overdue orders per second by stage, delivery reports per second), the per-MCC table, and the daemon log.'),
+    'IN': (
+        'sms delivery in IN collapsed to 0% (app shop)',
+        'Only 0% of app shop\'s sms delivery reports from IN say delivered, against 86% in the previous hours, while the other countries deliver 75.47%. Open "Regions" with country=IN: the early-signal row (delivery reports per second), the per-MCC table (one network or all?), and the provider\'s failure reasons in the daemon log.'),
+}
+ALERTS = ("OtpCountryDeliveryCollapse", "OtpCountryConversionCollapse", "OtpCountrySilentOutage")
+
+
+def test_route_failure():
+    s = Scenario(5, 40 * 60)
+    busy_calm(s)
+    # IN SMS fails at T (a): 1 OTP/s, 86% delivered in calm. Reports of sends before T still
+    # arrive (delivered) for ~15 s, then every report is a failure. SMS -> call fallback keeps
+    # some users verifying: conversion falls from 70% to 40% (not half: no conversion page).
+    # Verification overdue grows from 32% to 60% from T + 90 s: below the midpoint to 100%.
+    s.orders("shop", "IN", "sms", steady(1), [(0, 0.86), (T + 15, 0)], [(0, 0.14), (T + 15, 1)],
+             [(0, 0.7), (T + 60, 0.4)], steady(0.08), [(0, 0.32), (T + 90, 0.6)])
+    # IN SNA: not supported, every attempt fails, always (chronic): never pages.
+    s.orders("shop", "IN", "sna", steady(0.1), None, steady(0.1), None, None, None)
+    # BR: codes are delivered but nobody verifies from T (a broken app release in one country):
+    # verifications stop ~30 s after T; unverified orders become verification-overdue at
+    # send + ~75 s => OtpCountryConversionCollapse and OtpCountrySilentOutage{stage=verification}.
+    s.orders("shop", "BR", "sms", steady(0.5), steady(0.46), steady(0.04), [(0, 0.38), (T + 30, 0)],
+             steady(0.04), [(0, 0.16), (T + 75, 0.5)])
+    # unknown (attempts without a usable MCC): delivery collapses from T too, with enough
+    # volume; it is no country and never pages (orders_sent never has it in the daemon; it is
+    # added here so that only the explicit country!="unknown" keeps it quiet).
+    s.orders("shop", "unknown", "sms", steady(0.5), [(0, 0.45), (T + 15, 0)], [(0, 0.05), (T + 15, 0.5)],
+             [(0, 0.4), (T + 30, 0)], steady(0.04), [(0, 0.1), (T + 75, 0.5)])
+    # NZ: 15 OTPs an hour, all failing and unverified from T: under the volume guard, never.
+    s.orders("shop", "NZ", "sms", steady(15 / 3600), [(0, 14 / 3600), (T + 15, 0)],
+             [(0, 1 / 3600), (T + 15, 15 / 3600)], [(0, 12 / 3600), (T + 30, 0)], None,
+             [(0, 3 / 3600), (T + 75, 15 / 3600)])
+    IN = ("OtpCountryDeliveryCollapse", {"app_id": "shop", "channel": "sms", "country": "IN"})
+    BR = ("OtpCountryConversionCollapse", {"app_id": "shop", "country": "BR"})
+    BR_V = ("OtpCountrySilentOutage", {"app_id": "shop", "channel": "sms", "country": "BR", "stage": "verification"})
+    cases = [alert_case("29m45s", a, []) for a in ALERTS]
+    cases.append(alert_case("40m", IN[0], [(IN[1], ANNOTATIONS["IN"][0], ANNOTATIONS["IN"][1])]))
+    cases.append(alert_case("40m", BR[0], [(BR[1], ANNOTATIONS["BR"][0], ANNOTATIONS["BR"][1])]))
+    checks = [
+        firing("29m45s", [], "calm (SNA in IN always fails, unknown and NZ as usual): nothing"),
+        # The 1m delivered share of IN SMS halves at T + 60 s (pending), for 1m.
+        firing("31m45s", [], "T + 105 s: IN pending, not firing yet"),
+        firing("32m", [IN], "T + 120 s: IN fires (live Prometheus: by T + 155 s)"),
+        # BR verifications stop at T + 30 s; the 1m conversion halves at T + 75 s, for 1m.
+        firing("32m15s", [IN, BR], "T + 135 s: BR's conversion fires (live: by T + 170 s)"),
+        # BR's orders are verification-overdue at send + 75 s: share past its threshold at
+        # T + 120 s, for 45s.
+        firing("32m45s", [IN, BR, BR_V], "T + 165 s: BR's verification-overdue share fires too"),
+        firing("40m", [IN, BR, BR_V], "ten minutes in: still exactly these (no SNA, no unknown, no NZ)"),
+    ]
+    return test("""
+Test 1 (route failure, a): app shop, T = 30m. DE, FR: healthy. IN: SMS fails at T.
+IN SNA: always fails (chronic). BR: verifications stop at T. unknown: collapses, never a
+country. NZ: 15 OTPs an hour, under the guard.
+""", s, cases, checks, "5s")
+
+
+def test_silent_outage():
+    s = Scenario(5, 40 * 60)
+    busy_calm(s)
+    # IN: healthy, busy (the rest of the app is more than DE and FR).
+    s.orders("shop", "IN", "sms", steady(1), steady(0.86), steady(0.14), steady(0.7), steady(0.08), steady(0.32))
+    # ID SMS silent from T (b): 0.5 OTP/s. Reports of sends before T arrive for ~15 s, then
+    # nothing. Every order sent after T is counted delivery-overdue at send + 55 s (ID's SMS
+    # expectation) and verification-overdue at send + 75 s; the call fallback (after 30-60 s)
+    # lets 20% of users verify late.
+    s.orders("shop", "ID", "sms", steady(0.5), [(0, 0.4), (T + 15, 0)], [(0, 0.1), (T + 15, 0)],
+             [(0, 0.35), (T + 30, 0.05), (T + 90, 0.1)], [(0, 0.04), (T + 55, 0.5)],
+             [(0, 0.16), (T + 75, 0.4)])
+    ID_D = ("OtpCountrySilentOutage", {"app_id": "shop", "channel": "sms", "country": "ID", "stage": "delivery"})
+    ID_V = ("OtpCountrySilentOutage", {"app_id": "shop", "channel": "sms", "country": "ID", "stage": "verification"})
+    ID_C = ("OtpCountryConversionCollapse", {"app_id": "shop", "country": "ID"})
+    cases = [alert_case("29m45s", a, []) for a in ALERTS]
+    # No delivery report at all is no collapse of the delivered share: that alert stays quiet.
+    cases.append(alert_case("35m", "OtpCountryDeliveryCollapse", []))
+    cases.append(alert_case("35m", ID_D[0], [(ID_D[1],) + ANNOTATIONS["ID delivery"],
+                                            (ID_V[1],) + ANNOTATIONS["ID verification"]]))
+    checks = [
+        firing("29m45s", [], "calm: nothing"),
+        # The 1m delivery-overdue share passes its threshold at T + 90 s (pending), for 45s.
+        firing("32m", [], "T + 120 s: pending, not firing yet"),
+        # Conversion falls to 10-20% of sent orders: it pages too (users cannot log in).
+        firing("32m15s", [ID_D, ID_C], "T + 135 s: the delivery stage fires (live: by T + 170 s)"),
+        firing("32m45s", [ID_D, ID_V, ID_C], "T + 165 s: the verification stage follows"),
+        firing("40m", [ID_D, ID_V, ID_C], "ten minutes in: still exactly these"),
+    ]
+    return test("""
+Test 2 (silent outage, b): app shop, T = 30m. ID SMS: accepted, never delivered, never failed.
+""", s, cases, checks, "5s")
+
+
+def test_quiet_countries():
+    t = 120 * 60
+    s = Scenario(60, 180 * 60)
+    busy_calm(s)
+    # GU: 60 OTPs an hour (1 a minute), far under the 1m path's 10 events; from t SMS fails
+    # and nobody verifies. The 30m path (>= 10 events in 30m, against the 6h baseline ending
+    # 30m ago) pages: the 30m ratio halves after ~15 minutes.
+    s.orders("shop", "GU", "sms", steady(1 / 60), [(0, 0.9 / 60), (t, 0)], [(0, 0.1 / 60), (t, 1 / 60)],
+             [(0, 0.7 / 60), (t, 0)], steady(0.05 / 60), [(0, 0.3 / 60), (t, 1 / 60)])
+    # VN: 40 OTPs an hour, silent SMS outage from t: every order overdue for delivery.
+    s.orders("shop", "VN", "sms", steady(40 / 3600), [(0, 36 / 3600), (t, 0)], [(0, 4 / 3600), (t, 0)],
+             [(0, 28 / 3600), (t, 28 / 3600)], [(0, 3 / 3600), (t, 40 / 3600)], steady(12 / 3600))
+    # NZ: 15 OTPs an hour, everything fails from t: never (under 20 an hour).
+    s.orders("shop", "NZ", "sms", steady(15 / 3600), [(0, 14 / 3600), (t, 0)],
+             [(0, 1 / 3600), (t, 15 / 3600)], [(0, 12 / 3600), (t, 0)], steady(1 / 3600),
+             [(0, 3 / 3600), (t, 15 / 3600)])
+    GU_D = ("OtpCountryDeliveryCollapse", {"app_id": "shop", "channel": "sms", "country": "GU"})
+    GU_C = ("OtpCountryConversionCollapse", {"app_id": "shop", "country": "GU"})
+    GU_V = ("OtpCountrySilentOutage", {"app_id": "shop", "channel": "sms", "country": "GU", "stage": "verification"})
+    VN_D = ("OtpCountrySilentOutage", {"app_id": "shop", "channel": "sms", "country": "VN", "stage": "delivery"})
+    quiet = [GU_D, GU_C, GU_V, VN_D]
+    cases = [alert_case("119m", a, []) for a in ALERTS]
+    checks = [
+        firing("119m", [], "calm: nothing"),
+        # The 1m path never sees them (fewer than 10 events a minute).
+        firing("125m", [], "T + 5m: nothing"),
+        # The 30m ratios halve after ~15 minutes (GU's SMS fails and nobody verifies; VN's
+        # orders are all delivery-overdue), for 1m / 45s.
+        firing("135m", [], "T + 15m: nothing yet"),
+        firing("140m", quiet, "T + 20m: GU and VN page, later rather than never"),
+        firing("180m", quiet, "an hour in: NZ (15 an hour) never"),
+    ]
+    return test("""
+Test 3 (volume guards): app shop, 1-minute samples, T = 120m. GU (60/h) and VN (40/h) page
+through the 30m path, later; NZ (15/h) never.
+""", s, cases, checks, "1m")
+
+
+def render():
+    return PREAMBLE + test_route_failure() + test_silent_outage() + test_quiet_countries()
+
+
+def main():
+    text = render()
+    current = open(OUT, encoding="utf-8").read() if os.path.exists(OUT) else None
+    if "--check" in sys.argv[1:]:
+        if current != text:
+            print("%s is stale: run %s" % (OUT, __file__), file=sys.stderr)
+            sys.exit(1)
+        return
+    if current != text:
+        with open(OUT, "w", encoding="utf-8") as f:
+            f.write(text)
+        print("wrote %s" % OUT)
+
+
+if __name__ == "__main__":
+    main()
