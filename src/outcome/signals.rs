@@ -221,7 +221,10 @@ pub fn reveal(
     facts
 }
 
-/// The first attempt still pending past its delivery expectation, counted once per order.
+/// The order's first attempt still pending past its delivery expectation, counted once
+/// per order. Only the first: its channel is the one `otp_orders_sent_total` counts the
+/// order under, so overdue / sent is a share of orders; a late fallback attempt (more
+/// of them when the first channel fails) would inflate its channel's share.
 fn overdue_delivery(
     obs: &Observation,
     places: &[Place],
@@ -232,13 +235,15 @@ fn overdue_delivery(
     if counted.flags & OVERDUE_DELIVERY != 0 {
         return None;
     }
-    let (a, place) = obs.attempts.iter().zip(places).find(|(a, place)| {
-        a.result == AttemptResult::Pending
-            && a.submit_ms.is_some_and(|s| {
-                let expected = expecting.expect(Stage::Delivery, place.country, a.channel);
-                now_ms > after(s, expected.overdue_after)
-            })
-    })?;
+    let (a, place) = obs.attempts.first().zip(places.first())?;
+    let late = a.result == AttemptResult::Pending
+        && a.submit_ms.is_some_and(|s| {
+            let expected = expecting.expect(Stage::Delivery, place.country, a.channel);
+            now_ms > after(s, expected.overdue_after)
+        });
+    if !late {
+        return None;
+    }
     counted.take(OVERDUE_DELIVERY);
     Some(Fact::Overdue {
         channel: a.channel,
@@ -275,7 +280,7 @@ pub fn next_expected(
             moments.push(NextExpected { at_ms, learned });
         }
     };
-    for (a, place) in obs.attempts.iter().zip(&places) {
+    for (i, (a, place)) in obs.attempts.iter().zip(&places).enumerate() {
         let (Some(submit), AttemptResult::Pending) = (a.submit_ms, a.result) else {
             continue;
         };
@@ -283,7 +288,7 @@ pub fn next_expected(
         for q in [x.median, x.p90].into_iter().flatten() {
             consider(after(submit, q), true);
         }
-        if counted.flags & OVERDUE_DELIVERY == 0 {
+        if i == 0 && counted.flags & OVERDUE_DELIVERY == 0 {
             consider(after(submit, x.overdue_after), x.median.is_some());
         }
     }
@@ -449,6 +454,17 @@ mod tests {
             vec![Stage::Verification]
         );
         assert!(overdue(reveal_at(&pending, &mut counted, 240_000)).is_empty());
+        // Only the first attempt's report counts: a late fallback call after a failed
+        // SMS is not a late order (its channel is not the one the order was sent on).
+        let mut counted = Counted::default();
+        let fallback = obs(
+            Some(-1),
+            vec![
+                in_india(attempt(Sms, 0, Failed)),
+                attempt(Call, 5_000, Pending),
+            ],
+        );
+        assert!(overdue(reveal_at(&fallback, &mut counted, 170_000)).is_empty());
         // A delivered attempt is not late; a verified order or a user who gave up is
         // not late to verify.
         for matched in [0, 4, 2] {
