@@ -7,9 +7,10 @@ mod grafana;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::prometheus::{self, Prometheus};
 use common::*;
 
 const OUTAGE_COUNTRY: &str = "IN";
@@ -44,32 +45,6 @@ const NEEDS_HISTORY: &[&str] = &[
     "app_country:otp_conversion:ratio_baseline",
     "app_channel_country_stage:otp_orders_overdue_per_sent:ratio_baseline",
 ];
-
-fn query(prom: std::net::SocketAddr, expr: &str) -> Result<serde_json::Value, String> {
-    let (status, text) = http(
-        prom,
-        "POST",
-        "/api/v1/query",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &form_body(expr),
-    )
-    .map_err(|e| e.to_string())?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
-    if status != 200 || v["status"] != "success" {
-        return Err(format!("HTTP {status}: {text}"));
-    }
-    Ok(v["data"]["result"].clone())
-}
-
-/// `query=<expr>` as an `application/x-www-form-urlencoded` body, encoded by reqwest's URL
-/// type (a form body is encoded exactly like a query string).
-fn form_body(expr: &str) -> String {
-    reqwest::Url::parse_with_params("http://prometheus.invalid/", &[("query", expr)])
-        .expect("a constant base URL")
-        .query()
-        .unwrap_or_default()
-        .to_string()
-}
 
 fn has_series(result: &serde_json::Value) -> bool {
     match result {
@@ -197,35 +172,11 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
     backfill_yesterday(&text, &tsdb);
 
     // Prometheus with the repository's rule files, scraping every second.
-    let prom_addr = free_addr();
-    let config = tmp.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {root}/deploy/prometheus/rules.yml\n  - {root}/deploy/prometheus/alerts.yml\nscrape_configs:\n  - job_name: itnio-otp-exporter\n    static_configs:\n      - targets: ['{demo_addr}']\n"
-        ),
-    )
-    .unwrap();
-    let mut prometheus = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-        .arg(format!("--web.listen-address={prom_addr}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("prometheus is installed (Debian package prometheus)");
-    struct KillOnDrop<'a>(&'a mut std::process::Child);
-    impl Drop for KillOnDrop<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let guard = KillOnDrop(&mut prometheus);
-    wait_for(Duration::from_secs(30), || {
-        get(prom_addr, "/-/ready").ok().filter(|(s, _)| *s == 200)
-    })
-    .expect("prometheus ready");
+    let prom = Prometheus::start(
+        tmp.path(),
+        &prometheus::config(demo_addr, "1s", "1s"),
+        &tsdb,
+    );
 
     // Every query of every dashboard panel parses and returns at least one series.
     let queries = std::fs::read_to_string(format!("{root}/dashboards/queries.jsonl")).unwrap();
@@ -262,7 +213,7 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
         missing = Vec::new();
         for q in &queries {
             let expr = grafana::substitute(q["expr"].as_str().unwrap()).unwrap();
-            match query(prom_addr, &expr) {
+            match prom.query(&expr) {
                 Ok(result) if has_series(&result) => {}
                 Ok(_) => missing.push(format!(
                     "no series: {} / {}: {expr}",
@@ -275,7 +226,7 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
             }
         }
         for record in &records {
-            match query(prom_addr, record) {
+            match prom.query(record) {
                 Ok(result) if has_series(&result) => {}
                 Ok(_) if NEEDS_HISTORY.contains(&record.as_str()) => {}
                 Ok(_) => missing.push(format!("recording rule without series: {record}")),
@@ -298,7 +249,7 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
     // outage does not touch. (Whether the outage's alert fires, and how fast, is measured at real
     // time by the time-to-alert test: the country alerts compare with a baseline of the previous
     // hours, which this young Prometheus at time scale 0.05 does not have.)
-    let (_, body) = get(prom_addr, "/api/v1/alerts").expect("prometheus answers /api/v1/alerts");
+    let (_, body) = get(prom.addr, "/api/v1/alerts").expect("prometheus answers /api/v1/alerts");
     let v: serde_json::Value = serde_json::from_str(&body).expect("alerts JSON");
     let alerts = v["data"]["alerts"].as_array().cloned().unwrap_or_default();
     let names: Vec<String> = alerts
@@ -325,7 +276,7 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
     }
     eprintln!("alerts: {names:?}");
 
-    drop(guard);
+    drop(prom);
     let mut demo = demo;
     assert_eq!(
         demo.terminate(Duration::from_secs(20)),
