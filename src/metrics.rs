@@ -142,7 +142,7 @@ impl Metrics {
                 &["app_id", "channel", "country"]),
             orders_sent: r.counter("otp_orders_sent_total", "Orders counted when a poll first shows an attempt; channel is the first attempt's.",
                 &["app_id", "channel", "country"]),
-            orders_overdue: r.counter("otp_orders_overdue_total", "Orders later than expected for their country and first channel (learned 95th percentile): the first attempt's delivery report (stage delivery) or the verification (stage verification); each once per order.",
+            orders_overdue: r.counter("otp_orders_overdue_total", "Orders later than expected for their country and first channel (learned 90th percentile): the first attempt's delivery report (stage delivery) or the verification (stage verification); each once per order.",
                 &["app_id", "channel", "country", "stage"]),
             poll_delay: r.histogram("otp_exporter_poll_delay_seconds", "How late each record query went out against the time it was planned for, by why it was planned (decisive, expected, routine).",
                 POLL_DELAY_BUCKETS, &["purpose"]),

@@ -138,6 +138,7 @@ mod test_support {
             mcc: None,
             mnc: None,
             latency_ms: None,
+            report_delay_ms: None,
             cost_usd: 0.0,
             segments: 0,
         }

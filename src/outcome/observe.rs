@@ -77,6 +77,9 @@ pub struct Attempt {
     pub mnc: Option<u16>,
     /// Delivery latency of a delivered attempt, when both of its times are known.
     pub latency_ms: Option<i64>,
+    /// Submit → the result's report (delivered or failed), when both times are known:
+    /// what the early signals learn "on time" from.
+    pub report_delay_ms: Option<i64>,
     pub cost_usd: f64,
     pub segments: u32,
 }
@@ -178,6 +181,15 @@ impl Check<'_> {
         believable
     }
 
+    /// A time used only to learn from: believed like [`Check::time`], but one that is
+    /// not believable is simply not used (it is no metric's value).
+    fn time_quietly(&self, t: &Option<String>) -> Option<i64> {
+        let earliest = self.order.issued_ms.saturating_sub(TIME_SLACK_MS);
+        let latest = self.order.now_ms.saturating_add(TIME_SLACK_MS);
+        parse_time_ms(t.as_deref()?, &self.reading.zone)
+            .filter(|ms| (earliest..=latest).contains(ms))
+    }
+
     /// An amount (already finite and non-negative from the wire) up to the ceiling.
     fn cost(&mut self, amount: Option<f64>, field: &'static str) -> f64 {
         match amount {
@@ -201,14 +213,16 @@ impl Check<'_> {
         }
     }
 
-    /// The parts every channel's attempt has: its result and its two times (submitted,
-    /// and delivered or answered). Network, cost and segments are left for the channel.
+    /// The parts every channel's attempt has: its result and its times (submitted, and
+    /// delivered or answered; the failure's report). Network, cost and segments are left
+    /// for the channel.
     fn timed_attempt(
         &mut self,
         channel: Channel,
         result: AttemptResult,
         submitted: (&Option<String>, &'static str),
         delivered: (&Option<String>, &'static str),
+        failure_reported: &Option<String>,
     ) -> Attempt {
         let submit_ms = self.time(submitted.0, submitted.1);
         // A pending or failed attempt's delivery time means nothing; it is not checked.
@@ -216,6 +230,14 @@ impl Check<'_> {
             AttemptResult::Delivered => self.time(delivered.0, delivered.1),
             _ => None,
         };
+        let reported_ms = match result {
+            AttemptResult::Delivered => done_ms,
+            AttemptResult::Failed => self.time_quietly(failure_reported),
+            AttemptResult::Pending => None,
+        };
+        let report_delay_ms = submit_ms
+            .zip(reported_ms)
+            .and_then(|(from, to)| (to >= from).then_some(to - from));
         Attempt {
             channel,
             seq: 0,
@@ -224,6 +246,7 @@ impl Check<'_> {
             mcc: None,
             mnc: None,
             latency_ms: delivery_latency(result, submit_ms, done_ms),
+            report_delay_ms,
             cost_usd: 0.0,
             segments: 0,
         }
@@ -236,6 +259,7 @@ impl Check<'_> {
             result,
             (&sms.submit_tm, "submitTm"),
             (&sms.done_tm, "doneTm"),
+            &sms.done_tm,
         );
         Attempt {
             mcc: code(sms.mcc),
@@ -257,6 +281,7 @@ impl Check<'_> {
             result,
             (&call.submit_time, "submitTime"),
             (&call.answer_time, "answerTime"),
+            &call.hangup_time,
         );
         Attempt {
             cost_usd: self.cost(call.cost, "cost"),
@@ -270,6 +295,7 @@ impl Check<'_> {
             status_result(sna.status),
             (&sna.post_verification_time, "postVerificationTime"),
             (&sna.verification_back_time, "verificationBackTime"),
+            &sna.verification_back_time,
         );
         Attempt {
             mcc: code(sna.mcc),
@@ -450,5 +476,24 @@ mod tests {
             (samples.attempts.len(), samples.attempts_dropped),
             (64, 99_936)
         );
+    }
+
+    #[test]
+    fn report_delays_are_learned_from_delivered_and_failed_attempts_quietly() {
+        let body = r#"{"status":"0","data":{
+            "sms":[{"status":1,"submitTm":"2022-07-12T13:00:00+08:00","doneTm":"2022-07-12T13:00:20+08:00"},
+                   {"status":1,"submitTm":"2022-07-12T13:00:01+08:00","doneTm":"1900-01-01T00:00:00+08:00"},
+                   {"status":0,"submitTm":"2022-07-12T13:00:02+08:00","doneTm":"2022-07-12T13:00:05+08:00"}],
+            "call":[{"terminationCode":100003,"submitTime":"2022-07-12T13:00:30+08:00","hangupTime":"2022-07-12T13:01:05+08:00"}],
+            "sna":[{"status":1,"postVerificationTime":"2022-07-12T13:02:00+08:00","verificationBackTime":"2022-07-12T13:02:02+08:00"}]}}"#;
+        let o = observe_body(body, read_for());
+        let delays: Vec<Option<i64>> = o.attempts.iter().map(|a| a.report_delay_ms).collect();
+        assert_eq!(
+            delays,
+            vec![Some(20_000), None, Some(3_000), Some(35_000), Some(2_000)]
+        );
+        // A failed attempt's unbelievable report time is only not learned from: it is
+        // no metric's value, so it is not counted as invalid.
+        assert!(o.invalid_values.is_empty(), "{:?}", o.invalid_values);
     }
 }
