@@ -427,8 +427,8 @@ def early_signals(d, by):
     d.add(with_colors(ts_panel(table_legend=bool(by)), {} if by else STAGE_COLORS),
           "Overdue orders per second%s by stage" % per,
           "Orders whose delivery report (stage delivery) or verification (stage verification) is later "
-          "than the 95th percentile of recent history for their app, country and channel, counted once "
-          "each. Calm: ~5-10% of sent orders overdue for delivery, ~30-35% for verification (users who "
+          "than the 90th percentile of recent history for their app, country and channel, counted once "
+          "each. Calm: ~10-15% of sent orders overdue for delivery, ~35-45% for verification (users who "
           "never type the code). Delivery-overdue jumping in one country while no failed reports "
           "come: a silent outage (alert OtpCountrySilentOutage) — check the per-MCC table and tell "
           "the provider.",

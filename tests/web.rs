@@ -8,7 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use rcgen::{
@@ -16,6 +16,7 @@ use rcgen::{
 };
 use reqwest::blocking::Client;
 
+use common::prometheus::Prometheus;
 use common::*;
 
 const USER: &str = "prometheus";
@@ -359,7 +360,6 @@ fn a_real_prometheus_scrapes_through_tls_and_basic_auth() {
     );
 
     // Two jobs: the right password and a wrong one; the second must be down.
-    let prom_addr = free_addr();
     let password_file = tmp.path().join("password");
     std::fs::write(&password_file, PASSWORD).unwrap();
     let ca = tmp.path().join("ca.pem");
@@ -369,10 +369,10 @@ fn a_real_prometheus_scrapes_through_tls_and_basic_auth() {
             ca = ca.display()
         )
     };
-    let prom_config = tmp.path().join("prometheus.yml");
-    std::fs::write(
-        &prom_config,
-        format!(
+    let tsdb = tmp.path().join("tsdb");
+    let prometheus = Prometheus::start(
+        tmp.path(),
+        &format!(
             "global:\n  scrape_interval: 1s\nscrape_configs:\n{}{}",
             job(
                 "secured",
@@ -380,25 +380,9 @@ fn a_real_prometheus_scrapes_through_tls_and_basic_auth() {
             ),
             job("wrong-password", "password: not-the-password"),
         ),
-    )
-    .unwrap();
-    let tsdb = tmp.path().join("tsdb");
-    let prometheus = Command::new("prometheus")
-        .arg(format!("--config.file={}", prom_config.display()))
-        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-        .arg(format!("--web.listen-address={prom_addr}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus is installed (Debian package prometheus)");
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _prometheus = KillOnDrop(prometheus);
+        &tsdb,
+    );
+    let prom_addr = prometheus.addr;
 
     let targets = |prom: SocketAddr| -> Option<serde_json::Value> {
         let (status, body) = get(prom, "/api/v1/targets").ok()?;
