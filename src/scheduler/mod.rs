@@ -147,18 +147,7 @@ impl<C: Clock> Scheduler<C> {
                     failure = Some(error);
                     break;
                 }
-                Some(done) = pool.done.recv() => {
-                    let now = self.clock.now_ms();
-                    let mut changes = Changes::default();
-                    pool.in_flight -= 1;
-                    self.core.on_done(done, now, &mut changes);
-                    // Take whatever else finished, so one transaction covers the batch.
-                    while let Ok(done) = pool.done.try_recv() {
-                        pool.in_flight -= 1;
-                        self.core.on_done(done, now, &mut changes);
-                    }
-                    self.core.commit(changes, now);
-                }
+                Some(done) = pool.done.recv() => self.on_answers(&mut pool, done),
                 batch = intake.recv(), if intake_open => match batch {
                     Some(batch) => {
                         self.add_from_spool(batch);
@@ -188,18 +177,40 @@ impl<C: Clock> Scheduler<C> {
                 _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)), if !dispatchable => {}
                 _ = housekeeping.tick() => {
                     ticks += 1;
-                    let now = self.clock.now_ms();
-                    self.status.scheduler_heartbeat_ms.store(now, Ordering::Relaxed);
-                    self.core.retry_unsaved(now);
-                    self.core.update_gauges(now);
-                    if ticks % 600 == 1 {
-                        self.core.purge_finalized(now);
-                    }
+                    self.housekeeping(ticks);
                 }
             }
         }
         self.drain(pool, drain).await;
         failure.map_or(Ok(()), Err)
+    }
+
+    /// A worker's answer, with whatever else finished meanwhile: one transaction covers
+    /// the batch.
+    fn on_answers(&mut self, pool: &mut WorkerPool, first: pool::Done) {
+        let now = self.clock.now_ms();
+        let mut changes = Changes::default();
+        pool.in_flight -= 1;
+        self.core.on_done(first, now, &mut changes);
+        while let Ok(done) = pool.done.try_recv() {
+            pool.in_flight -= 1;
+            self.core.on_done(done, now, &mut changes);
+        }
+        self.core.commit(changes, now);
+    }
+
+    /// Once a second: the heartbeat, unsaved changes, gauges; every 10 minutes the purge
+    /// of old finalized ids.
+    fn housekeeping(&mut self, ticks: u64) {
+        let now = self.clock.now_ms();
+        self.status
+            .scheduler_heartbeat_ms
+            .store(now, Ordering::Relaxed);
+        self.core.retry_unsaved(now);
+        self.core.update_gauges(now);
+        if ticks % 600 == 1 {
+            self.core.purge_finalized(now);
+        }
     }
 
     /// Shutdown: no new queries; those in flight finish within `drain` and update their
