@@ -117,6 +117,35 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
         (Counts::new(), Counts::new(), Counts::new());
     let (mut want_latency, mut want_verify_latency, mut want_cost, mut want_segments) =
         (Counts::new(), Counts::new(), Counts::new(), Counts::new());
+    // The early signals: each fact once, so with every order final they equal the truth.
+    let (mut want_results, mut want_sent, mut want_verified) =
+        (Counts::new(), Counts::new(), Counts::new());
+    for o in &truth.orders {
+        if let Some(first) = o.attempts.first() {
+            add(
+                &mut want_sent,
+                &[&o.app_id, &first.channel, &o.country],
+                1.0,
+            );
+        }
+        if o.outcome == "verified" {
+            add(
+                &mut want_verified,
+                &[&o.app_id, &o.channel, &o.country],
+                1.0,
+            );
+        }
+        for a in o.attempts.iter().filter(|a| a.result != "pending") {
+            let key = [
+                &*o.app_id,
+                &*a.channel,
+                &*a.country,
+                a.mcc.as_str(),
+                &*a.result,
+            ];
+            add(&mut want_results, &key, 1.0);
+        }
+    }
     for o in &truth.orders {
         let (app, channel, country, outcome) =
             (o.app_id.as_str(), &*o.channel, &*o.country, &*o.outcome);
@@ -193,6 +222,21 @@ fn metrics_match_the_simulators_ground_truth_under_faults() {
         );
     }
     assert_eq!(m.by("otp_sms_segments_total", &["app_id"]), want_segments);
+    assert_eq!(
+        m.by(
+            "otp_attempt_results_total",
+            &["app_id", "channel", "country", "mcc", "result"]
+        ),
+        want_results
+    );
+    assert_eq!(
+        m.by("otp_orders_sent_total", &["app_id", "channel", "country"]),
+        want_sent
+    );
+    assert_eq!(
+        m.by("otp_verifications_total", &["app_id", "channel", "country"]),
+        want_verified
+    );
     let outcomes: Vec<&str> = want_orders.keys().map(|k| k[3].as_str()).collect();
     for outcome in ["verified", "not_found"] {
         assert!(
