@@ -9,7 +9,7 @@
 //! alert fires during the calm part, and none fires for a country or channel the
 //! outages do not touch. Prints the measured times.
 //!
-//! It runs about 13 minutes, first of the suite (`.config/nextest.toml` gives it the
+//! It runs about 11 minutes, first of the suite (`.config/nextest.toml` gives it the
 //! highest priority), beside the other tests.
 
 mod common;
