@@ -170,11 +170,8 @@ impl Check<'_> {
     /// A time, if it was sent, parses and lies between the order's issue and now
     /// (each with [`TIME_SLACK_MS`]); one sent but not believable is counted.
     fn time(&mut self, t: &Option<String>, field: &'static str) -> Option<i64> {
-        let text = t.as_deref()?;
-        let earliest = self.order.issued_ms.saturating_sub(TIME_SLACK_MS);
-        let latest = self.order.now_ms.saturating_add(TIME_SLACK_MS);
-        let believable =
-            parse_time_ms(text, &self.reading.zone).filter(|ms| (earliest..=latest).contains(ms));
+        t.as_ref()?;
+        let believable = self.time_quietly(t);
         if believable.is_none() {
             self.invalid.add(field);
         }
