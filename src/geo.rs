@@ -128,6 +128,15 @@ pub fn is_known_mcc(mcc: u16) -> bool {
 /// a `+` not in front), fewer than 7 or more than 15 digits make the number garbage: `None`.
 /// A national number ("020 7946 0000") matches no code, since none starts with 0.
 pub fn country_of_number(number: &str) -> Option<&'static str> {
+    calling_code_match(number).map(|(_, country)| country)
+}
+
+/// The calling code (digits) that [`country_of_number`] matches in `number`.
+pub fn calling_code_of_number(number: &str) -> Option<&'static str> {
+    calling_code_match(number).map(|(code, _)| code)
+}
+
+fn calling_code_match(number: &str) -> Option<(&'static str, &'static str)> {
     let number = number.trim();
     let (plus, rest) = match number.strip_prefix('+') {
         Some(rest) => (true, rest),
@@ -161,7 +170,8 @@ pub fn country_of_number(number: &str) -> Option<&'static str> {
     let g = geo();
     (1..=head.len().min(MAX_CODE_DIGITS))
         .rev()
-        .find_map(|n| g.calling_codes.get(head.get(..n)?).copied())
+        .find_map(|n| g.calling_codes.get_key_value(head.get(..n)?))
+        .map(|(code, country)| (*code, *country))
 }
 
 #[cfg(test)]

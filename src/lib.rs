@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod error;
 pub mod geo;
 pub mod http;
+pub mod journal;
 pub mod metrics;
 pub mod outcome;
 pub mod scheduler;

@@ -8,6 +8,7 @@
 //! damaged data, so the open and the load run under `catch_unwind` and a panic is a
 //! `Damaged` error too.
 
+mod journal;
 mod recovery;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::Metrics;
 use crate::outcome::{Counted, Outcome};
 use crate::status::Status;
+pub(crate) use journal::{JOURNAL, JOURNAL_BY_ISSUE, JOURNAL_META, META_BYTES, META_ENTRIES};
 use recovery::Db;
 pub use recovery::StoreOp;
 
@@ -239,6 +241,8 @@ pub struct Store {
     /// The database, reopened after a write failure (see `recovery`).
     db: Db,
     path: PathBuf,
+    /// `journal.enabled` (on until the daemon turns it off).
+    journal_enabled: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -344,6 +348,10 @@ impl Store {
             let mut admissions = Vec::with_capacity(orders.len());
             let mut pending = txn.open_table(PENDING)?;
             let finalized = txn.open_table(FINALIZED)?;
+            let mut journal = self
+                .journal_on()
+                .then(|| journal::Writer::open(txn))
+                .transpose()?;
             for (order_id, state) in orders {
                 let recently_final = finalized
                     .get(*order_id)?
@@ -353,20 +361,28 @@ impl Store {
                     continue;
                 }
                 pending.insert(*order_id, encode(state).as_slice())?;
+                if let Some(journal) = journal.as_mut() {
+                    journal.admit(order_id, &state.app_id, state.issued_ms)?;
+                }
                 admissions.push(Admission::Accepted);
+            }
+            if let Some(journal) = journal {
+                journal.finish()?;
             }
             Ok(admissions)
         })
     }
 
-    /// Persists progress of pending orders and finalizes others, in one transaction.
+    /// Persists progress of pending orders, finalizes others and updates their journal
+    /// entries, in one transaction.
     pub fn apply(
         &self,
         updates: &[(&str, &PendingState)],
         finalized_ids: &[&str],
+        journal_updates: &[(&str, &crate::journal::Update)],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        if updates.is_empty() && finalized_ids.is_empty() {
+        if updates.is_empty() && finalized_ids.is_empty() && journal_updates.is_empty() {
             return Ok(());
         }
         self.db.write(StoreOp::Commit, |txn| {
@@ -379,8 +395,56 @@ impl Store {
                 pending.remove(*order_id)?;
                 finalized.insert(*order_id, now_ms)?;
             }
+            if self.journal_on() && !journal_updates.is_empty() {
+                let mut journal = journal::Writer::open(txn)?;
+                for (order_id, update) in journal_updates {
+                    journal.update(order_id, (*update).clone())?;
+                }
+                journal.finish()?;
+            }
             Ok(())
         })
+    }
+
+    /// Whether orders are journaled (`journal.enabled`).
+    pub fn journal_on(&self) -> bool {
+        self.journal_enabled.load(Ordering::Relaxed)
+    }
+
+    /// Turns the journal off (`journal.enabled: false`): nothing more is written; what
+    /// was written stays until evicted.
+    pub fn disable_journal(&self) {
+        self.journal_enabled.store(false, Ordering::Relaxed);
+    }
+
+    /// Evicts journal entries issued before `before_ms`, and the oldest while the
+    /// journal is over `max_bytes`, at most `batch` in one transaction (short, so the
+    /// scheduler's commits wait little); returns how many went.
+    pub fn evict_journal(
+        &self,
+        before_ms: i64,
+        max_bytes: u64,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        self.db.write(StoreOp::Evict, |txn| {
+            let mut journal = journal::Writer::open(txn)?;
+            let evicted = journal.evict(before_ms, max_bytes, batch)?;
+            journal.finish()?;
+            Ok(evicted)
+        })
+    }
+
+    /// The journal's (encoded bytes, entries).
+    pub fn journal_size(&self) -> Result<(u64, u64), StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = match txn.open_table(JOURNAL_META) {
+            Ok(meta) => meta,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((0, 0)),
+            Err(e) => return Err(e.into()),
+        };
+        let get =
+            |key: &str| -> Result<u64, StoreError> { Ok(meta.get(key)?.map_or(0, |v| v.value())) };
+        Ok((get(META_BYTES)?, get(META_ENTRIES)?))
     }
 
     /// Forgets finalized ids older than 24 h; returns how many.
@@ -429,6 +493,7 @@ fn open_file(path: &Path) -> Result<(Store, bool), StoreError> {
     let store = Store {
         db: Db::new(db, path),
         path: path.to_path_buf(),
+        journal_enabled: AtomicBool::new(true),
     };
     Ok((store, rolled_back))
 }
@@ -484,6 +549,12 @@ fn open_database(path: &Path, exists: bool) -> Result<(Database, bool), StoreErr
     let ours = [PENDING.name(), FINALIZED.name()];
     let rolled_back = rolled_back.load(Ordering::Relaxed);
     if ours.iter().all(|name| found.iter().any(|f| f == name)) {
+        // A state file of a version without the journal gains its tables.
+        if !found.iter().any(|f| f == JOURNAL.name()) {
+            let txn = db.begin_write().map_err(|e| fail(e.into()))?;
+            create_journal_tables(&txn).map_err(|e| fail(e.into()))?;
+            txn.commit().map_err(|e| fail(e.into()))?;
+        }
         return Ok((db, rolled_back));
     }
     // No table at all: a new file, or one whose first start stopped before its tables
@@ -499,8 +570,17 @@ fn open_database(path: &Path, exists: bool) -> Result<(Database, bool), StoreErr
     let txn = db.begin_write().map_err(|e| fail(e.into()))?;
     txn.open_table(PENDING).map_err(|e| fail(e.into()))?;
     txn.open_table(FINALIZED).map_err(|e| fail(e.into()))?;
+    create_journal_tables(&txn).map_err(|e| fail(e.into()))?;
     txn.commit().map_err(|e| fail(e.into()))?;
     Ok((db, rolled_back))
+}
+
+/// Creates the journal's tables, so that readers never see them missing.
+fn create_journal_tables(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
+    txn.open_table(JOURNAL)?;
+    txn.open_table(JOURNAL_BY_ISSUE)?;
+    txn.open_table(JOURNAL_META)?;
+    Ok(())
 }
 
 /// Runs a step that reads the file, turning a panic of redb into a `Damaged` error.
@@ -590,7 +670,7 @@ mod tests {
                 Admission::Duplicate
             ]
         );
-        store.apply(&[], &["b"], 100).unwrap();
+        store.apply(&[], &["b"], &[], 100).unwrap();
         let got = store
             .admit(&[("a", state(4)), ("b", state(5)), ("c", state(6))], 200)
             .unwrap();
@@ -623,7 +703,7 @@ mod tests {
             progressed.decided_ms = Some(50);
             progressed.polls = 3;
             progressed.answers = 2;
-            store.apply(&[("x", &progressed)], &["y"], 60).unwrap();
+            store.apply(&[("x", &progressed)], &["y"], &[], 60).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let (pending, broken) = store.load_pending().unwrap();

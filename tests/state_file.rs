@@ -45,9 +45,9 @@ fn real_state_file(closed: bool) -> (Vec<u8>, BTreeSet<String>) {
         .iter()
         .map(|id| (id.as_str(), &progressed))
         .collect();
-    store.apply(&updates, &[], 2_000).unwrap();
+    store.apply(&updates, &[], &[], 2_000).unwrap();
     let finalized: Vec<&str> = ids[100..140].iter().map(String::as_str).collect();
-    store.apply(&[], &finalized, 3_000).unwrap();
+    store.apply(&[], &finalized, &[], 3_000).unwrap();
     let bytes = std::fs::read(store.path()).unwrap();
     if closed {
         drop(store);
@@ -170,7 +170,7 @@ fn open_load_write(
             .admit(&[("fuzz-new", PendingState::new("app-a".into(), 5))], 5_000)
             .and_then(|_| {
                 let first = pending.first().map(|o| o.order_id.as_str());
-                store.apply(&[], first.as_slice(), 5_001)
+                store.apply(&[], first.as_slice(), &[], 5_001)
             });
         if wrote.is_err() {
             tally.write_failed += 1;
@@ -487,7 +487,7 @@ fn a_fall_back_to_the_previous_commit_is_reported() {
         .collect();
     store.admit(&orders, 1_000).unwrap();
     let finalized: Vec<&str> = ids[..40].iter().map(String::as_str).collect();
-    store.apply(&[], &finalized, 2_000).unwrap();
+    store.apply(&[], &finalized, &[], 2_000).unwrap();
     let original = std::fs::read(store.path()).unwrap();
     // As kill -9: no close (the leaked handle keeps only this test's directory locked).
     std::mem::forget(store);

@@ -20,7 +20,10 @@ pub use samples::{samples, AttemptSample, OrderSamples, UNKNOWN};
 pub use signals::{next_expected, reveal, Counted, Expecting, Fact, NextExpected};
 
 /// A delivery channel, as used in labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Channel {
     Sms,
     Call,
@@ -47,7 +50,8 @@ impl Channel {
 }
 
 /// An attempt's result (label `result`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AttemptResult {
     Delivered,
     Failed,

@@ -453,7 +453,7 @@ impl Core {
         let updates: Vec<(&str, &PendingState)> = states.iter().map(|(id, s)| (&**id, s)).collect();
         let finalized: Vec<&str> = changes.finalized.iter().map(|(id, _, _)| &**id).collect();
         let store = self.store.clone();
-        let result = tokio::task::block_in_place(|| store.apply(&updates, &finalized, now_ms));
+        let result = tokio::task::block_in_place(|| store.apply(&updates, &finalized, &[], now_ms));
         drop(updates);
         drop(finalized);
         if let Err(e) = result {

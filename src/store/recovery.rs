@@ -41,15 +41,18 @@ pub enum StoreOp {
     Commit,
     /// Forgetting finalized ids older than a day.
     Purge,
+    /// Evicting journal entries past `journal.retention` or `journal.max_bytes`.
+    Evict,
     /// Closing, opening, checking and test-writing the database after a failure.
     Reopen,
 }
 
 impl StoreOp {
-    pub const ALL: [StoreOp; 4] = [
+    pub const ALL: [StoreOp; 5] = [
         StoreOp::Admit,
         StoreOp::Commit,
         StoreOp::Purge,
+        StoreOp::Evict,
         StoreOp::Reopen,
     ];
 
@@ -58,6 +61,7 @@ impl StoreOp {
             StoreOp::Admit => "admit",
             StoreOp::Commit => "commit",
             StoreOp::Purge => "purge",
+            StoreOp::Evict => "evict",
             StoreOp::Reopen => "reopen",
         }
     }

@@ -1,0 +1,360 @@
+//! Pure rules of the journal: what changed between two answers, what an order's
+//! latest record shows, why its outcome is what it is, and how an entry takes a batch's
+//! update. No I/O: the scheduler calls these, the store writes the result.
+
+use chrono::FixedOffset;
+
+use super::model::{
+    clip_reason, Answer, AttemptDetail, Change, Entry, Event, EventKind, IndexRow, State,
+    MAX_TIMELINE,
+};
+use crate::api::wire::{parse_time_ms, Matched, Record};
+use crate::outcome::{
+    self, after, AttemptResult, Channel, Limits, Observation, Outcome, Tracking, UNKNOWN,
+};
+
+/// The operator (network) name of an (MCC, MNC) pair, if the table knows it.
+pub type OperatorNames<'a> = &'a dyn Fn(u16, u16) -> Option<&'static str>;
+
+/// What the latest record shows of an order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    pub country: Option<String>,
+    pub channel: Option<String>,
+    pub mcc: Option<u16>,
+    pub mnc: Option<u16>,
+    pub operator: Option<String>,
+    pub receiver: Option<String>,
+    pub attempts: Vec<AttemptDetail>,
+    pub fallbacks: Vec<(Channel, Channel)>,
+    pub verified_ms: Option<i64>,
+    pub verification_latency_ms: Option<i64>,
+}
+
+/// What one batch brings to one order's entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    pub app_id: String,
+    pub issued_ms: i64,
+    /// New timeline lines, in order.
+    pub events: Vec<Event>,
+    pub snapshot: Option<Snapshot>,
+    pub outcome: Option<Outcome>,
+    pub rule: Option<String>,
+    pub decided_ms: Option<i64>,
+    /// When and why the order was finalized.
+    pub finalized: Option<(i64, String)>,
+    pub queries: u32,
+}
+
+/// What changed from the previous answer's observation to this one's: attempts that
+/// appeared or changed result, and the verification state.
+pub fn changes(previous: Option<&Observation>, latest: &Observation) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let before = |channel: Channel, seq: u8| {
+        previous.and_then(|p| {
+            p.attempts
+                .iter()
+                .find(|a| a.channel == channel && a.seq == seq)
+        })
+    };
+    for a in &latest.attempts {
+        match before(a.channel, a.seq) {
+            None => changes.push(Change::AttemptAppeared {
+                channel: a.channel,
+                seq: a.seq,
+                result: a.result,
+            }),
+            Some(b) if b.result != a.result => changes.push(Change::AttemptChanged {
+                channel: a.channel,
+                seq: a.seq,
+                from: b.result,
+                to: a.result,
+            }),
+            Some(_) => {}
+        }
+    }
+    let matched_before = previous.and_then(|p| p.matched).map(|m| m.0);
+    let matched_now = latest.matched.map(|m| m.0);
+    if matched_before != matched_now {
+        changes.push(Change::Matched {
+            from: matched_before,
+            to: matched_now,
+        });
+    }
+    changes
+}
+
+/// The journal's view of an order's latest record: the observation (believable values)
+/// plus the provider's raw codes and report times, which only the journal shows.
+pub fn snapshot(
+    record: &Record,
+    obs: &Observation,
+    zone: &FixedOffset,
+    operators: OperatorNames<'_>,
+) -> Snapshot {
+    let time = |t: &Option<String>| t.as_deref().and_then(|t| parse_time_ms(t, zone));
+    let attempts: Vec<AttemptDetail> = obs
+        .attempts
+        .iter()
+        .map(|a| {
+            let i = usize::from(a.seq);
+            let (status, reason, done_ms, answer_ms) = match a.channel {
+                Channel::Sms => record.sms.get(i).map_or((None, None, None, None), |s| {
+                    (s.status, s.reason.clone(), time(&s.done_tm), None)
+                }),
+                Channel::Call => record.call.get(i).map_or((None, None, None, None), |c| {
+                    (
+                        c.termination_code,
+                        c.termination_reason.clone(),
+                        time(&c.hangup_time),
+                        time(&c.answer_time),
+                    )
+                }),
+                Channel::Sna => record.sna.get(i).map_or((None, None, None, None), |s| {
+                    (
+                        s.status,
+                        s.reason.clone(),
+                        time(&s.verification_back_time),
+                        None,
+                    )
+                }),
+            };
+            let operator = match (a.mcc, a.mnc) {
+                (Some(mcc), Some(mnc)) => operators(mcc, mnc).map(str::to_string),
+                _ => None,
+            };
+            AttemptDetail {
+                channel: a.channel,
+                seq: a.seq,
+                mcc: a.mcc,
+                mnc: a.mnc,
+                operator,
+                result: a.result,
+                provider_status: status,
+                provider_reason: reason.as_deref().and_then(clip_reason),
+                submit_ms: a.submit_ms,
+                done_ms,
+                answer_ms,
+                latency_ms: a.latency_ms,
+                cost_usd: a.cost_usd,
+                segments: a.segments,
+            }
+        })
+        .collect();
+    let network = attempts.iter().find(|a| a.mcc.is_some() && a.mnc.is_some());
+    let samples = outcome::samples(Outcome::Verified, Some(obs));
+    let verification_latency_ms = match (obs.attempts.first(), obs.verified_ms) {
+        (Some(first), Some(verified)) => first
+            .submit_ms
+            .filter(|submit| verified >= *submit)
+            .map(|submit| verified - submit),
+        _ => None,
+    };
+    let receiver = record
+        .verification
+        .as_ref()
+        .and_then(|v| v.ori_receiver.as_deref())
+        .and_then(|n| super::mask_receiver(n, crate::geo::calling_code_of_number(n)));
+    Snapshot {
+        country: Some(samples.country)
+            .filter(|c| *c != UNKNOWN)
+            .map(str::to_string),
+        channel: Some(samples.channel)
+            .filter(|c| *c != "none")
+            .map(str::to_string),
+        mcc: network.and_then(|a| a.mcc),
+        mnc: network.and_then(|a| a.mnc),
+        operator: network.and_then(|a| a.operator.clone()),
+        receiver,
+        attempts,
+        fallbacks: samples.fallbacks,
+        verified_ms: obs.verified_ms,
+        verification_latency_ms,
+    }
+}
+
+fn human(d: std::time::Duration) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// Why `outcome` is the order's outcome, in one sentence for the person on call.
+pub fn decision_rule(outcome: Outcome, last: Option<&Observation>, limits: &Limits) -> String {
+    let window = human(limits.verification_window);
+    match outcome {
+        Outcome::Verified => match last.and_then(|o| o.matched) {
+            Some(Matched::CODE_ALREADY_USED) => {
+                "the provider reports the code as already used (matched CODE_ALREADY_USED): verified".to_string()
+            }
+            _ => "the provider reports the code verified (matched VERIFIED)".to_string(),
+        },
+        Outcome::Failed => format!(
+            "the verification window ({window}) closed with the verification failed (matched FAILED: a wrong code was entered)"
+        ),
+        Outcome::Unverified => format!(
+            "the verification window ({window}) closed: an attempt was delivered but the code was never verified"
+        ),
+        Outcome::Undelivered => format!(
+            "the verification window ({window}) closed: no attempt was delivered, at least one failed"
+        ),
+        Outcome::NotFound => format!(
+            "the provider had no record of the order for tracking.not_found_grace ({})",
+            human(limits.not_found_grace)
+        ),
+        Outcome::Expired => format!(
+            "no outcome within tracking.max_age ({}) of the issue time",
+            human(limits.max_age)
+        ),
+    }
+}
+
+/// Why the order was finalized at `now_ms` (and not earlier or later).
+pub fn finalize_reason(
+    outcome: Outcome,
+    tracking: &Tracking,
+    limits: &Limits,
+    now_ms: i64,
+) -> String {
+    let settled = tracking.last.as_ref().is_some_and(|o| !o.any_pending());
+    match (outcome, tracking.decided_ms) {
+        (Outcome::NotFound, None) => "the not-found grace ended without a record".to_string(),
+        (_, Some(_)) if settled => "every attempt has a final result".to_string(),
+        (_, Some(decided)) if now_ms >= after(decided, limits.settle_timeout) => format!(
+            "tracking.settle_timeout ({}) passed since the decision with attempts still pending",
+            human(limits.settle_timeout)
+        ),
+        _ => format!("tracking.max_age ({}) reached", human(limits.max_age)),
+    }
+}
+
+/// A fresh entry for an order, with its "issued" line.
+pub fn new_entry(order_id: &str, app_id: &str, issued_ms: i64) -> Entry {
+    Entry {
+        order_id: order_id.to_string(),
+        app_id: app_id.to_string(),
+        issued_ms,
+        state: State::Pending,
+        outcome: None,
+        rule: None,
+        decided_ms: None,
+        finalized_ms: None,
+        finalize_reason: None,
+        country: None,
+        channel: None,
+        mcc: None,
+        mnc: None,
+        operator: None,
+        queries: 0,
+        receiver: None,
+        attempts: Vec::new(),
+        fallbacks: Vec::new(),
+        verified_ms: None,
+        verification_latency_ms: None,
+        timeline: vec![Event {
+            at_ms: issued_ms,
+            what: EventKind::Issued,
+        }],
+        timeline_dropped: 0,
+    }
+}
+
+/// The entry after `update` (a missing entry, never written or evicted, starts anew).
+pub fn merge(old: Option<Entry>, order_id: &str, update: Update) -> Entry {
+    let mut entry = old.unwrap_or_else(|| new_entry(order_id, &update.app_id, update.issued_ms));
+    for event in update.events {
+        push_event(&mut entry, event);
+    }
+    if let Some(s) = update.snapshot {
+        entry.country = s.country;
+        entry.channel = s.channel;
+        entry.mcc = s.mcc;
+        entry.mnc = s.mnc;
+        entry.operator = s.operator;
+        if s.receiver.is_some() {
+            entry.receiver = s.receiver;
+        }
+        entry.attempts = s.attempts;
+        entry.fallbacks = s.fallbacks;
+        entry.verified_ms = s.verified_ms;
+        entry.verification_latency_ms = s.verification_latency_ms;
+    }
+    if update.outcome.is_some() {
+        entry.outcome = update.outcome;
+        entry.rule = update.rule.or(entry.rule);
+        entry.decided_ms = update.decided_ms.or(entry.decided_ms);
+    }
+    if let Some((at_ms, reason)) = update.finalized {
+        entry.state = State::Final;
+        entry.finalized_ms = Some(at_ms);
+        entry.finalize_reason = Some(reason);
+    }
+    entry.queries = entry.queries.max(update.queries);
+    entry
+}
+
+/// Appends a line; past the cap the oldest line after the first goes.
+fn push_event(entry: &mut Entry, event: Event) {
+    entry.timeline.push(event);
+    if entry.timeline.len() > MAX_TIMELINE {
+        entry.timeline.remove(1);
+        entry.timeline_dropped = entry.timeline_dropped.saturating_add(1);
+    }
+}
+
+/// The time index's row of an entry of `entry_bytes` encoded bytes.
+pub fn index_row(entry: &Entry, entry_bytes: usize, operator_label: Option<String>) -> IndexRow {
+    let count = |r: AttemptResult| {
+        let n = entry.attempts.iter().filter(|a| a.result == r).count();
+        u8::try_from(n).unwrap_or(u8::MAX)
+    };
+    IndexRow {
+        app_id: entry.app_id.clone(),
+        state: entry.state,
+        outcome: entry.outcome,
+        country: entry.country.clone(),
+        channel: entry.channel.clone(),
+        mcc: entry.mcc,
+        mnc: entry.mnc,
+        operator_label,
+        operator: entry.operator.clone(),
+        latency_ms: entry
+            .attempts
+            .iter()
+            .find(|a| a.result == AttemptResult::Delivered)
+            .and_then(|a| a.latency_ms),
+        cost_usd: entry.attempts.iter().map(|a| a.cost_usd).sum(),
+        attempts_delivered: count(AttemptResult::Delivered),
+        attempts_failed: count(AttemptResult::Failed),
+        queries: entry.queries,
+        finalized_ms: entry.finalized_ms,
+        entry_bytes: u32::try_from(entry_bytes).unwrap_or(u32::MAX),
+    }
+}
+
+/// The answer line of a query that brought `answer` with `changes`.
+pub fn answered(at_ms: i64, answer: Answer, changes: Vec<Change>) -> Event {
+    Event {
+        at_ms,
+        what: EventKind::Answered { answer, changes },
+    }
+}
+
+/// The label form of an operator name: lower case, each run of other than letters and
+/// digits one `_`, at most 32 characters (as `geo`'s operator labels).
+pub fn operator_label(name: &str) -> String {
+    let mut label = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            label.push(c);
+        } else if !label.is_empty() && !label.ends_with('_') {
+            label.push('_');
+        }
+    }
+    let label: String = label.trim_end_matches('_').chars().take(32).collect();
+    let label = label.trim_end_matches('_');
+    if label.is_empty() {
+        "unknown".to_string()
+    } else {
+        label.to_string()
+    }
+}

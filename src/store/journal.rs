@@ -1,0 +1,170 @@
+//! The order journal's tables, written in the transactions that admit orders and
+//! commit their progress (so an order is never finalized without its entry, nor the
+//! reverse), and evicted oldest first by a background task within its retention and
+//! size bounds.
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+use super::StoreError;
+use crate::journal::{self, Entry, IndexRow, Update};
+
+/// order id → encoded [`Entry`].
+pub(crate) const JOURNAL: TableDefinition<&str, &[u8]> = TableDefinition::new("journal");
+/// (issue time in Unix ms, order id) → encoded [`IndexRow`]: lists and breakdowns
+/// walk it newest first; eviction walks it oldest first.
+pub(crate) const JOURNAL_BY_ISSUE: TableDefinition<(i64, &str), &[u8]> =
+    TableDefinition::new("journal_by_issue");
+/// `bytes` (entries + index rows, encoded) and `entries`.
+pub(crate) const JOURNAL_META: TableDefinition<&str, u64> = TableDefinition::new("journal_meta");
+
+pub(crate) const META_BYTES: &str = "bytes";
+pub(crate) const META_ENTRIES: &str = "entries";
+
+/// Running totals of a transaction's journal writes, added to `journal_meta` once.
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    bytes: i64,
+    entries: i64,
+}
+
+/// The journal's tables opened in one write transaction.
+pub(crate) struct Writer<'txn> {
+    entries: redb::Table<'txn, &'static str, &'static [u8]>,
+    by_issue: redb::Table<'txn, (i64, &'static str), &'static [u8]>,
+    meta: redb::Table<'txn, &'static str, u64>,
+    totals: Totals,
+}
+
+impl<'txn> Writer<'txn> {
+    pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Writer {
+            entries: txn.open_table(JOURNAL)?,
+            by_issue: txn.open_table(JOURNAL_BY_ISSUE)?,
+            meta: txn.open_table(JOURNAL_META)?,
+            totals: Totals::default(),
+        })
+    }
+
+    /// Applies one update to an order's entry (read, merge, write both tables).
+    pub(crate) fn update(&mut self, order_id: &str, update: Update) -> Result<(), StoreError> {
+        let old = self.entries.get(order_id)?.map(|v| v.value().to_vec());
+        let old_bytes = old.as_ref().map_or(0, Vec::len);
+        // A damaged entry starts over rather than stopping the order's progress.
+        let old_entry = old
+            .as_deref()
+            .and_then(|b| journal::decode::<Entry>(b).ok());
+        if let Some(e) = &old_entry {
+            if e.issued_ms != update.issued_ms {
+                self.remove_index(e.issued_ms, order_id)?;
+            }
+        }
+        let entry = journal::merge(old_entry, order_id, update);
+        self.put(order_id, &entry, old.is_some(), old_bytes)
+    }
+
+    /// Writes the entry of a newly admitted order.
+    pub(crate) fn admit(
+        &mut self,
+        order_id: &str,
+        app_id: &str,
+        issued_ms: i64,
+    ) -> Result<(), StoreError> {
+        if self.entries.get(order_id)?.is_some() {
+            // Finalized more than a day ago and issued again: a new order's journal.
+            self.delete(order_id)?;
+        }
+        let entry = journal::new_entry(order_id, app_id, issued_ms);
+        self.put(order_id, &entry, false, 0)
+    }
+
+    fn put(
+        &mut self,
+        order_id: &str,
+        entry: &Entry,
+        existed: bool,
+        old_bytes: usize,
+    ) -> Result<(), StoreError> {
+        let bytes = journal::encode(entry);
+        let label = entry.operator.as_deref().map(journal::operator_label);
+        let row = journal::encode(&journal::index_row(entry, bytes.len(), label));
+        let old_row = self
+            .by_issue
+            .insert((entry.issued_ms, order_id), row.as_slice())?
+            .map_or(0, |v| v.value().len());
+        self.entries.insert(order_id, bytes.as_slice())?;
+        self.totals.bytes += (bytes.len() + row.len()) as i64 - (old_bytes + old_row) as i64;
+        if !existed {
+            self.totals.entries += 1;
+        }
+        Ok(())
+    }
+
+    fn remove_index(&mut self, issued_ms: i64, order_id: &str) -> Result<(), StoreError> {
+        if let Some(v) = self.by_issue.remove((issued_ms, order_id))? {
+            self.totals.bytes -= v.value().len() as i64;
+        }
+        Ok(())
+    }
+
+    /// Removes an order's entry and index row.
+    pub(crate) fn delete(&mut self, order_id: &str) -> Result<(), StoreError> {
+        let Some(old) = self.entries.remove(order_id)?.map(|v| v.value().to_vec()) else {
+            return Ok(());
+        };
+        self.totals.bytes -= old.len() as i64;
+        self.totals.entries -= 1;
+        if let Ok(entry) = journal::decode::<Entry>(&old) {
+            self.remove_index(entry.issued_ms, order_id)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes up to `max` of the oldest entries issued before `before_ms` or, while
+    /// the journal is over `max_bytes`, any oldest; returns how many went.
+    pub(crate) fn evict(
+        &mut self,
+        before_ms: i64,
+        max_bytes: u64,
+        max: usize,
+    ) -> Result<usize, StoreError> {
+        let mut bytes = self.stored(META_BYTES)?;
+        let mut victims: Vec<(i64, String, usize)> = Vec::new();
+        for row in self.by_issue.iter()? {
+            let (key, value) = row?;
+            let (issued_ms, order_id) = key.value();
+            let over = bytes > max_bytes;
+            if victims.len() >= max || (issued_ms >= before_ms && !over) {
+                break;
+            }
+            let entry_bytes =
+                journal::decode::<IndexRow>(value.value()).map_or(0, |r| r.entry_bytes as usize);
+            bytes = bytes.saturating_sub((entry_bytes + value.value().len()) as u64);
+            victims.push((issued_ms, order_id.to_string(), value.value().len()));
+        }
+        for (issued_ms, order_id, _) in &victims {
+            self.remove_index(*issued_ms, order_id)?;
+            if let Some(old) = self.entries.remove(order_id.as_str())? {
+                self.totals.bytes -= old.value().len() as i64;
+                self.totals.entries -= 1;
+            }
+        }
+        Ok(victims.len())
+    }
+
+    fn stored(&self, key: &str) -> Result<u64, StoreError> {
+        let now = self.meta.get(key)?.map_or(0, |v| v.value());
+        Ok(match key {
+            META_BYTES => now.saturating_add_signed(self.totals.bytes),
+            _ => now.saturating_add_signed(self.totals.entries),
+        })
+    }
+
+    /// Adds this transaction's totals to `journal_meta`.
+    pub(crate) fn finish(mut self) -> Result<(), StoreError> {
+        let bytes = self.stored(META_BYTES)?;
+        let entries = self.stored(META_ENTRIES)?;
+        self.meta.insert(META_BYTES, bytes)?;
+        self.meta.insert(META_ENTRIES, entries)?;
+        Ok(())
+    }
+}
