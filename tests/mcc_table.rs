@@ -30,7 +30,8 @@ fn source_table() -> Option<PathBuf> {
 fn the_committed_table_is_the_generators_output() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(repo.join("data/README.md")).expect("data/README.md");
-    let committed = std::fs::read_to_string(repo.join("data/mcc-mnc.csv")).expect("data/mcc-mnc.csv");
+    let committed =
+        std::fs::read_to_string(repo.join("data/mcc-mnc.csv")).expect("data/mcc-mnc.csv");
     // What the repository alone can show: the quoted row count is the file's.
     assert_eq!(committed.lines().count() - 1, 2123, "data/mcc-mnc.csv rows");
     let Some(source) = source_table() else {
