@@ -171,7 +171,6 @@ impl<'txn> Writer<'txn> {
 
 #[cfg(test)]
 mod tests {
-    use redb::ReadableDatabase;
 
     use super::*;
     use crate::outcome::Outcome;
