@@ -241,9 +241,9 @@ pub fn parse_list(
             }
         },
     };
-    let cursor = match given.get("cursor") {
+    let cursor = match given.get("cursor").copied() {
         None => None,
-        Some(v) if v.is_empty() => None,
+        Some("") => None,
         Some(v) => Some(Cursor::decode(v).ok_or_else(|| {
             bad(
                 "cursor",
