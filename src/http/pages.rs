@@ -634,12 +634,12 @@ fn with_group<'a>(
     key: &'a str,
     extra: &[(&'a str, &'a str)],
 ) -> Vec<(&'a str, &'a str)> {
-    let mut pairs: Vec<(&str, &str)> = kept
-        .iter()
-        .copied()
-        .filter(|(k, _)| *k != by && !extra.iter().any(|(e, _)| e == k))
-        .collect();
-    pairs.push((by, key));
+    let mut pairs: Vec<(&str, &str)> = vec![(by, key)];
+    pairs.extend(
+        kept.iter()
+            .copied()
+            .filter(|(k, _)| *k != by && !extra.iter().any(|(e, _)| e == k)),
+    );
     pairs.extend_from_slice(extra);
     pairs
 }
