@@ -786,7 +786,8 @@ pub(super) fn overview_rows(ctx: &Ctx, now_ms: i64) -> String {
         .into_iter()
         .filter(|(status, n)| status != "0" && *n > 0.0)
         .collect();
-    let failed_total: f64 = failed.iter().map(|(_, n)| n).sum();
+    // Counters are whole numbers; an empty f64 sum would print as -0.
+    let failed_total: u64 = failed.iter().map(|(_, n)| *n as u64).sum();
     let last = match s.last_api_problem() {
         Some((at_ms, problem)) => format!(
             "{} <span class=\"muted\">at {} ({} ago)</span>",
@@ -798,7 +799,7 @@ pub(super) fn overview_rows(ctx: &Ctx, now_ms: i64) -> String {
     };
     let detail: Vec<String> = failed
         .iter()
-        .map(|(status, n)| format!("{}: {n}", escape(status)))
+        .map(|(status, n)| format!("{}: {}", escape(status), *n as u64))
         .collect();
     let _ = writeln!(
         t,
@@ -811,10 +812,11 @@ pub(super) fn overview_rows(ctx: &Ctx, now_ms: i64) -> String {
     );
     let rejected = m.spool_lines.with_label_values(&["rejected"]).get();
     let quarantined = by_label(&m.spool_files_quarantined, "reason");
-    let quarantined_total: f64 = quarantined.iter().map(|(_, n)| n).sum();
+    let quarantined_total: u64 = quarantined.iter().map(|(_, n)| *n as u64).sum();
     let reasons: Vec<String> = quarantined
         .iter()
-        .map(|(r, n)| format!("{}: {n}", escape(r)))
+        .filter(|(_, n)| *n > 0.0)
+        .map(|(r, n)| format!("{}: {}", escape(r), *n as u64))
         .collect();
     let _ = writeln!(
         t,
