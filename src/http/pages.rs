@@ -922,6 +922,36 @@ mod tests {
         }
     }
 
+    /// A fresh daemon has no failed query and no quarantined file: zeros, not "-0".
+    #[test]
+    fn the_overview_counts_from_zero() {
+        let ctx = Ctx {
+            metrics: std::sync::Arc::new(crate::metrics::Metrics::new(&["app".to_string()])),
+            status: std::sync::Arc::new(crate::status::Status::new()),
+            page: std::sync::Arc::new(super::super::PageInfo {
+                spool_dir: String::new(),
+                state_dir: String::new(),
+                api_url: String::new(),
+                apps: Vec::new(),
+                journal: super::super::JournalHandle::default(),
+            }),
+            telemetry_path: "/metrics".into(),
+            users: None,
+            headers: std::sync::Arc::new(Vec::new()),
+            journal: super::super::JournalHandle::default(),
+            started_ms: 0,
+        };
+        let rows = overview_rows(&ctx, 90_000);
+        for id in ["api-errors", "spool-rejects", "spool-quarantined"] {
+            assert!(
+                rows.contains(&format!("<tr id=\"{id}\" data-count=\"0\">")),
+                "{id}: {rows}"
+            );
+        }
+        assert!(rows.contains("data-seconds=\"90\""), "{rows}");
+        assert!(rows.contains("none since start"), "{rows}");
+    }
+
     #[test]
     fn group_links_put_the_key_first_and_keep_the_range() {
         assert_eq!(

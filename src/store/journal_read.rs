@@ -323,6 +323,10 @@ mod tests {
         assert_eq!(b.by, By::Country);
         let keys: Vec<&str> = b.rows.iter().map(|r| r.key.as_str()).collect();
         assert_eq!(keys, ["IN", "DE"], "IN converts nothing: worst first");
+        assert!(
+            b.rows.iter().all(|r| r.name.is_none()),
+            "names are operators'"
+        );
         let india = &b.rows[0];
         assert_eq!(
             (india.orders, india.final_orders, india.pending),
