@@ -462,6 +462,11 @@ fn order_body(e: &Entry) -> String {
         ),
         ("decided", "Decided", time(e.decided_ms)),
         ("finalized", "Finalized", time(e.finalized_ms)),
+        (
+            "matched",
+            "Verification state",
+            escape(&query::matched_name(e.matched)),
+        ),
         ("verified", "Verified", time(e.verified_ms)),
         (
             "verification-latency",

@@ -744,7 +744,8 @@ fn channel_name(channel: Channel) -> &'static str {
     }
 }
 
-fn matched_name(matched: Option<i64>) -> String {
+/// The provider's verification state (`matched`) in words.
+pub fn matched_name(matched: Option<i64>) -> String {
     match matched {
         None => "none".to_string(),
         Some(-1) => "not verified yet (-1)".to_string(),
