@@ -5,6 +5,7 @@
 
 mod build;
 mod model;
+pub mod query;
 
 pub use build::{
     changes, decision_rule, finalize_reason, index_row, merge, new_entry, snapshot, OperatorNames,
