@@ -212,6 +212,20 @@ fn from_the_landing_page_to_a_failed_order_s_timeline_in_two_clicks() {
         label_name == COUNTRY || label_name == "India",
         "India's row is labelled {label:?}"
     );
+    // The overview's counters read as counts (no "-0" from an empty float sum).
+    for id in ["#api-errors", "#spool-rejects", "#spool-quarantined"] {
+        let counter = browser.find(id);
+        let n = counter.attr("data-count").unwrap_or_default();
+        assert!(
+            !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()),
+            "{id} data-count={n:?}"
+        );
+        assert!(
+            cells(&counter)[1].starts_with(&n),
+            "{id} shows {:?}",
+            cells(&counter)[1]
+        );
+    }
     let other_countries = browser.find_all("#countries tr.group").len();
     assert!(other_countries > 1, "only India on the landing page");
     browser.screenshot_page(&shots.join("drilldown-1-landing.png"), 2400);
