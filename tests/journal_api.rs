@@ -326,11 +326,11 @@ fn drill_down_from_a_country_outage_to_one_order() {
     let mut receivers = Vec::new();
     let mut spool = String::new();
     for i in 0..24 {
-        // India (91) and Germany (49), alternately.
+        // India (91) and Indonesia (62), alternately.
         let to = if i % 2 == 0 {
             format!("91{:010}", 9_812_345_600u64 + i)
         } else {
-            format!("49{:010}", 1_512_345_600u64 + i)
+            format!("62{:010}", 8_112_345_600u64 + i)
         };
         let id = format!("dd-{i:02}");
         sim.send("app-a", &to, &id);
@@ -407,8 +407,8 @@ fn drill_down_from_a_country_outage_to_one_order() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(outcomes, 12);
-    let de = rows.iter().find(|r| r["key"] == "DE").expect("a DE row");
-    assert!(de["conversion"].as_f64().unwrap() > 0.0, "{de}");
+    let id = rows.iter().find(|r| r["key"] == "ID").expect("an ID row");
+    assert!(id["conversion"].as_f64().unwrap() > 0.0, "{id}");
     let (status, ops) = json(addr, "/api/v1/breakdown?by=operator&country=IN&since=15m");
     assert_eq!(status, 200);
     let op_orders: u64 = ops["rows"]
@@ -438,8 +438,8 @@ fn drill_down_from_a_country_outage_to_one_order() {
     let first_row = landing.find("data-key=\"IN\"").expect("an IN row");
     assert!(
         landing
-            .find("data-key=\"DE\"")
-            .is_none_or(|de| de > first_row),
+            .find("data-key=\"ID\"")
+            .is_some_and(|id| id > first_row),
         "IN first:\n{landing}"
     );
     let failed_links = hrefs(&landing, "failed-link");

@@ -462,6 +462,11 @@ fn order_body(e: &Entry) -> String {
         ),
         ("decided", "Decided", time(e.decided_ms)),
         ("finalized", "Finalized", time(e.finalized_ms)),
+        (
+            "matched",
+            "Verification state",
+            escape(&query::matched_name(e.matched)),
+        ),
         ("verified", "Verified", time(e.verified_ms)),
         (
             "verification-latency",
@@ -786,7 +791,8 @@ pub(super) fn overview_rows(ctx: &Ctx, now_ms: i64) -> String {
         .into_iter()
         .filter(|(status, n)| status != "0" && *n > 0.0)
         .collect();
-    let failed_total: f64 = failed.iter().map(|(_, n)| n).sum();
+    // Counters are whole numbers; an empty f64 sum would print as -0.
+    let failed_total: u64 = failed.iter().map(|(_, n)| *n as u64).sum();
     let last = match s.last_api_problem() {
         Some((at_ms, problem)) => format!(
             "{} <span class=\"muted\">at {} ({} ago)</span>",
@@ -798,7 +804,7 @@ pub(super) fn overview_rows(ctx: &Ctx, now_ms: i64) -> String {
     };
     let detail: Vec<String> = failed
         .iter()
-        .map(|(status, n)| format!("{}: {n}", escape(status)))
+        .map(|(status, n)| format!("{}: {}", escape(status), *n as u64))
         .collect();
     let _ = writeln!(
         t,
@@ -811,10 +817,11 @@ pub(super) fn overview_rows(ctx: &Ctx, now_ms: i64) -> String {
     );
     let rejected = m.spool_lines.with_label_values(&["rejected"]).get();
     let quarantined = by_label(&m.spool_files_quarantined, "reason");
-    let quarantined_total: f64 = quarantined.iter().map(|(_, n)| n).sum();
+    let quarantined_total: u64 = quarantined.iter().map(|(_, n)| *n as u64).sum();
     let reasons: Vec<String> = quarantined
         .iter()
-        .map(|(r, n)| format!("{}: {n}", escape(r)))
+        .filter(|(_, n)| *n > 0.0)
+        .map(|(r, n)| format!("{}: {}", escape(r), *n as u64))
         .collect();
     let _ = writeln!(
         t,
@@ -918,6 +925,36 @@ mod tests {
             assert!(!table.contains("<script>"), "{table}");
             assert!(!table.contains("alert('x')"), "{table}");
         }
+    }
+
+    /// A fresh daemon has no failed query and no quarantined file: zeros, not "-0".
+    #[test]
+    fn the_overview_counts_from_zero() {
+        let ctx = Ctx {
+            metrics: std::sync::Arc::new(crate::metrics::Metrics::new(&["app".to_string()])),
+            status: std::sync::Arc::new(crate::status::Status::new()),
+            page: std::sync::Arc::new(super::super::PageInfo {
+                spool_dir: String::new(),
+                state_dir: String::new(),
+                api_url: String::new(),
+                apps: Vec::new(),
+                journal: super::super::JournalHandle::default(),
+            }),
+            telemetry_path: "/metrics".into(),
+            users: None,
+            headers: std::sync::Arc::new(Vec::new()),
+            journal: super::super::JournalHandle::default(),
+            started_ms: 0,
+        };
+        let rows = overview_rows(&ctx, 90_000);
+        for id in ["api-errors", "spool-rejects", "spool-quarantined"] {
+            assert!(
+                rows.contains(&format!("<tr id=\"{id}\" data-count=\"0\">")),
+                "{id}: {rows}"
+            );
+        }
+        assert!(rows.contains("data-seconds=\"90\""), "{rows}");
+        assert!(rows.contains("none since start"), "{rows}");
     }
 
     #[test]

@@ -15,3 +15,6 @@ pub use model::{
     clip_reason, decode, encode, mask_receiver, Answer, AttemptDetail, Change, DecodeError, Entry,
     Event, EventKind, IndexRow, State, MAX_REASON_CHARS, MAX_TIMELINE,
 };
+
+#[cfg(test)]
+mod tests;

@@ -371,7 +371,7 @@ fn parse_filter(given: &BTreeMap<&str, &str>, now_ms: i64) -> Result<OrderFilter
         }),
         mcc: number("mcc")?,
         mnc: number("mnc")?,
-        operator: text("operator").map(|o| super::operator_label(&o)),
+        operator: text("operator").map(|o| crate::geo::operator_label(&o)),
         channel,
         outcomes,
         state,
@@ -628,7 +628,7 @@ impl Breakdown {
                     latency_p95_seconds: quantile(&g.latencies_ms, 0.95).map(seconds),
                     cost_per_verified_usd: (verified > 0).then(|| g.cost_usd / verified as f64),
                     cost_usd: g.cost_usd,
-                    name: g.name,
+                    name: if by == By::Operator { g.name } else { None },
                     orders: g.orders,
                     final_orders: g.final_orders,
                     pending: g.pending,
@@ -744,7 +744,8 @@ fn channel_name(channel: Channel) -> &'static str {
     }
 }
 
-fn matched_name(matched: Option<i64>) -> String {
+/// The provider's verification state (`matched`) in words.
+pub fn matched_name(matched: Option<i64>) -> String {
     match matched {
         None => "none".to_string(),
         Some(-1) => "not verified yet (-1)".to_string(),

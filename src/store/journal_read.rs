@@ -211,7 +211,7 @@ mod tests {
                 let update = Update {
                     app_id: "app".into(),
                     issued_ms,
-                    events: Vec::new(),
+                    answer: Some((issued_ms + 1000, journal::Answer::Record)),
                     snapshot: Some(Snapshot {
                         country: Some(country.into()),
                         channel: Some("sms".into()),
@@ -221,11 +221,10 @@ mod tests {
                         attempts: vec![attempt(result, mcc, mnc, op)],
                         ..Snapshot::default()
                     }),
-                    outcome: (!last).then_some(outcome),
-                    rule: Some("a rule".into()),
-                    decided_ms: Some(issued_ms + 5000),
-                    finalized: (!last).then(|| (issued_ms + 6000, "settled".to_string())),
+                    decided: (!last).then(|| (issued_ms + 5000, outcome, "a rule".to_string())),
+                    finalized: (!last).then(|| (issued_ms + 6000, outcome, "settled".to_string())),
                     queries: 3,
+                    ..Update::default()
                 };
                 (id.clone(), update)
             })
@@ -324,6 +323,10 @@ mod tests {
         assert_eq!(b.by, By::Country);
         let keys: Vec<&str> = b.rows.iter().map(|r| r.key.as_str()).collect();
         assert_eq!(keys, ["IN", "DE"], "IN converts nothing: worst first");
+        assert!(
+            b.rows.iter().all(|r| r.name.is_none()),
+            "names are operators'"
+        );
         let india = &b.rows[0];
         assert_eq!(
             (india.orders, india.final_orders, india.pending),
