@@ -9,7 +9,8 @@
 //!    stays so for two queries, is delivered, then the code is verified (5 queries, 3 of
 //!    them changing the journal). Polls per second are read from
 //!    `otp_exporter_api_requests_total` over the same window of each run, with the
-//!    journal off and on, alternately, twice each; the ratio on/off is the cost.
+//!    journal off and on, alternately, three times each; the ratio of the medians
+//!    on/off is the cost.
 //! 2. **Drill-down.** `JOURNAL_BENCH_ORDERS` (default 10,000,000) finalized orders,
 //!    issued evenly over the last 7 days across 20 countries, are written into a
 //!    state database through `Store::apply` (the daemon's own write path), then the
