@@ -20,6 +20,14 @@ expr, instant or range): the live-Prometheus test substitutes the template varia
 each one. Variables used in expressions: $app_id, $channel, $country (regex matchers; "All" is
 `.*`), $__rate_interval, $__range, $__interval. Grafana ignores the .jsonl file when it
 provisions this folder.
+
+Drill-down: every dashboard has a textbox variable `exporter_url` (default EXPORTER_URL_DEFAULT,
+the daemon's default `listen`), the address at which the people using Grafana reach the
+exporter's pages. Every per-country, per-operator (and per-app) panel carries data links to
+`${exporter_url}/orders?<the clicked series' labels>&since=${__from}&until=${__to}`: Grafana
+fills `${__field.labels.X}` from a time series' labels and `${__data.fields.X}` from a table
+row's field X (by field name, which the organize transformation keeps), and `${__from}` /
+`${__to}` with the time range in Unix milliseconds, which /orders accepts as since/until.
 """
 
 import importlib.metadata
@@ -75,6 +83,12 @@ from grafana_foundation_sdk.models import prometheus as pm  # noqa: E402
 
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 REF_IDS = "ABCDEFGHIJ"
+
+# The exporter's pages, for the data links: the daemon's default `listen` seen from the same host.
+EXPORTER_URL_DEFAULT = "http://localhost:8467"
+# Filters /orders (and /api/v1/orders, /api/v1/breakdown) accept, named like the metric labels.
+ORDERS_FILTERS = ("app_id", "country", "mcc", "mnc", "operator", "channel", "outcome", "state")
+TIME_RANGE = "since=${__from}&until=${__to}"  # Unix ms, as /orders accepts them
 
 # ---------------------------------------------------------------------------------------------
 # PromQL pieces.
@@ -276,6 +290,45 @@ def organize(rename, order=None):
     return dm.DataTransformerConfig(id_val="organize", options=options)
 
 
+def exporter_url_variable():
+    """Where the people using Grafana reach the exporter (its /orders pages), for the data links."""
+    return (db.TextBoxVariable("exporter_url").label("Exporter URL").default_value(EXPORTER_URL_DEFAULT)
+            .current(dm.VariableOption(selected=True, text=EXPORTER_URL_DEFAULT, value=EXPORTER_URL_DEFAULT))
+            .options([dm.VariableOption(selected=True, text=EXPORTER_URL_DEFAULT, value=EXPORTER_URL_DEFAULT)])
+            .description("Base URL of itnio-otp-exporter's own pages (scheme, host, port of its `listen`, no "
+                         "trailing slash) as your browser reaches it, e.g. %s or "
+                         "https://otp-exporter.example.net. The panels' data links open "
+                         "<this URL>/orders filtered by the clicked series." % EXPORTER_URL_DEFAULT)
+            .hide(dm.VariableHide.DONT_HIDE))
+
+
+def drill_link(title, path, labels, source, fixed=()):
+    """A data link to the exporter's `path` filtered by the clicked series' `labels` (source "field":
+    a time series' labels; "data": a table row's fields) and fixed filters, over the time range."""
+    ref = {"field": "${__field.labels.%s}", "data": "${__data.fields.%s}"}[source]
+    for name in [*labels, *(k for k, _ in fixed)]:
+        if name not in ORDERS_FILTERS + ("by",):
+            raise ValueError("data link filter %r is not one /orders accepts" % name)
+    by = [(k, v) for k, v in fixed if k == "by"]
+    params = (["%s=%s" % kv for kv in by] + ["%s=%s" % (label, ref % label) for label in labels]
+              + ["%s=%s" % kv for kv in fixed if kv not in by])
+    return (db.DashboardLink(title).type(dm.DashboardLinkType.LINK)
+            .url("${exporter_url}%s?%s" % (path, "&".join(params + [TIME_RANGE]))).target_blank(True))
+
+
+def orders_links(labels, source="field", failed=True):
+    """"Orders" (and "Undelivered orders") of the clicked series on the exporter's /orders page."""
+    what = ", ".join(labels)
+    links = [drill_link("Orders of this %s (exporter)" % what, "/orders", labels, source)]
+    if failed:
+        links.append(drill_link("Undelivered orders of this %s (exporter)" % what, "/orders", labels, source,
+                                (("state", "final"), ("outcome", "undelivered"))))
+    return links
+
+
+NO_LINKS = [prop("links", [])]  # override for a series without the labels (the SLO target line)
+
+
 class Column(typing.NamedTuple):
     """One column of a per-label table: one instant query, its unit and extra override properties."""
     name: str
@@ -345,19 +398,30 @@ def otp_variables():
     ]
 
 
+EXPORTER_URL_NOTE = (
+    " Drill-down: the data links of per-country, per-operator and per-app panels (and the \"Orders "
+    "(exporter)\" link at the top) open the exporter's /orders page filtered by the clicked series and "
+    "the time range, at the address in the variable `exporter_url` (textbox, default %s): set it to "
+    "the exporter's address as your browser reaches it." % EXPORTER_URL_DEFAULT)
+
+
 class Board:
     """A dashboard in the making: numbers panels and rows in order (ids are stable for links)."""
 
     def __init__(self, uid, title, description, variables):
         self.builder = (
-            db.Dashboard(title).uid(uid).description(description).tags(["otp", "itnio"])
+            db.Dashboard(title).uid(uid).description(description + EXPORTER_URL_NOTE).tags(["otp", "itnio"])
             .editable().tooltip(dm.DashboardCursorSync.CROSSHAIR).version(1).refresh("30s")
             .time("now-6h", "now").timezone("").fiscal_year_start_month(0).live_now(False).week_start("")
             .link(db.DashboardLink("OTP dashboards").type(dm.DashboardLinkType.DASHBOARDS).tags(["otp"])
                   .as_dropdown(True).include_vars(True).keep_time(True).icon("external link")
                   .target_blank(False).tooltip("").url(""))
+            .link(db.DashboardLink("Orders (exporter)").type(dm.DashboardLinkType.LINK)
+                  .url("${exporter_url}/orders?" + TIME_RANGE).icon("external link").target_blank(True)
+                  .tooltip("The exporter's orders of the time range (variable exporter_url)")
+                  .as_dropdown(False).include_vars(False).keep_time(False).tags([]))
             .annotation(AlertAnnotation())
-            .variables(variables))
+            .variables(variables + [exporter_url_variable()]))
         self.next_id = 1
         self.line_width = 0  # grid columns used on the current line
 
@@ -369,9 +433,10 @@ class Board:
         self.builder.with_row(db.Row(title).id(self._id()))
         self.line_width = 0
 
-    def add(self, panel, title, description, unit, queries, w, h):
+    def add(self, panel, title, description, unit, queries, w, h, links=None):
         """Places the panel after the previous one. The SDK starts a new line only once 24 columns
-        are used, so a panel that does not fit the rest of a line would overflow it: refused here."""
+        are used, so a panel that does not fit the rest of a line would overflow it: refused here.
+        `links`: the panel's data links (orders_links, drill_link)."""
         if self.line_width + w > 24:
             raise ValueError("panel %r (width %d) does not fit the %d columns left on its line"
                              % (title, w, 24 - self.line_width))
@@ -379,6 +444,8 @@ class Board:
         if len(queries) > len(REF_IDS):
             raise ValueError("panel %r has more queries than refIds" % title)
         panel.id(self._id()).title(title).description(description).datasource(DS).unit(unit).span(w).height(h)
+        if links:
+            panel.data_links(links)
         for ref, query in zip(REF_IDS, queries):
             panel.with_target(query.ref_id(ref).datasource(DS))
         self.builder.with_panel(panel)
@@ -401,6 +468,7 @@ def early_signals(d, by):
     group = lambda extra: "sum by (%s) " % ", ".join(x for x in (by, extra) if x) if by or extra else "sum "
     legend = lambda extra: " ".join("{{%s}}" % x for x in (by, extra) if x) if by or extra else None
     per = " per %s" % by if by else ""
+    links = orders_links([by]) if by else None
     d.row("Early signals (seconds after the facts)")
     d.add(with_colors(ts_panel(table_legend=bool(by), stack=not by), {} if by else RESULT_COLORS),
           "Delivery reports per second%s (delivered / failed)" % per,
@@ -411,7 +479,7 @@ def early_signals(d, by):
           "falling to zero while orders are still sent: messages vanish without a report (silent "
           "outage: see overdue orders).",
           "cps", [series(legend("result"), "%s(%s)" % (group("result"), rate("otp_attempt_results_total", F_ORDERS)))],
-          w=12, h=8)
+          w=12, h=8, links=links)
     d.add(ts_panel(table_legend=bool(by)),
           "Sent and verified orders per second%s" % per,
           "Orders first seen sent (their first attempt, by its channel) and first seen verified. The "
@@ -423,7 +491,7 @@ def early_signals(d, by):
                          "%s(%s)" % (group(""), rate("otp_orders_sent_total", F_ORDERS))),
                   series(("verified " + legend("")) if by else "verified",
                          "%s(%s)" % (group(""), rate("otp_verifications_total", F_ORDERS)))],
-          w=12, h=8)
+          w=12, h=8, links=links)
     d.add(with_colors(ts_panel(table_legend=bool(by)), {} if by else STAGE_COLORS),
           "Overdue orders per second%s by stage" % per,
           "Orders whose delivery report (stage delivery) or verification (stage verification) is later "
@@ -433,7 +501,7 @@ def early_signals(d, by):
           "come: a silent outage (alert OtpCountrySilentOutage) — check the per-MCC table and tell "
           "the provider.",
           "cps", [series(legend("stage"), "%s(%s)" % (group("stage"), rate("otp_orders_overdue_total", F_ORDERS)))],
-          w=12, h=8)
+          w=12, h=8, links=links)
     d.add(ratio_panel(table_legend=bool(by)),
           "Early delivery success per %s" % ("%s and channel" % by if by else "channel"),
           "Delivered ÷ delivery reports seen in the last minutes, per channel (a pending attempt is in "
@@ -443,7 +511,7 @@ def early_signals(d, by):
           "percentunit", [series(legend("channel"), ratio("otp_attempt_results_total", 'result="delivered"',
                                                          "otp_attempt_results_total", F_ORDERS,
                                                          ", ".join(x for x in (by, "channel") if x)))],
-          w=12, h=8)
+          w=12, h=8, links=orders_links([by, "channel"]) if by else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,14 +551,14 @@ def delivery_health():
           "channel\" — if delivery fell too, the provider or a route is failing; if delivery is fine but "
           "conversion fell, users do not enter the codes (app release, expired codes, latency).",
           "percentunit", [series("verification rate", verified_ratio(None)), series(*SLO_TARGET)], w=16, h=6)
-    d.add(slo_panel(),
+    d.add(slo_panel().override_by_name("SLO target", NO_LINKS),
           "Verification rate per app and channel",
           "Verified ÷ finalized orders per app and per channel (the verification's channel, else the "
           "last attempt's, `none` for orders never sent) against the SLO line. One line far below the "
           "others tells where to look: one app (its integration, its sender id) or one channel (SMS "
           "routes vs voice). `none` at 0% is normal; a growing volume of `none` is not (orders never sent).",
           "percentunit", [series("{{app_id}} {{channel}}", verified_ratio("app_id, channel")), series(*SLO_TARGET)],
-          w=12, h=9)
+          w=12, h=9, links=orders_links(["app_id", "channel"]))
     burn = ('app:otp_verification_errors:ratio_rate%s{app_id=~"$app_id"}'
             " / on () group_left () otp:slo_error_budget:ratio")
     d.add(ts_panel(min_val=0, decimals=2, threshold_style=cm.GraphThresholdsStyleMode.DASHED,
@@ -511,7 +579,8 @@ def delivery_health():
           "tracking.max_age: API unreachable or attempts stuck pending). A growing band other than "
           "verified names the problem: undelivered → routes (Regions dashboard), unverified → users/app, "
           "not_found → the issuing app's spool integration, expired → exporter/API (Exporter internals).",
-          "cps", [series("{{outcome}}", "sum by (outcome) (%s)" % rate("otp_orders_total", F_ORDERS))], w=24, h=8)
+          "cps", [series("{{outcome}}", "sum by (outcome) (%s)" % rate("otp_orders_total", F_ORDERS))], w=24, h=8,
+          links=[drill_link("Orders with this outcome (exporter)", "/orders", ["outcome"], "field", (("state", "final"),))])
 
     d.row("Delivery and fallback")
     d.add(ratio_panel(table_legend=False),
@@ -626,6 +695,45 @@ def conv1h(offset):
             "sum by (country) (app_channel_country:otp_orders:rate1h%s)" % (sel, sel))
 
 
+# Operator metrics (otp_operator_*): attempts carry country, mcc, mnc, operator, channel, result (no
+# app_id); orders carry app_id, country, operator, outcome (no channel).
+F_OP_ATTEMPTS = 'channel=~"$channel", country=~"$country"'
+F_OP_ORDERS = 'app_id=~"$app_id", country=~"$country"'
+
+
+def operator_estimated_spend():
+    """Spend per (country, operator), estimated: otp_cost_usd_total has an mcc label but no operator,
+    so each (country, mcc, channel)'s spend is shared among its operators in proportion to their
+    attempts (otp_operator_attempts_total counts the same attempts, with mcc and operator)."""
+    attempts = "sum by (country, mcc, channel%s) (%s)"
+    per_operator = attempts % (", operator", rate("otp_operator_attempts_total", F_OP_ATTEMPTS, R, "increase"))
+    per_mcc = attempts % ("", rate("otp_operator_attempts_total", F_OP_ATTEMPTS, R, "increase"))
+    spend = "sum by (country, mcc, channel) (%s)" % rate("otp_cost_usd_total", F_ORDERS, R, "increase")
+    return ("sum by (country, operator) (%s / on (country, mcc, channel) group_left () %s"
+            " * on (country, mcc, channel) group_left () %s)" % (per_operator, per_mcc, spend))
+
+
+def operators_table():
+    """One row per (country, operator) of the selection over the time range."""
+    attempts = "sum by (country, operator) (%s)" % rate("otp_operator_attempts_total", F_OP_ATTEMPTS, R, "increase")
+    verified = "sum by (country, operator) (%s)" % rate("otp_operator_orders_total", F_OP_ORDERS + ', outcome="verified"',
+                                                        R, "increase")
+    return column_table([
+        Column("Attempts", "short", attempts),
+        Column("Delivery success", "percentunit",
+               ratio("otp_operator_attempts_total", 'result="delivered"', "otp_operator_attempts_total",
+                     F_OP_ATTEMPTS, "country, operator", R, "increase"), SUCCESS_CELLS),
+        Column("Orders", "short",
+               "sum by (country, operator) (%s)" % rate("otp_operator_orders_total", F_OP_ORDERS, R, "increase")),
+        Column("Conversion", "percentunit",
+               ratio("otp_operator_orders_total", 'outcome="verified"', "otp_operator_orders_total", F_OP_ORDERS,
+                     "country, operator", R, "increase"), SUCCESS_CELLS),
+        Column("Spend (est.)", "currencyUSD", operator_estimated_spend(), (prop("decimals", 2),)),
+        Column("Cost per verified OTP (est.)", "currencyUSD", "(%s) / %s" % (operator_estimated_spend(), verified),
+               (prop("decimals", 4),)),
+    ], {"country": "Country", "operator": "Operator"}, sort_by="Delivery success", desc=False, ordered=True)
+
+
 def regions():
     d = Board("otp-regions", "OTP regions",
               "Which countries and mobile networks (MCC) fail, are slow, or cost too much. Start from the "
@@ -655,7 +763,29 @@ def regions():
           "set the country variable to it and read the MCC panels below (one network or all of them?); "
           "delivery low → routes/provider (runbook OtpCountryDeliveryCollapse); delivery fine but "
           "conversion low → users do not get or enter the code (latency, sender id filtered as spam).",
-          "short", queries, w=24, h=11)
+          "short", queries, w=24, h=11,
+          links=orders_links(["country"], "data")
+          + [drill_link("Operators of this country (exporter breakdown)", "/api/v1/breakdown", ["country"], "data",
+                        (("by", "operator"),))])
+
+    operators, queries = operators_table()
+    d.add(operators,
+          "Operators of the selected countries (time range)",
+          "One row per country and mobile operator (the receiver's network, from MCC+MNC; `unknown` when "
+          "the provider gave no MNC or the network is not in the MCC/MNC table) over the selected range: "
+          "attempts and their delivery success (channel and country filters), finalized orders and their "
+          "conversion (app and country filters; an order's operator is its first attempt's), estimated spend "
+          "and cost per verified OTP (each MCC's spend shared among its operators by attempts: the cost "
+          "counter has no operator label). Worst delivery success first. Set the country variable to the "
+          "country of an alert: one red operator with the others green is that operator's network or the "
+          "provider's route to it (tell the provider, with the operator and MCC); every operator red is "
+          "country-level (route, sender-id registration). p95 delivery latency per operator is not in the "
+          "metrics (the latency histogram has no operator label): the link \"Operators of this country "
+          "(exporter breakdown)\" gives it from the exporter's order journal; click a row for its orders.",
+          "short", queries, w=24, h=10,
+          links=orders_links(["country", "operator"], "data")
+          + [drill_link("Operators of this country (exporter breakdown)", "/api/v1/breakdown", ["country"], "data",
+                        (("by", "operator"),))])
 
     d.add(conversion_map(),
           "Conversion by country (time range)",
@@ -663,7 +793,8 @@ def regions():
           "by finalized orders and coloured by conversion: red below 50%, orange below 80%, green above. "
           "A big red circle is where users are locked out: open the table above for its numbers and "
           "runbook OtpCountryConversionCollapse. `unknown` countries are not drawn.",
-          "percentunit", [table_query(conv, "{{country}}"), table_query(vol, "{{country}}")], w=14, h=12)
+          "percentunit", [table_query(conv, "{{country}}"), table_query(vol, "{{country}}")], w=14, h=12,
+          links=orders_links(["country"], "data"))
 
     # Conversion drop against the same hour yesterday, from the 1h recording rules.
     guard = "sum by (country) (app_channel_country:otp_orders:rate1h{%s}) * 3600 >= 20" % F_ORDERS
@@ -687,7 +818,7 @@ def regions():
           "percentunit",
           [table_query(drop, "{{country}}"),
            table_query("(%s) and on (country) (%s)" % (conv1h(False), guard), "{{country}}")],
-          w=10, h=12)
+          w=10, h=12, links=orders_links(["country"], "data"))
 
     d.row("Per country over time")
     d.add(ratio_panel(),
@@ -696,26 +827,50 @@ def regions():
           "countries. One country's sms line falling to the floor while others hold: route outage "
           "(alert OtpCountryDeliveryCollapse) — check the MCC table below to see whether one network or "
           "the whole country fails, and the daemon log for the provider's failure reasons.",
-          "percentunit", [series("{{country}} {{channel}}", delivered_ratio("country, channel"))], w=12, h=9)
-    d.add(slo_panel(),
+          "percentunit", [series("{{country}} {{channel}}", delivered_ratio("country, channel"))], w=12, h=9,
+          links=orders_links(["country", "channel"]))
+    d.add(slo_panel().override_by_name("SLO target", NO_LINKS),
           "Conversion by country",
           "Verified ÷ finalized orders per country against the SLO line. A country far below the others "
           "with normal delivery success: users get codes late or not at all (check p95 latency in the "
           "table), or the sender id is filtered; with low delivery success: see the panel on the left.",
-          "percentunit", [series("{{country}}", verified_ratio("country")), series(*SLO_TARGET)], w=12, h=9)
+          "percentunit", [series("{{country}}", verified_ratio("country")), series(*SLO_TARGET)], w=12, h=9,
+          links=orders_links(["country"]))
     d.add(ts_panel(min_val=0, decimals=1),
           "Fallback rate by country",
           "Channel fallbacks ÷ finalized orders per country (app and country filters). A country jumping "
           "up: its first channel (usually SMS) fails there and voice takes over — cost goes up too "
           "(alert OtpFallbackRateSpike).",
-          "percentunit", [series("{{country}}", fallback_ratio("by (country) "))], w=12, h=9)
+          "percentunit", [series("{{country}}", fallback_ratio("by (country) "))], w=12, h=9,
+          links=orders_links(["country"]))
     d.add(ts_panel(min_val=0),
           "p95 delivery latency by country",
           "95th percentile of delivery latency per country and channel (no app filter: the histogram has "
           "no app_id). A country drifting above its peers: a slow route; raise it with the provider with "
           "the MCC from the table below.",
           "s", [series("{{country}} {{channel}}", "histogram_quantile(0.95, sum by (country, channel, le) (%s))"
-                       % rate("otp_delivery_latency_seconds_bucket", F_LATENCY))], w=12, h=9)
+                       % rate("otp_delivery_latency_seconds_bucket", F_LATENCY))], w=12, h=9,
+          links=orders_links(["country", "channel"], failed=False))
+    d.add(ratio_panel(),
+          "Delivery success by operator",
+          "Delivered ÷ attempts of finalized orders per country and mobile operator (channel and country "
+          "filters; otp_operator_attempts_total). Set the country variable first: one operator's line "
+          "falling while the others of its country hold is a network or route problem of that operator "
+          "(runbook OtpCountryDeliveryCollapse, step \"which operator\"); click the line for its orders.",
+          "percentunit", [series("{{country}} {{operator}}",
+                                 ratio("otp_operator_attempts_total", 'result="delivered"', "otp_operator_attempts_total",
+                                       F_OP_ATTEMPTS, "country, operator"))], w=12, h=9,
+          links=orders_links(["country", "operator"]))
+    d.add(ratio_panel(),
+          "Conversion by operator",
+          "Verified ÷ finalized orders per country and mobile operator of the order's first attempt (app "
+          "and country filters; otp_operator_orders_total). An operator far below its country's other "
+          "operators with normal delivery success: its users get the code late or filtered as spam; click "
+          "the line for its orders and read one order's timeline.",
+          "percentunit", [series("{{country}} {{operator}}",
+                                 ratio("otp_operator_orders_total", 'outcome="verified"', "otp_operator_orders_total",
+                                       F_OP_ORDERS, "country, operator"))], w=12, h=9,
+          links=orders_links(["country", "operator"]))
 
     d.row("Mobile networks (MCC) and cost")
     mccs, queries = column_table([
@@ -737,7 +892,7 @@ def regions():
           "falls: paying for failed messages or pumped traffic — runbook OtpCostPerVerifiedJump. Segments "
           "far above attempts: the OTP template is too long or uses non-GSM characters (UCS-2 halves "
           "the segment size).",
-          "currencyUSD", queries, w=12, h=10)
+          "currencyUSD", queries, w=12, h=10, links=orders_links(["country", "mcc"], "data"))
     d.add(ts_panel(min_val=0, decimals=2),
           "Spend per hour by MCC (top 10)",
           "USD per hour at the current pace for the ten most expensive country/MCC pairs. A pair that "
@@ -747,7 +902,7 @@ def regions():
           "currencyUSD",
           [series("{{country}} {{mcc}}", "topk(10, sum by (country, mcc) (%s) * 3600)"
                   % rate("otp_cost_usd_total", F_ORDERS))],
-          w=12, h=10)
+          w=12, h=10, links=orders_links(["country", "mcc"]))
     early_signals(d, "country")
     return d
 

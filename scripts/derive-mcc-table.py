@@ -4,11 +4,12 @@
 Usage: scripts/derive-mcc-table.py SOURCE.csv [OUTPUT.csv]
        (OUTPUT defaults to data/mcc-mnc.csv beside this script's repository)
 
-Output: header `mcc,mnc,iso,calling_code`, then one row per distinct network
-(mcc, mnc, country), sorted, ISO upper case. MCC and MNC keep their digits as
-written ("01" and "001" are different networks); the source's "MCC (int)" and
-"MNC (int)" columns are ignored: they are the digits read as hexadecimal
-(289 -> 649), not the numbers.
+Output: header `mcc,mnc,iso,calling_code,operator`, then one row per distinct
+network (mcc, mnc, country), sorted, ISO upper case. MCC and MNC keep their
+digits as written ("01" and "001" are different networks); the source's
+"MCC (int)" and "MNC (int)" columns are ignored: they are the digits read as
+hexadecimal (289 -> 649), not the numbers. `operator` is the source's
+`Network`, trimmed, empty when the source has none.
 
 Normalisation, and what is deliberately kept as in the source:
 - rows without a country (ISO "n/a": MCC 901, international/satellite) are
@@ -21,7 +22,14 @@ Normalisation, and what is deliberately kept as in the source:
   mobiles, Russian mobiles are +7 9..., Kazakh ones +7 7..., so "79" resolves
   both right, where "7" would send every Kazakh number to Russia;
 - "AN" (Netherlands Antilles, withdrawn from ISO 3166-1 in 2010) is kept: the
-  source does not say which successor (CW, SX, BQ) each network belongs to.
+  source does not say which successor (CW, SX, BQ) each network belongs to;
+- a network the source lists under several operator names (a merger, a
+  rebrand, or the catch-all MNC 299 that names many small operators) keeps
+  the first non-empty name in the source's order: deterministic, and the
+  rows stay one per network, so the majorities src/geo.rs computes from
+  row counts do not change;
+- an operator name containing a comma, a quote or a line break stops the
+  script: the output is parsed by splitting on commas, without quoting.
 A summary of these and of other oddities goes to stderr.
 """
 import collections
@@ -31,7 +39,7 @@ import pathlib
 import re
 import sys
 
-HEADER = ["mcc", "mnc", "iso", "calling_code"]
+HEADER = ["mcc", "mnc", "iso", "calling_code", "operator"]
 EXPECTED_SOURCE_COLUMNS = ["MCC", "MCC (int)", "MNC", "MNC (int)", "ISO", "Country", "Country Code", "Network"]
 
 
@@ -46,13 +54,21 @@ def calling_code(raw, line):
     fail(f"line {line}: unexpected calling code {raw!r}; extend the normalisation")
 
 
+def operator_name(raw, line):
+    name = raw.strip()
+    if re.search(r'[,"\r\n]', name):
+        fail(f"line {line}: operator name {raw!r} needs CSV quoting; the readers split on commas")
+    return name
+
+
 def main(argv):
     if len(argv) not in (2, 3):
         fail(__doc__.strip().splitlines()[2])
     source = pathlib.Path(argv[1])
     output = pathlib.Path(argv[2]) if len(argv) == 3 else pathlib.Path(__file__).resolve().parent.parent / "data" / "mcc-mnc.csv"
     raw = source.read_bytes()
-    networks = set()
+    # (mcc, mnc, iso, calling code) -> operator names in the source's order.
+    networks = {}
     dropped = collections.Counter()
     source_rows = 0
     with source.open(newline="", encoding="utf-8") as f:
@@ -67,7 +83,10 @@ def main(argv):
                 continue
             if not re.fullmatch(r"[0-9]{3}", mcc) or not re.fullmatch(r"[0-9]{2,3}", mnc):
                 fail(f"line {line}: malformed MCC/MNC {mcc!r}/{mnc!r}")
-            networks.add((mcc, mnc, iso, calling_code(r["Country Code"], line)))
+            name = operator_name(r["Network"], line)
+            names = networks.setdefault((mcc, mnc, iso, calling_code(r["Country Code"], line)), [])
+            if name and name not in names:
+                names.append(name)
 
     # One country has one calling code per network: two codes for the same
     # (mcc, mnc, iso) would make the row set ambiguous.
@@ -75,7 +94,7 @@ def main(argv):
     if any(c > 1 for c in keys.values()):
         fail(f"networks with several calling codes: {[k for k, c in keys.items() if c > 1]}")
 
-    rows = sorted(networks)
+    rows = sorted(key + ((names[0] if names else ""),) for key, names in networks.items())
     with output.open("w", newline="", encoding="utf-8") as f:
         out = csv.writer(f, lineterminator="\n")
         out.writerow(HEADER)
@@ -87,6 +106,12 @@ def main(argv):
         f"{source_rows - sum(dropped.values()) - len(rows)} duplicate rows merged")
     for why, n in sorted(dropped.items()):
         log(f"dropped {n} rows: {why}")
+    several = {k: n for k, n in networks.items() if len(n) > 1}
+    log(f"{len(several)} networks have several operator names (first kept), "
+        f"{sum(1 for n in networks.values() if not n)} none (empty)")
+    for (mcc, mnc, iso, _), names in sorted(several.items()):
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        log(f"  {mcc}/{mnc} {iso}: {shown} -> {names[0]}")
     no_code = sorted({r[2] for r in rows if not r[3]})
     log(f"countries with networks lacking a calling code: {' '.join(no_code)}")
 
@@ -103,12 +128,16 @@ def main(argv):
 
     shared(lambda r: r[0], "MCC")
     shared(lambda r: r[3], "calling code")
-    by_int = collections.defaultdict(set)
-    for mcc, mnc, iso, _ in rows:
-        by_int[(mcc, int(mnc))].add((mnc, iso))
+    by_int = collections.defaultdict(list)
+    for mcc, mnc, iso, _, name in rows:
+        by_int[(mcc, int(mnc))].append((mnc, iso, name))
     for (mcc, mnc), nets in sorted(by_int.items()):
-        if len({iso for _, iso in nets}) > 1:
-            log(f"MNC {mcc}/{mnc} as an integer is ambiguous: {sorted(nets)} -> MCC majority")
+        if len({iso for _, iso, _ in nets}) > 1:
+            log(f"MNC {mcc}/{mnc} as an integer is ambiguous: {sorted(n[:2] for n in nets)} -> MCC majority")
+        if len(nets) > 1:
+            # src/geo.rs names the operator (and the MNC label) by the first such row.
+            log(f"MNC {mcc}/{mnc} as an integer is {len(nets)} rows: operator and MNC of the first, "
+                f"{nets[0][0]} {nets[0][2]!r}, over {[n[0] + ' ' + repr(n[2]) for n in nets[1:]]}")
 
 
 if __name__ == "__main__":

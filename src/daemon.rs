@@ -105,6 +105,9 @@ pub async fn run(
     let state_dir = config.state_dir.clone();
     let opened = blocking(move || Store::open_with(&state_dir, on_damage)).await??;
     let store = opened_store(opened);
+    if !config.journal.enabled {
+        store.disable_journal();
+    }
     let client =
         Arc::new(ApiClient::new(&config.api)?.with_clock_offset(status.clock_offset_secs.clone()));
 

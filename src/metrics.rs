@@ -26,6 +26,10 @@ pub struct Metrics {
     pub orders: IntCounterVec,
     pub fallbacks: IntCounterVec,
     pub attempts: IntCounterVec,
+    /// `otp_operator_orders_total{app_id,country,operator,outcome}`.
+    pub operator_orders: IntCounterVec,
+    /// `otp_operator_attempts_total{country,mcc,mnc,operator,channel,result}`.
+    pub operator_attempts: IntCounterVec,
     pub delivery_latency: HistogramVec,
     pub verification_latency: HistogramVec,
     pub cost_usd: CounterVec,
@@ -108,6 +112,10 @@ impl Metrics {
                 &["app_id", "from", "to", "country"]),
             attempts: r.counter("otp_delivery_attempts_total", "Delivery attempts of finalized orders by result.",
                 &["app_id", "channel", "country", "mcc", "result"]),
+            operator_orders: r.counter("otp_operator_orders_total", "Finalized OTP orders by outcome and the receiver's operator: the network (MCC, MNC) of the order's first attempt that reports both, named by the MCC/MNC table (normalised); unknown when no attempt reports both or the table does not name that network.",
+                &["app_id", "country", "operator", "outcome"]),
+            operator_attempts: r.counter("otp_operator_attempts_total", "Delivery attempts of finalized orders by result and operator (the attempts of otp_delivery_attempts_total); mnc as the MCC/MNC table writes it and operator its network name (normalised), both unknown when the attempt has no MNC or the table lacks the network; a call takes its order's SMS/SNA network.",
+                &["country", "mcc", "mnc", "operator", "channel", "result"]),
             delivery_latency: r.histogram("otp_delivery_latency_seconds", "Delivery latency of delivered attempts (SMS submit to DLR, call submit to answer, SNA request to result).",
                 LATENCY_BUCKETS, &["channel", "country"]),
             verification_latency: r.histogram("otp_verification_latency_seconds", "Time from the first attempt's submit to verification, for verified orders.",
@@ -191,6 +199,9 @@ impl Metrics {
         self.orders
             .with_label_values(&[app_id, samples.channel, samples.country, outcome])
             .inc();
+        self.operator_orders
+            .with_label_values(&[app_id, samples.country, samples.operator, outcome])
+            .inc();
         for (from, to) in &samples.fallbacks {
             self.fallbacks
                 .with_label_values(&[app_id, from.as_str(), to.as_str(), samples.country])
@@ -204,6 +215,16 @@ impl Metrics {
                     channel,
                     a.country,
                     a.mcc.as_str(),
+                    a.result.as_str(),
+                ])
+                .inc();
+            self.operator_attempts
+                .with_label_values(&[
+                    a.country,
+                    a.mcc.as_str(),
+                    a.mnc,
+                    a.operator,
+                    channel,
                     a.result.as_str(),
                 ])
                 .inc();
@@ -301,11 +322,17 @@ mod tests {
             outcome: Outcome::Verified,
             channel: "call",
             country: "IN",
+            network: Some((404, 45)),
+            operator: "bharti_airtel_limited_karnataka",
+            operator_name: Some("Bharti Airtel Limited (Karnataka) (India)"),
             attempts: vec![
                 AttemptSample {
                     channel: Channel::Sms,
                     country: "IN",
                     mcc: "404".into(),
+                    mnc: "045",
+                    operator: "bharti_airtel_limited_karnataka",
+                    operator_name: Some("Bharti Airtel Limited (Karnataka) (India)"),
                     result: AttemptResult::Failed,
                     latency_seconds: None,
                     cost_usd: 0.25,
@@ -315,6 +342,9 @@ mod tests {
                     channel: Channel::Call,
                     country: "IN",
                     mcc: "404".into(),
+                    mnc: "unknown",
+                    operator: "unknown",
+                    operator_name: None,
                     result: AttemptResult::Delivered,
                     latency_seconds: Some(7.0),
                     cost_usd: 0.5,
@@ -338,6 +368,9 @@ mod tests {
             r#"otp_cost_usd_total{app_id="app",channel="sms",country="IN",mcc="404"} 0.25"#,
             r#"otp_cost_usd_total{app_id="app",channel="call",country="IN",mcc="404"} 0.5"#,
             r#"otp_sms_segments_total{app_id="app",country="IN",mcc="404"} 2"#,
+            r#"otp_operator_orders_total{app_id="app",country="IN",operator="bharti_airtel_limited_karnataka",outcome="verified"} 1"#,
+            r#"otp_operator_attempts_total{channel="sms",country="IN",mcc="404",mnc="045",operator="bharti_airtel_limited_karnataka",result="failed"} 1"#,
+            r#"otp_operator_attempts_total{channel="call",country="IN",mcc="404",mnc="unknown",operator="unknown",result="delivered"} 1"#,
             r#"otp_exporter_orders_pending{app_id="app"} 0"#,
             r#"otp_exporter_spool_lines_total{result="rejected"} 0"#,
             r#"otp_exporter_polls_per_order_sum 4"#,
@@ -470,6 +503,13 @@ mod tests {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum();
         assert_eq!(attempts_total, 64.0, "{text}");
+        // The operator breakdown counts the same attempts.
+        let operator_attempts: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("otp_operator_attempts_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(operator_attempts, 64.0, "{text}");
         assert!(
             text.contains("otp_exporter_attempts_dropped_total 936"),
             "{text}"

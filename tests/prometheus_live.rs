@@ -167,6 +167,16 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
     })
     .unwrap_or_else(|| panic!("demo produced no outcomes:\n{}", demo.log()));
 
+    // The operator metrics resolve the demo's networks through the MCC/MNC table: the Regions
+    // operator table has real operators to show, not only `unknown`.
+    let m = Metrics::parse(&text);
+    let operators = m.by("otp_operator_attempts_total", &["country", "operator"]);
+    assert!(
+        operators.keys().any(|k| k[1] != "unknown")
+            && !m.by("otp_operator_orders_total", &["operator"]).is_empty(),
+        "no otp_operator_* series with a resolved operator: {operators:?}"
+    );
+
     let tsdb = tmp.path().join("tsdb");
     std::fs::create_dir_all(&tsdb).unwrap();
     backfill_yesterday(&text, &tsdb);
@@ -244,6 +254,48 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
         started.elapsed(),
         missing.join("\n")
     );
+
+    // The Regions operator table with the outage country selected: its count and ratio
+    // columns (A-D: attempts, delivery success, orders, conversion) have a row per operator of
+    // that country, resolved operators among them. (The cost columns of a country whose every
+    // attempt fails may be empty: nothing verified. The loop above covers them on all countries.)
+    let operator_table: Vec<&serde_json::Value> = queries
+        .iter()
+        .filter(|q| {
+            q["panel"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("Operators of"))
+        })
+        .filter(|q| matches!(q["ref_id"].as_str(), Some("A" | "B" | "C" | "D")))
+        .collect();
+    assert_eq!(
+        operator_table.len(),
+        4,
+        "the Regions operator table's columns"
+    );
+    for q in operator_table {
+        let expr = q["expr"]
+            .as_str()
+            .unwrap()
+            .replace("$country", OUTAGE_COUNTRY);
+        let result = prom.query(&grafana::substitute(&expr).unwrap()).unwrap();
+        let rows: BTreeSet<(String, String)> = result
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let label = |l: &str| s["metric"][l].as_str().unwrap_or("").to_string();
+                (label("country"), label("operator"))
+            })
+            .collect();
+        assert!(
+            !rows.is_empty()
+                && rows.iter().all(|(c, _)| c == OUTAGE_COUNTRY)
+                && rows.iter().any(|(_, o)| o != "unknown" && !o.is_empty()),
+            "operator table column {} for {OUTAGE_COUNTRY}: {rows:?}\n{expr}",
+            q["ref_id"]
+        );
+    }
 
     // No exporter-health alert on a healthy daemon, and no country alert for a country the
     // outage does not touch. (Whether the outage's alert fires, and how fast, is measured at real

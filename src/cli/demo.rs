@@ -122,6 +122,7 @@ fn demo_config(
             ..config::ApiSection::default()
         },
         default_app: Some("demo-app".into()),
+        journal: config::JournalSection::default(),
         apps: vec![
             config::AppEntry::new("demo-app"),
             config::AppEntry::new("demo-shop"),

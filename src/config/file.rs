@@ -11,7 +11,7 @@ use serde_yaml::Value;
 
 use super::problems::Problems;
 use super::secret::Secret;
-use super::yaml::Section;
+use super::yaml::{ByteSize, Section};
 
 /// The whole file. Besides being what `Config::from_yaml` reads, it is the way to
 /// build a configuration in code: fill the keys you need, leave the rest to
@@ -54,6 +54,8 @@ pub struct ConfigFile {
     pub tracking: TrackingSection,
     /// `polling`: how often an order is queried.
     pub polling: PollingSection,
+    /// `journal`: what is kept of each order for the drill-down pages and API.
+    pub journal: JournalSection,
 }
 
 /// `api:` the provider's API and how hard we may use it.
@@ -148,6 +150,18 @@ pub struct PollingSection {
     pub max_interval: Option<Duration>,
 }
 
+/// `journal:` what is kept of each order for the drill-down pages and API.
+#[derive(Debug, Clone, Default)]
+pub struct JournalSection {
+    /// `journal.enabled`: keep a journal entry per order (on by default).
+    pub enabled: Option<bool>,
+    /// `journal.retention`: entries of orders issued longer ago are evicted.
+    pub retention: Option<Duration>,
+    /// `journal.max_bytes`: the oldest entries are evicted beyond this size
+    /// (a number of bytes, or `512MiB`, `1GiB`, `500MB`).
+    pub max_bytes: Option<ByteSize>,
+}
+
 // Reading: one function per section, keys in the README's order. The keys asked for
 // here are the list of keys the program knows (`config::keys()`).
 
@@ -162,6 +176,7 @@ impl ConfigFile {
         let spool = SpoolSection::read(top.take_value("spool"), problems);
         let tracking = TrackingSection::read(top.take_value("tracking"), problems);
         let polling = PollingSection::read(top.take_value("polling"), problems);
+        let journal = JournalSection::read(top.take_value("journal"), problems);
         top.finish(problems);
         ConfigFile {
             listen,
@@ -172,6 +187,7 @@ impl ConfigFile {
             spool,
             tracking,
             polling,
+            journal,
         }
     }
 }
@@ -272,5 +288,18 @@ impl PollingSection {
         };
         s.finish(problems);
         polling
+    }
+}
+
+impl JournalSection {
+    fn read(value: Option<Value>, problems: &mut Problems) -> Self {
+        let mut s = Section::new("journal", value, problems);
+        let journal = JournalSection {
+            enabled: s.take("enabled", problems),
+            retention: s.take("retention", problems),
+            max_bytes: s.take("max_bytes", problems),
+        };
+        s.finish(problems);
+        journal
     }
 }

@@ -28,6 +28,8 @@ pub struct Config {
     pub tracking: TrackingSettings,
     /// How often an order is queried.
     pub polling: PollingSettings,
+    /// What is kept of each order for the drill-down.
+    pub journal: JournalSettings,
 }
 
 /// The provider's API and how hard we may use it.
@@ -102,6 +104,16 @@ pub struct PollingSettings {
     pub max_interval: Duration,
 }
 
+/// What is kept of each order for the drill-down pages and API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalSettings {
+    pub enabled: bool,
+    /// Entries of orders issued longer ago are evicted.
+    pub retention: Duration,
+    /// The oldest entries are evicted beyond this many encoded bytes.
+    pub max_bytes: u64,
+}
+
 impl Config {
     /// The secret, resolved at load time.
     pub fn secret(&self) -> &Secret {
@@ -158,6 +170,10 @@ pub(super) mod defaults {
     pub const MAX_ATTEMPTS_PER_ORDER: u32 = 64;
     /// One SMS costs cents and a call a few dollars at most.
     pub const MAX_COST_PER_ATTEMPT_USD: f64 = 10.0;
+    /// A week: enough to compare today's failures with last week's.
+    pub const JOURNAL_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+    /// ~3 million orders at ~350 bytes each.
+    pub const JOURNAL_MAX_BYTES: u64 = 1 << 30;
     pub const FIRST_DELAY: Duration = Duration::from_secs(5);
     pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 }

@@ -366,7 +366,7 @@ fn a_bad_secret_file_is_named_but_never_printed() {
 #[test]
 fn every_known_key_is_read_where_it_is_written() {
     let keys = keys();
-    assert_eq!(keys.len(), 27, "{keys:?}");
+    assert_eq!(keys.len(), 30, "{keys:?}");
     for key in &keys {
         // A mapping is wrong for every leaf key: the problem must name the key itself.
         let (path, leaf) = key.rsplit_once('.').unwrap_or(("", key));
@@ -509,5 +509,40 @@ fn the_bounds_of_hostile_answers_have_defaults_and_limits() {
     ] {
         let e = error(&text);
         assert!(e.contains(key) && e.contains(says), "{text}\n{e}");
+    }
+}
+
+#[test]
+fn the_journal_section_takes_sizes_with_units_and_names_bad_values() {
+    let c = parse(MINIMAL).unwrap();
+    assert!(c.journal.enabled);
+    assert_eq!(c.journal.retention, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(c.journal.max_bytes, 1 << 30);
+    for (written, bytes) in [
+        ("512MiB", 512u64 << 20),
+        ("\"2 GiB\"", 2 << 30),
+        ("500MB", 500_000_000),
+        ("2097152", 2 << 20),
+    ] {
+        let c = parse(&format!(
+            "{MINIMAL}journal:\n  enabled: false\n  retention: 2d\n  max_bytes: {written}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.journal.max_bytes, bytes, "{written}");
+        assert!(!c.journal.enabled);
+        assert_eq!(c.journal.retention, Duration::from_secs(2 * 24 * 3600));
+    }
+    for (line, said) in [
+        ("max_bytes: 10 parsecs", "invalid size \"10 parsecs\""),
+        ("max_bytes: 1KiB", "must be at least 1MiB"),
+        ("max_bytes: -5", "sizes cannot be negative"),
+        ("max_bytes: 99999999999TiB", "too large"),
+        ("enabled: yes please", "expected true or false"),
+        ("retention: 30d", "journal.retention"),
+    ] {
+        let e = error(&format!("{MINIMAL}journal:\n  {line}\n"));
+        let key = format!("journal.{}", line.split(':').next().unwrap_or_default());
+        assert!(e.contains(&key) && e.contains(said), "{line}: {e}");
+        assert!(e.contains("line 7"), "{line}: {e}");
     }
 }

@@ -7,13 +7,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::file::{
-    ApiSection, AppEntry, ConfigFile, PollingSection, SpoolSection, TrackingSection,
+    ApiSection, AppEntry, ConfigFile, JournalSection, PollingSection, SpoolSection, TrackingSection,
 };
 use super::problems::{ConfigError, Problems};
 use super::secret;
 use super::settings::{
-    defaults, valid_app_id, ApiSettings, AppSettings, Config, PollingSettings, SpoolSettings,
-    TrackingSettings,
+    defaults, valid_app_id, ApiSettings, AppSettings, Config, JournalSettings, PollingSettings,
+    SpoolSettings, TrackingSettings,
 };
 
 /// Longest accepted tracking, polling or rescan duration. Upper bounds keep time
@@ -59,6 +59,7 @@ impl ConfigFile {
         let spool = self.spool.validate(problems);
         let tracking = self.tracking.validate(problems);
         let polling = self.polling.validate(problems);
+        let journal = self.journal.validate(problems);
         let state_dir = self.state_dir.unwrap_or_else(defaults::state_dir);
         if state_dir.as_os_str().is_empty() {
             problems.add("state_dir", "must not be empty");
@@ -74,6 +75,7 @@ impl ConfigFile {
             spool,
             tracking,
             polling,
+            journal,
         })
     }
 }
@@ -385,6 +387,28 @@ impl PollingSection {
         PollingSettings {
             first_delay,
             max_interval,
+        }
+    }
+}
+
+impl JournalSection {
+    fn validate(self, problems: &mut Problems) -> JournalSettings {
+        let retention = duration(
+            problems,
+            "journal.retention",
+            self.retention,
+            defaults::JOURNAL_RETENTION,
+            false,
+        );
+        let max_bytes = self.max_bytes.map_or(defaults::JOURNAL_MAX_BYTES, |b| b.0);
+        // Less than a megabyte holds a few thousand orders: a typo, not a choice.
+        if max_bytes < 1 << 20 {
+            problems.add("journal.max_bytes", "must be at least 1MiB");
+        }
+        JournalSettings {
+            enabled: self.enabled.unwrap_or(true),
+            retention,
+            max_bytes,
         }
     }
 }

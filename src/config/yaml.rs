@@ -85,6 +85,66 @@ impl FromYaml for f64 {
     }
 }
 
+impl FromYaml for bool {
+    fn from_yaml(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Bool(b) => Ok(*b),
+            other => Err(format!("expected true or false, got {}", describe(other))),
+        }
+    }
+}
+
+/// A size in bytes: a whole number, or a number with a unit (`B`, `KB`, `MB`, `GB`,
+/// `KiB`, `MiB`, `GiB`, `TiB`; decimal units are powers of 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromYaml for ByteSize {
+    fn from_yaml(value: &Value) -> Result<Self, String> {
+        if is_negative(value) {
+            return Err("sizes cannot be negative".into());
+        }
+        match value {
+            Value::Number(_) => whole_number(value).map(ByteSize),
+            Value::String(s) => parse_byte_size(s).map(ByteSize),
+            other => Err(format!(
+                "expected a size like 1GiB, 512MiB or a number of bytes, got {}",
+                describe(other)
+            )),
+        }
+    }
+}
+
+/// `1GiB`, `512 MiB`, `500MB`, `1024`.
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let factor: u64 = match unit {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "MB" => 1000_u64.pow(2),
+        "GB" => 1000_u64.pow(3),
+        "TB" => 1000_u64.pow(4),
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "invalid size {t:?}: use a whole number with a unit like 1GiB, 512MiB or 500MB"
+            ))
+        }
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {t:?}: use a whole number with a unit like 1GiB"))?;
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("the size {t:?} is too large"))
+}
+
 impl FromYaml for String {
     fn from_yaml(value: &Value) -> Result<Self, String> {
         text(value, "text").map(str::to_string)

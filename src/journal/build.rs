@@ -29,37 +29,43 @@ pub struct Snapshot {
     pub fallbacks: Vec<(Channel, Channel)>,
     pub verified_ms: Option<i64>,
     pub verification_latency_ms: Option<i64>,
+    /// The provider's verification state (`matched`).
+    pub matched: Option<i64>,
 }
 
-/// What one batch brings to one order's entry.
-#[derive(Debug, Clone, PartialEq)]
+/// What one batch brings to one order's entry. The scheduler sends one when
+/// something may have changed; [`merge`] works out what did against the stored entry
+/// (which survives restarts, unlike the scheduler's memory of the last record).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Update {
     pub app_id: String,
     pub issued_ms: i64,
-    /// New timeline lines, in order.
-    pub events: Vec<Event>,
+    /// Queries between the previous update and this one's own query that changed
+    /// nothing, and how many of them failed.
+    pub quiet_queries: u32,
+    pub quiet_errors: u32,
+    /// The first failed query of a run: when and what.
+    pub failure: Option<(i64, String)>,
+    /// This update's answer: when and what.
+    pub answer: Option<(i64, Answer)>,
+    /// What the answer's record shows (with `answer` = [`Answer::Record`]).
     pub snapshot: Option<Snapshot>,
-    pub outcome: Option<Outcome>,
-    pub rule: Option<String>,
-    pub decided_ms: Option<i64>,
-    /// When and why the order was finalized.
-    pub finalized: Option<(i64, String)>,
+    pub decided: Option<(i64, Outcome, String)>,
+    pub finalized: Option<(i64, Outcome, String)>,
+    /// Queries sent for the order so far.
     pub queries: u32,
 }
 
-/// What changed from the previous answer's observation to this one's: attempts that
+/// What changed in the record from what the entry shows to `latest`: attempts that
 /// appeared or changed result, and the verification state.
-pub fn changes(previous: Option<&Observation>, latest: &Observation) -> Vec<Change> {
+pub fn changes(entry: &Entry, latest: &Snapshot) -> Vec<Change> {
     let mut changes = Vec::new();
-    let before = |channel: Channel, seq: u8| {
-        previous.and_then(|p| {
-            p.attempts
-                .iter()
-                .find(|a| a.channel == channel && a.seq == seq)
-        })
-    };
     for a in &latest.attempts {
-        match before(a.channel, a.seq) {
+        let before = entry
+            .attempts
+            .iter()
+            .find(|b| b.channel == a.channel && b.seq == a.seq);
+        match before {
             None => changes.push(Change::AttemptAppeared {
                 channel: a.channel,
                 seq: a.seq,
@@ -74,12 +80,10 @@ pub fn changes(previous: Option<&Observation>, latest: &Observation) -> Vec<Chan
             Some(_) => {}
         }
     }
-    let matched_before = previous.and_then(|p| p.matched).map(|m| m.0);
-    let matched_now = latest.matched.map(|m| m.0);
-    if matched_before != matched_now {
+    if entry.matched != latest.matched {
         changes.push(Change::Matched {
-            from: matched_before,
-            to: matched_now,
+            from: entry.matched,
+            to: latest.matched,
         });
     }
     changes
@@ -171,6 +175,7 @@ pub fn snapshot(
         fallbacks: samples.fallbacks,
         verified_ms: obs.verified_ms,
         verification_latency_ms,
+        matched: obs.matched.map(|m| m.0),
     }
 }
 
@@ -250,6 +255,7 @@ pub fn new_entry(order_id: &str, app_id: &str, issued_ms: i64) -> Entry {
         fallbacks: Vec::new(),
         verified_ms: None,
         verification_latency_ms: None,
+        matched: None,
         timeline: vec![Event {
             at_ms: issued_ms,
             what: EventKind::Issued,
@@ -261,8 +267,61 @@ pub fn new_entry(order_id: &str, app_id: &str, issued_ms: i64) -> Entry {
 /// The entry after `update` (a missing entry, never written or evicted, starts anew).
 pub fn merge(old: Option<Entry>, order_id: &str, update: Update) -> Entry {
     let mut entry = old.unwrap_or_else(|| new_entry(order_id, &update.app_id, update.issued_ms));
-    for event in update.events {
-        push_event(&mut entry, event);
+    let mut quiet = (update.quiet_queries, update.quiet_errors);
+    let mut lines = Vec::new();
+    let answer_at = update.answer.as_ref().map(|a| a.0);
+    if let Some((at_ms, detail)) = update.failure {
+        lines.push(Event {
+            at_ms,
+            what: EventKind::QueryFailed { detail },
+        });
+    }
+    if let Some((at_ms, answer)) = update.answer {
+        let changes = match &update.snapshot {
+            Some(s) => changes(&entry, s),
+            None => Vec::new(),
+        };
+        let recovering = matches!(
+            last_answer_or_failure(&entry),
+            Some(EventKind::QueryFailed { .. })
+        );
+        let repeated_no_record = answer == Answer::NoRecord
+            && matches!(
+                last_answer_or_failure(&entry),
+                Some(EventKind::Answered {
+                    answer: Answer::NoRecord,
+                    ..
+                })
+            );
+        let first_answer = last_answer_or_failure(&entry).is_none();
+        if !changes.is_empty()
+            || recovering
+            || first_answer
+            || (answer == Answer::NoRecord && !repeated_no_record)
+        {
+            lines.push(Event {
+                at_ms,
+                what: EventKind::Answered { answer, changes },
+            });
+        } else {
+            quiet.0 = quiet.0.saturating_add(1);
+        }
+    }
+    if quiet.0 > 0 {
+        let at_ms = [
+            lines.first().map(|l| l.at_ms),
+            answer_at,
+            update.decided.as_ref().map(|d| d.0),
+            update.finalized.as_ref().map(|f| f.0),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .unwrap_or_else(|| entry.timeline.last().map_or(entry.issued_ms, |e| e.at_ms));
+        push_quiet(&mut entry, at_ms, quiet.0, quiet.1);
+    }
+    for line in lines {
+        push_event(&mut entry, line);
     }
     if let Some(s) = update.snapshot {
         entry.country = s.country;
@@ -277,19 +336,73 @@ pub fn merge(old: Option<Entry>, order_id: &str, update: Update) -> Entry {
         entry.fallbacks = s.fallbacks;
         entry.verified_ms = s.verified_ms;
         entry.verification_latency_ms = s.verification_latency_ms;
+        entry.matched = s.matched;
     }
-    if update.outcome.is_some() {
-        entry.outcome = update.outcome;
-        entry.rule = update.rule.or(entry.rule);
-        entry.decided_ms = update.decided_ms.or(entry.decided_ms);
+    if let Some((at_ms, outcome, rule)) = update.decided {
+        entry.outcome = Some(outcome);
+        entry.decided_ms = Some(at_ms);
+        entry.rule = Some(rule.clone());
+        push_event(
+            &mut entry,
+            Event {
+                at_ms,
+                what: EventKind::Decided { outcome, rule },
+            },
+        );
     }
-    if let Some((at_ms, reason)) = update.finalized {
+    if let Some((at_ms, outcome, reason)) = update.finalized {
         entry.state = State::Final;
+        entry.outcome = Some(outcome);
+        if entry.rule.is_none() || entry.decided_ms.is_none() {
+            // Finalized without a decision first (not found, expired).
+            entry.rule = Some(reason.clone());
+        }
         entry.finalized_ms = Some(at_ms);
-        entry.finalize_reason = Some(reason);
+        entry.finalize_reason = Some(reason.clone());
+        push_event(
+            &mut entry,
+            Event {
+                at_ms,
+                what: EventKind::Finalized { outcome, reason },
+            },
+        );
     }
     entry.queries = entry.queries.max(update.queries);
     entry
+}
+
+/// The latest answer or failure line of the timeline.
+fn last_answer_or_failure(entry: &Entry) -> Option<&EventKind> {
+    entry.timeline.iter().rev().map(|e| &e.what).find(|w| {
+        matches!(
+            w,
+            EventKind::Answered { .. } | EventKind::QueryFailed { .. }
+        )
+    })
+}
+
+/// Adds quiet queries, to the last line when it is quiet too (one line per run).
+fn push_quiet(entry: &mut Entry, at_ms: i64, queries: u32, errors: u32) {
+    if let Some(Event {
+        at_ms: last_at,
+        what: EventKind::Quiet {
+            queries: q,
+            errors: e,
+        },
+    }) = entry.timeline.last_mut()
+    {
+        *q = q.saturating_add(queries);
+        *e = e.saturating_add(errors);
+        *last_at = (*last_at).max(at_ms);
+        return;
+    }
+    push_event(
+        entry,
+        Event {
+            at_ms,
+            what: EventKind::Quiet { queries, errors },
+        },
+    );
 }
 
 /// Appends a line; past the cap the oldest line after the first goes.
@@ -328,33 +441,5 @@ pub fn index_row(entry: &Entry, entry_bytes: usize, operator_label: Option<Strin
         queries: entry.queries,
         finalized_ms: entry.finalized_ms,
         entry_bytes: u32::try_from(entry_bytes).unwrap_or(u32::MAX),
-    }
-}
-
-/// The answer line of a query that brought `answer` with `changes`.
-pub fn answered(at_ms: i64, answer: Answer, changes: Vec<Change>) -> Event {
-    Event {
-        at_ms,
-        what: EventKind::Answered { answer, changes },
-    }
-}
-
-/// The label form of an operator name: lower case, each run of other than letters and
-/// digits one `_`, at most 32 characters (as `geo`'s operator labels).
-pub fn operator_label(name: &str) -> String {
-    let mut label = String::new();
-    for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() {
-            label.push(c);
-        } else if !label.is_empty() && !label.ends_with('_') {
-            label.push('_');
-        }
-    }
-    let label: String = label.trim_end_matches('_').chars().take(32).collect();
-    let label = label.trim_end_matches('_');
-    if label.is_empty() {
-        "unknown".to_string()
-    } else {
-        label.to_string()
     }
 }

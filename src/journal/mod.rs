@@ -7,8 +7,8 @@ mod build;
 mod model;
 
 pub use build::{
-    answered, changes, decision_rule, finalize_reason, index_row, merge, new_entry, operator_label,
-    snapshot, OperatorNames, Snapshot, Update,
+    changes, decision_rule, finalize_reason, index_row, merge, new_entry, snapshot, OperatorNames,
+    Snapshot, Update,
 };
 pub use model::{
     clip_reason, decode, encode, mask_receiver, Answer, AttemptDetail, Change, DecodeError, Entry,

@@ -68,6 +68,8 @@ pub struct Entry {
     pub fallbacks: Vec<(Channel, Channel)>,
     pub verified_ms: Option<i64>,
     pub verification_latency_ms: Option<i64>,
+    /// The provider's verification state (`matched`) as last seen.
+    pub matched: Option<i64>,
     pub timeline: Vec<Event>,
     /// Timeline lines dropped by the cap (the oldest after the first).
     pub timeline_dropped: u32,
@@ -113,8 +115,8 @@ pub enum EventKind {
         answer: Answer,
         changes: Vec<Change>,
     },
-    /// Queries since the previous line that changed nothing, `errors` of them failed;
-    /// written just before the next line, stamped with the last of them.
+    /// Queries that changed nothing, `errors` of them failed; consecutive quiet runs
+    /// share one line, stamped with the time of the next line written.
     Quiet {
         queries: u32,
         errors: u32,

@@ -11,6 +11,13 @@ pub struct AttemptSample {
     pub country: &'static str,
     /// Three digits, or `unknown`.
     pub mcc: String,
+    /// The MNC's digits as the MCC/MNC table writes them ("01", "045"), or `unknown`
+    /// when the attempt has no MNC or (MCC, MNC) is not in the table.
+    pub mnc: &'static str,
+    /// The operator's label value (`geo::operator_label` of its name), or `unknown`.
+    pub operator: &'static str,
+    /// The operator's name as the table writes it, for logs and pages.
+    pub operator_name: Option<&'static str>,
     pub result: AttemptResult,
     pub latency_seconds: Option<f64>,
     pub cost_usd: f64,
@@ -24,6 +31,13 @@ pub struct OrderSamples {
     /// `sms`, `call`, `sna` or `none`.
     pub channel: &'static str,
     pub country: &'static str,
+    /// The order's network (MCC, MNC): its first attempt in submit order with both.
+    pub network: Option<(u16, u16)>,
+    /// The operator label of that network, or `unknown` (no such attempt, or the
+    /// table does not name its operator).
+    pub operator: &'static str,
+    /// That operator's name as the table writes it.
+    pub operator_name: Option<&'static str>,
     pub attempts: Vec<AttemptSample>,
     pub fallbacks: Vec<(Channel, Channel)>,
     pub verification_latency_seconds: Option<f64>,
@@ -42,12 +56,25 @@ fn mcc_label(mcc: Option<u16>) -> String {
     }
 }
 
-/// Where an attempt went: its `country` and `mcc` labels.
+/// Where an attempt went: its `country`, `mcc`, `mnc` and `operator` labels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Place {
     pub country: &'static str,
     /// Three digits, or `unknown`.
     pub mcc: String,
+    /// The MNC's digits as the table writes them, or `unknown`.
+    pub mnc: &'static str,
+    /// The network's operator, when the table names it.
+    pub operator: Option<geo::Operator>,
+}
+
+/// The table's row for a network; `None` without an MNC or for a network it lacks.
+fn table_network(mcc: Option<u16>, mnc: Option<u16>) -> Option<geo::Network> {
+    mcc.zip(mnc).and_then(|(mcc, mnc)| geo::network(mcc, mnc))
+}
+
+fn operator_label(operator: Option<geo::Operator>) -> &'static str {
+    operator.map_or(geo::UNKNOWN_OPERATOR, |o| o.label)
 }
 
 /// The place of each attempt of `obs`, in order. A call has no network of its own: it
@@ -61,16 +88,24 @@ pub fn attempt_places(obs: &Observation) -> Vec<Place> {
     obs.attempts
         .iter()
         .map(|a| {
-            let (country, mcc) = match a.channel {
+            // A call's MNC and operator are those of the network its country came from.
+            let (country, mcc, mnc) = match a.channel {
                 Channel::Call => match network {
-                    Some((mcc, mnc)) => (geo::country_of_network(mcc, mnc), Some(mcc)),
-                    None => (obs.receiver_country, None),
+                    Some((mcc, mnc)) => (geo::country_of_network(mcc, mnc), Some(mcc), mnc),
+                    None => (obs.receiver_country, None, None),
                 },
-                _ => (a.mcc.and_then(|m| geo::country_of_network(m, a.mnc)), a.mcc),
+                _ => (
+                    a.mcc.and_then(|m| geo::country_of_network(m, a.mnc)),
+                    a.mcc,
+                    a.mnc,
+                ),
             };
+            let row = table_network(mcc, mnc);
             Place {
                 country: country.unwrap_or(UNKNOWN),
                 mcc: mcc_label(mcc),
+                mnc: row.map_or(UNKNOWN, |n| n.mnc),
+                operator: row.and_then(|n| n.operator),
             }
         })
         .collect()
@@ -84,6 +119,11 @@ pub fn order_country(obs: &Observation, places: &[Place]) -> &'static str {
         .map(|p| p.country)
         .or(obs.receiver_country)
         .unwrap_or(UNKNOWN)
+}
+
+/// The order's network (MCC, MNC): its first attempt in submit order that has both.
+pub fn order_network(obs: &Observation) -> Option<(u16, u16)> {
+    obs.attempts.iter().find_map(|a| a.mcc.zip(a.mnc))
 }
 
 /// The order's channel (label `channel` of order metrics): the verification's, else
@@ -101,6 +141,9 @@ pub fn samples(outcome: Outcome, obs: Option<&Observation>) -> OrderSamples {
             outcome,
             channel: "none",
             country: UNKNOWN,
+            network: None,
+            operator: geo::UNKNOWN_OPERATOR,
+            operator_name: None,
             attempts: Vec::new(),
             fallbacks: Vec::new(),
             verification_latency_seconds: None,
@@ -117,6 +160,9 @@ pub fn samples(outcome: Outcome, obs: Option<&Observation>) -> OrderSamples {
             channel: a.channel,
             country: place.country,
             mcc: place.mcc.clone(),
+            mnc: place.mnc,
+            operator: operator_label(place.operator),
+            operator_name: place.operator.map(|o| o.name),
             result: a.result,
             latency_seconds: a.latency_ms.map(|ms| ms as f64 / 1000.0),
             cost_usd: a.cost_usd,
@@ -131,6 +177,8 @@ pub fn samples(outcome: Outcome, obs: Option<&Observation>) -> OrderSamples {
         .collect();
     let channel = order_channel(obs);
     let country = order_country(obs, &places);
+    let network = order_network(obs);
+    let order_operator = network.and_then(|(mcc, mnc)| geo::operator(mcc, mnc));
     let verification_latency_seconds = match (outcome, obs.attempts.first(), obs.verified_ms) {
         (Outcome::Verified, Some(first), Some(verified)) => first
             .submit_ms
@@ -142,6 +190,9 @@ pub fn samples(outcome: Outcome, obs: Option<&Observation>) -> OrderSamples {
         outcome,
         channel,
         country,
+        network,
+        operator: operator_label(order_operator),
+        operator_name: order_operator.map(|o| o.name),
         attempts,
         fallbacks,
         verification_latency_seconds,
@@ -267,5 +318,117 @@ mod tests {
             samples(Outcome::Unverified, Some(&o)).verification_latency_seconds,
             None
         );
+    }
+
+    /// (mcc, mnc, operator) labels and the name of attempt `i`.
+    fn network_labels(s: &OrderSamples, i: usize) -> (&str, &str, &str, Option<&str>) {
+        let a = &s.attempts[i];
+        (a.mcc.as_str(), a.mnc, a.operator, a.operator_name)
+    }
+
+    #[test]
+    fn attempts_carry_the_tables_mnc_and_operator() {
+        let o = obs(
+            Some(0),
+            vec![
+                with_network(attempt(Sms, 0, Failed), 404, 45),
+                attempt(Call, 1, Delivered),
+            ],
+        );
+        let s = samples(Outcome::Verified, Some(&o));
+        // "045" as written in the table; the 37-char name cut to 32 and trimmed.
+        let karnataka = (
+            "404",
+            "045",
+            "bharti_airtel_limited_karnataka",
+            Some("Bharti Airtel Limited (Karnataka) (India)"),
+        );
+        assert_eq!(network_labels(&s, 0), karnataka);
+        assert_eq!(
+            network_labels(&s, 1),
+            karnataka,
+            "the call takes the SMS's network"
+        );
+        assert_eq!(s.network, Some((404, 45)));
+        assert_eq!(s.operator, "bharti_airtel_limited_karnataka");
+        assert_eq!(s.operator_name, karnataka.3);
+    }
+
+    #[test]
+    fn networks_the_table_lacks_or_does_not_name_are_unknown() {
+        // The provider's sample: 460/10 is not in the table (460/00 and 460/01 are).
+        let record = decode_reply(crate::api::wire::tests::PROVIDER_SAMPLE.as_bytes())
+            .unwrap()
+            .data
+            .unwrap();
+        let s = samples(
+            Outcome::Verified,
+            Some(&observe(&record, &reading(), read_for())),
+        );
+        assert_eq!(network_labels(&s, 0), ("460", "unknown", "unknown", None));
+        assert_eq!(network_labels(&s, 1), ("460", "unknown", "unknown", None));
+        assert_eq!(
+            (s.network, s.operator, s.operator_name),
+            (Some((460, 10)), "unknown", None)
+        );
+        // 238/05 is a row without an operator name: the MNC is known, the operator not.
+        let o = obs(Some(0), vec![with_network(attempt(Sms, 0, Failed), 238, 5)]);
+        let s = samples(Outcome::Unverified, Some(&o));
+        assert_eq!(network_labels(&s, 0), ("238", "05", "unknown", None));
+        assert_eq!((s.country, s.operator), ("DK", "unknown"));
+        // An unknown MCC: nothing is a label.
+        let o = obs(Some(0), vec![with_network(attempt(Sms, 0, Failed), 999, 1)]);
+        let s = samples(Outcome::Unverified, Some(&o));
+        assert_eq!(
+            network_labels(&s, 0),
+            ("unknown", "unknown", "unknown", None)
+        );
+        // A call-only order has no network at all.
+        let s = samples(
+            Outcome::Unverified,
+            Some(&obs(Some(0), vec![attempt(Call, 0, Delivered)])),
+        );
+        assert_eq!(
+            network_labels(&s, 0),
+            ("unknown", "unknown", "unknown", None)
+        );
+        assert_eq!((s.network, s.operator), (None, "unknown"));
+        let none = samples(Outcome::NotFound, None);
+        assert_eq!(
+            (none.network, none.operator, none.operator_name),
+            (None, "unknown", None)
+        );
+    }
+
+    #[test]
+    fn the_orders_operator_is_its_first_attempt_with_mcc_and_mnc() {
+        let mut sna = attempt(Sna, 0, Failed);
+        sna.mcc = Some(234); // no MNC
+        let o = obs(
+            Some(0),
+            vec![
+                sna,
+                with_network(attempt(Sms, 1, Failed), 234, 15),
+                with_network(attempt(Sms, 2, Delivered), 234, 10),
+            ],
+        );
+        let s = samples(Outcome::Verified, Some(&o));
+        assert_eq!(network_labels(&s, 0), ("234", "unknown", "unknown", None));
+        assert_eq!(network_labels(&s, 2), ("234", "10", "o2", Some("O2")));
+        assert_eq!(
+            (s.network, s.operator, s.operator_name),
+            (Some((234, 15)), "vodafone", Some("Vodafone"))
+        );
+        // The first attempt with both decides, even when the table lacks it.
+        let o = obs(
+            Some(0),
+            vec![
+                with_network(attempt(Sms, 0, Failed), 234, 997),
+                with_network(attempt(Sms, 1, Delivered), 234, 15),
+            ],
+        );
+        let s = samples(Outcome::Verified, Some(&o));
+        assert_eq!((s.network, s.operator), (Some((234, 997)), "unknown"));
+        assert_eq!(s.attempts[1].operator, "vodafone");
     }
 }

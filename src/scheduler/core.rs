@@ -14,6 +14,7 @@ use super::pool::{Done, Job};
 use super::queue::{DueQueue, Entry};
 use crate::api::{Query, QueryOutcome};
 use crate::config::Config;
+use crate::journal;
 use crate::metrics::Metrics;
 use crate::outcome::{
     self, Counted, Estimates, Expecting, Fact, Limits, Outcome, OverdueRule, Sighting, Step,
@@ -32,11 +33,16 @@ pub(super) struct Changes {
     finalized: Vec<(Arc<str>, Outcome, Entry)>,
     /// Facts polls revealed first (app index, order), counted once committed.
     facts: Vec<(u16, Arc<str>, Fact)>,
+    /// Journal updates, written in the same transaction.
+    journal: Vec<(Arc<str>, journal::Update)>,
 }
 
 impl Changes {
     fn is_empty(&self) -> bool {
-        self.updated.is_empty() && self.finalized.is_empty() && self.facts.is_empty()
+        self.updated.is_empty()
+            && self.finalized.is_empty()
+            && self.facts.is_empty()
+            && self.journal.is_empty()
     }
 
     /// Adds `later` to changes not yet committed (an order updated twice is written
@@ -51,6 +57,7 @@ impl Changes {
         self.updated.dedup();
         self.finalized.extend(later.finalized);
         self.facts.extend(later.facts);
+        self.journal.extend(later.journal);
     }
 }
 
@@ -68,6 +75,11 @@ pub(super) struct Core {
     pub(super) health: ApiHealth,
     /// Unexpected statuses already logged at warning level.
     statuses_seen: HashSet<i64>,
+    /// Journal updates are made (`journal.enabled`).
+    journal: bool,
+    journal_bounds: JournalBounds,
+    /// An eviction runs (one at a time, off the scheduler).
+    evicting: Arc<std::sync::atomic::AtomicBool>,
     /// Shutting down: answers still update state, but no order is finalized, because
     /// metrics counted now would never be scraped; the next run finalizes them.
     draining: bool,
@@ -138,6 +150,13 @@ impl Core {
             limits,
             reading: outcome::Reading::new(config),
             estimates: config.apps.iter().map(|_| Estimates::default()).collect(),
+            journal: config.journal.enabled,
+            journal_bounds: JournalBounds {
+                retention_ms: i64::try_from(config.journal.retention.as_millis())
+                    .unwrap_or(i64::MAX),
+                max_bytes: config.journal.max_bytes,
+            },
+            evicting: Arc::default(),
             overdue_rule: OverdueRule {
                 delivery_fallback: config.tracking.overdue_delivery_after,
                 verification_fallback: config.tracking.overdue_verification_after,
@@ -219,7 +238,7 @@ impl Core {
         }
         let mut changes = Changes::default();
         while let Some(id) = self.queue.pop_due(now_ms) {
-            self.advance(&id, Sighting::Skipped, now_ms, &mut changes);
+            self.advance(&id, Sighting::Skipped, None, now_ms, &mut changes);
         }
         self.commit(changes, now_ms);
     }
@@ -268,7 +287,7 @@ impl Core {
         self.queue.set_in_flight(&order_id, false);
         let Some(query) = query else {
             // Handed back unsent (paused or stopping): the order keeps its deadlines.
-            self.advance(&order_id, Sighting::Skipped, now_ms, changes);
+            self.advance(&order_id, Sighting::Skipped, None, now_ms, changes);
             return;
         };
         self.metrics
@@ -281,12 +300,25 @@ impl Core {
         if let Some(entry) = self.queue.get_mut(&order_id) {
             entry.polls = entry.polls.saturating_add(1);
         }
-        let sighting = self.sighting(&order_id, query, now_ms);
-        self.advance(&order_id, sighting, now_ms, changes);
+        let (sighting, said) = self.sighting(&order_id, query, now_ms);
+        self.advance(&order_id, sighting, Some(said), now_ms, changes);
     }
 
-    /// What an answer says about the order, updating the API's health on the way.
-    fn sighting(&mut self, order_id: &str, query: Query, now_ms: i64) -> Sighting {
+    /// What an answer says about the order, updating the API's health on the way, and
+    /// what the journal notes of it.
+    fn sighting(&mut self, order_id: &str, query: Query, now_ms: i64) -> (Sighting, Said) {
+        let mut said = Said::default();
+        let sighting = self.read_answer(order_id, query, now_ms, &mut said);
+        (sighting, said)
+    }
+
+    fn read_answer(
+        &mut self,
+        order_id: &str,
+        query: Query,
+        now_ms: i64,
+        said: &mut Said,
+    ) -> Sighting {
         let jitter = || rand::thread_rng().gen_range(0.8..1.2);
         if !matches!(query.outcome, QueryOutcome::Rejected { .. }) {
             let detail = match &query.outcome {
@@ -297,19 +329,45 @@ impl Core {
         }
         match query.outcome {
             QueryOutcome::Rejected { status, reason } => {
+                said.failure = Some(format!(
+                    "status {status}: {}",
+                    journal::clip_reason(&reason).unwrap_or_default()
+                ));
                 self.health.on_rejected(status, &reason, now_ms);
                 Sighting::Skipped
             }
             QueryOutcome::Record(record) => {
-                let issued_ms = self
+                let last = self
                     .queue
                     .get(order_id)
-                    .map_or(now_ms, |e| e.tracking.issued_ms);
+                    .map(|e| (e.tracking.issued_ms, e.tracking.last.as_deref()));
+                let issued_ms = last.map_or(now_ms, |l| l.0);
                 let order = outcome::ReadFor { issued_ms, now_ms };
-                Sighting::Record(outcome::observe(&record, &self.reading, order))
+                let obs = outcome::observe(&record, &self.reading, order);
+                said.answer = Some(if obs.is_absent() {
+                    journal::Answer::NoRecord
+                } else {
+                    journal::Answer::Record
+                });
+                // The journal's view only when the record may show something new: the
+                // poll path stays free of it otherwise.
+                let unchanged = last.and_then(|l| l.1) == Some(&obs);
+                if self.journal && !obs.is_absent() && !unchanged {
+                    said.snapshot = Some(journal::snapshot(
+                        &record,
+                        &obs,
+                        &self.reading.zone,
+                        &operator_name,
+                    ));
+                }
+                Sighting::Record(obs)
             }
-            QueryOutcome::NoRecord => Sighting::NoRecord,
+            QueryOutcome::NoRecord => {
+                said.answer = Some(journal::Answer::NoRecord);
+                Sighting::NoRecord
+            }
             QueryOutcome::ClockSkew { offset_secs } => {
+                said.failure = Some("the API says our timestamp expired (status -16)".to_string());
                 // The client already signs with the corrected time (and the status page
                 // shows it); this is for the operator.
                 match offset_secs {
@@ -326,12 +384,17 @@ impl Core {
                 detail,
             } => {
                 tracing::debug!(order_id, %detail, "record query failed; retrying with backoff");
+                said.failure = Some(detail);
                 Sighting::Failed {
                     retry_after,
                     jitter: jitter(),
                 }
             }
             QueryOutcome::OtherStatus { status, reason } => {
+                said.failure = Some(format!(
+                    "status {status}: {}",
+                    journal::clip_reason(&reason).unwrap_or_default()
+                ));
                 self.log_other_status(order_id, status, &reason);
                 Sighting::Skipped
             }
@@ -358,6 +421,7 @@ impl Core {
         &mut self,
         order_id: &Arc<str>,
         sighting: Sighting,
+        said: Option<Said>,
         now_ms: i64,
         changes: &mut Changes,
     ) {
@@ -367,6 +431,7 @@ impl Core {
         let app = entry.app;
         let limits = self.limits[app as usize];
         let before = persisted_view(&entry.tracking, &limits);
+        let decided_before = entry.tracking.outcome.is_some();
         let estimates = &mut self.estimates[app as usize];
         // While draining, facts are left for the next run: counted now, they would
         // never be scraped.
@@ -399,6 +464,28 @@ impl Core {
             .apply_expecting(sighting, now_ms, &limits, expected);
         let purpose = entry.tracking.next_purpose;
         let changed = before != persisted_view(&entry.tracking, &limits);
+        if self.journal {
+            let finalized = match step {
+                Step::Finalize(outcome) if !self.draining => Some(outcome),
+                _ => None,
+            };
+            let app_id = &self.apps[app as usize];
+            let noted = note(
+                entry,
+                said,
+                Noted {
+                    decided_before,
+                    changed,
+                    finalized,
+                    now_ms,
+                    limits: &limits,
+                    app_id,
+                },
+            );
+            if let Some(update) = noted {
+                changes.journal.push((order_id.clone(), update));
+            }
+        }
         match step {
             Step::Finalize(outcome) if !self.draining => {
                 // Counted out of `orders_pending` in `commit`, once its metrics are in.
@@ -452,10 +539,14 @@ impl Core {
             .collect();
         let updates: Vec<(&str, &PendingState)> = states.iter().map(|(id, s)| (&**id, s)).collect();
         let finalized: Vec<&str> = changes.finalized.iter().map(|(id, _, _)| &**id).collect();
+        let journal: Vec<(&str, &journal::Update)> =
+            changes.journal.iter().map(|(id, u)| (&**id, u)).collect();
         let store = self.store.clone();
-        let result = tokio::task::block_in_place(|| store.apply(&updates, &finalized, &[], now_ms));
+        let result =
+            tokio::task::block_in_place(|| store.apply(&updates, &finalized, &journal, now_ms));
         drop(updates);
         drop(finalized);
+        drop(journal);
         if let Err(e) = result {
             tracing::debug!(error = %crate::error::Chain(&e), updated = changes.updated.len(), finalized = changes.finalized.len(), "order progress not saved; kept pending and retried");
             self.unsaved = changes;
@@ -470,12 +561,19 @@ impl Core {
             }
             self.metrics.record_order(&app, &samples, entry.polls);
             self.count_pending(entry.app, -1);
+            let latency_seconds = samples.attempts.iter().find_map(|a| a.latency_seconds);
+            let cost_usd: f64 = samples.attempts.iter().map(|a| a.cost_usd).sum();
             tracing::info!(
                 order_id = %order_id,
                 app_id = %app,
                 outcome = outcome.as_str(),
                 channel = samples.channel,
                 country = samples.country,
+                operator = samples.operator_name,
+                mcc = samples.network.map(|n| n.0),
+                mnc = samples.network.map(|n| n.1),
+                latency_seconds,
+                cost_usd,
                 attempts = samples.attempts.len(),
                 queries = entry.polls,
                 "order finalized"
@@ -536,6 +634,44 @@ impl Core {
             .store(self.pending() as u64, Ordering::Relaxed);
     }
 
+    /// Evicts journal entries past the retention or beyond the size bound, off the
+    /// scheduler, in short transactions (the scheduler's commits wait for one at most).
+    /// Eviction runs even with the journal off, so that what an earlier run wrote
+    /// still goes in time.
+    pub fn evict_journal(&self, now_ms: i64) {
+        if self.evicting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let store = self.store.clone();
+        let bounds = self.journal_bounds;
+        let evicting = self.evicting.clone();
+        let before_ms = now_ms.saturating_sub(bounds.retention_ms);
+        tokio::task::spawn_blocking(move || {
+            let mut total = 0;
+            loop {
+                match store.evict_journal(before_ms, bounds.max_bytes, EVICTION_BATCH) {
+                    Ok(n) => {
+                        total += n;
+                        if n < EVICTION_BATCH {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %crate::error::Chain(&e), "cannot evict old journal entries");
+                        break;
+                    }
+                }
+            }
+            if total > 0 {
+                tracing::debug!(
+                    evicted = total,
+                    "evicted journal entries past journal.retention or journal.max_bytes"
+                );
+            }
+            evicting.store(false, Ordering::Release);
+        });
+    }
+
     /// Forgets finalized ids older than a day, off the scheduler (a day of ids may
     /// take a while to delete).
     pub fn purge_finalized(&self, now_ms: i64) {
@@ -548,6 +684,116 @@ impl Core {
             }
         });
     }
+}
+
+/// Entries deleted per eviction transaction: a few milliseconds of the single writer.
+const EVICTION_BATCH: usize = 500;
+
+/// `journal.retention` and `journal.max_bytes`.
+#[derive(Debug, Clone, Copy)]
+struct JournalBounds {
+    retention_ms: i64,
+    max_bytes: u64,
+}
+
+/// What the journal notes of one query: its answer, a failure, and the record's view
+/// when it may show something new.
+#[derive(Debug, Default)]
+pub(super) struct Said {
+    answer: Option<journal::Answer>,
+    failure: Option<String>,
+    snapshot: Option<journal::Snapshot>,
+}
+
+/// What happened to an order in [`Core::advance`], for its journal.
+struct Noted<'a> {
+    decided_before: bool,
+    /// Its persisted state changed.
+    changed: bool,
+    finalized: Option<Outcome>,
+    now_ms: i64,
+    limits: &'a Limits,
+    app_id: &'a str,
+}
+
+/// The journal update of an order after a query (or a deadline), or `None` when
+/// nothing worth a line happened: then the query is counted as quiet in memory and
+/// written with the next line. A line is written for what changes the order's
+/// persisted state, a record that differs from the last one, the first failure of a
+/// run and the first answer after it, the decision and the finalization.
+fn note(entry: &mut Entry, said: Option<Said>, n: Noted<'_>) -> Option<journal::Update> {
+    let said = said.unwrap_or_default();
+    let queried = said.answer.is_some() || said.failure.is_some();
+    let first_failure = said.failure.is_some() && !entry.failing;
+    let recovered = said.answer.is_some() && entry.failing;
+    if queried {
+        entry.failing = said.failure.is_some();
+    }
+    let t = &entry.tracking;
+    let decided = match (t.outcome, n.decided_before) {
+        (Some(outcome), false) => Some((
+            t.decided_ms.unwrap_or(n.now_ms),
+            outcome,
+            journal::decision_rule(outcome, t.last.as_deref(), n.limits),
+        )),
+        // Finalized without a decision first (not found, expired).
+        (None, _) => n.finalized.map(|outcome| {
+            (
+                n.now_ms,
+                outcome,
+                journal::decision_rule(outcome, t.last.as_deref(), n.limits),
+            )
+        }),
+        _ => None,
+    };
+    let worth = n.changed
+        || said.snapshot.is_some()
+        || first_failure
+        || recovered
+        || decided.is_some()
+        || n.finalized.is_some();
+    if !worth {
+        if queried {
+            entry.quiet_queries = entry.quiet_queries.saturating_add(1);
+            if said.failure.is_some() {
+                entry.quiet_errors = entry.quiet_errors.saturating_add(1);
+            }
+        }
+        return None;
+    }
+    let mut quiet_queries = u32::from(std::mem::take(&mut entry.quiet_queries));
+    let mut quiet_errors = u32::from(std::mem::take(&mut entry.quiet_errors));
+    // A failure that is not the first of its run is quiet too.
+    if said.failure.is_some() && !first_failure {
+        quiet_queries += 1;
+        quiet_errors += 1;
+    }
+    Some(journal::Update {
+        app_id: n.app_id.to_string(),
+        issued_ms: t.issued_ms,
+        quiet_queries,
+        quiet_errors,
+        failure: said
+            .failure
+            .filter(|_| first_failure)
+            .map(|d| (n.now_ms, d)),
+        answer: said.answer.map(|a| (n.now_ms, a)),
+        snapshot: said.snapshot,
+        decided,
+        finalized: n.finalized.map(|outcome| {
+            (
+                n.now_ms,
+                outcome,
+                journal::finalize_reason(outcome, t, n.limits, n.now_ms),
+            )
+        }),
+        queries: entry.polls,
+    })
+}
+
+/// The operator name the journal shows for a network.
+fn operator_name(mcc: u16, mnc: u16) -> Option<&'static str> {
+    crate::geo::operator(mcc, mnc).map(|o| o.name)
 }
 
 #[cfg(test)]

@@ -199,8 +199,8 @@ impl<C: Clock> Scheduler<C> {
         self.core.commit(changes, now);
     }
 
-    /// Once a second: the heartbeat, unsaved changes, gauges; every 10 minutes the purge
-    /// of old finalized ids.
+    /// Once a second: the heartbeat, unsaved changes, gauges; every 10 seconds the
+    /// journal's eviction, every 10 minutes the purge of old finalized ids.
     fn housekeeping(&mut self, ticks: u64) {
         let now = self.clock.now_ms();
         self.status
@@ -210,6 +210,9 @@ impl<C: Clock> Scheduler<C> {
         self.core.update_gauges(now);
         if ticks % 600 == 1 {
             self.core.purge_finalized(now);
+        }
+        if ticks % 10 == 5 {
+            self.core.evict_journal(now);
         }
     }
 

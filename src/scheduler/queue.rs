@@ -62,6 +62,12 @@ pub(super) struct Entry {
     /// Ticket of the order's live queue entry; stale heap entries carry older tickets.
     ticket: u64,
     in_flight: bool,
+    /// Queries since the journal's last line that changed nothing (written with the
+    /// next line), and how many of them failed.
+    pub quiet_queries: u16,
+    pub quiet_errors: u16,
+    /// The last query failed (the journal notes the first failure of a run).
+    pub failing: bool,
 }
 
 impl Entry {
@@ -72,6 +78,9 @@ impl Entry {
             polls,
             ticket: 0,
             in_flight: false,
+            quiet_queries: 0,
+            quiet_errors: 0,
+            failing: false,
         }
     }
 }

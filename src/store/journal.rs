@@ -85,7 +85,7 @@ impl<'txn> Writer<'txn> {
         old_bytes: usize,
     ) -> Result<(), StoreError> {
         let bytes = journal::encode(entry);
-        let label = entry.operator.as_deref().map(journal::operator_label);
+        let label = entry.operator.as_deref().map(crate::geo::operator_label);
         let row = journal::encode(&journal::index_row(entry, bytes.len(), label));
         let old_row = self
             .by_issue

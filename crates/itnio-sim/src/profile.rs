@@ -437,7 +437,7 @@ mod tests {
         let mut lines = table.lines();
         assert_eq!(
             lines.next(),
-            Some("mcc,mnc,iso,calling_code"),
+            Some("mcc,mnc,iso,calling_code,operator"),
             "{} has another header",
             path.display()
         );
@@ -445,7 +445,7 @@ mod tests {
             .map(|line| {
                 let cols: Vec<&str> = line.split(',').collect();
                 let parsed = match cols.as_slice() {
-                    [mcc, mnc, iso, _] => mcc
+                    [mcc, mnc, iso, _, _] => mcc
                         .parse()
                         .ok()
                         .zip(mnc.parse().ok())
