@@ -372,7 +372,8 @@ pub mod format {
     pub fn usd(v: &Value, key: &str) -> String {
         match v.get(key).and_then(Value::as_f64) {
             None => "-".into(),
-            Some(c) => format!("${c:.4}"),
+            // `+ 0.0` turns a negative zero into zero: no `$-0.0000`.
+            Some(c) => format!("${:.4}", c + 0.0),
         }
     }
 
@@ -382,6 +383,15 @@ pub mod format {
             (mcc, mnc) if mcc == "-" && mnc == "-" => "-".into(),
             (mcc, mnc) if mnc == "-" => mcc,
             (mcc, mnc) => format!("{mcc}/{mnc}"),
+        }
+    }
+
+    /// `sms 1`: the channel and the attempt's number in it, as the timeline names it
+    /// (`seq` is the 0-based position in the channel's list).
+    fn attempt_name(a: &Value) -> String {
+        match a.get("seq").and_then(Value::as_u64) {
+            Some(seq) => format!("{} {}", text(a, "channel"), seq + 1),
+            None => text(a, "channel"),
         }
     }
 
@@ -459,16 +469,16 @@ pub mod format {
             rule => format!("  (rule: {rule})"),
         };
         field("state", format!("{state}{rule}"));
-        let mut times = format!("issued {}", time(o, "issued_at", today, false));
+        let mut times = format!("issued {} UTC", time(o, "issued_at", today, false));
         for (label, key) in [("decided", "decided_at"), ("finalized", "finalized_at")] {
             if o.get(key).is_some_and(|v| !v.is_null()) {
                 times.push_str(&format!(", {label} {}", time(o, key, today, false)));
             }
         }
         if let Some(reason) = o.get("finalize_reason").and_then(Value::as_str) {
-            times.push_str(&format!(" ({reason})"));
+            times.push_str(&format!(": {reason}"));
         }
-        field("times", format!("{times} UTC"));
+        field("times", times);
         field(
             "network",
             format!(
@@ -514,8 +524,7 @@ pub mod format {
                     .iter()
                     .map(|a| {
                         vec![
-                            text(a, "seq"),
-                            text(a, "channel"),
+                            attempt_name(a),
                             network(a),
                             text(a, "operator"),
                             text(a, "result"),
@@ -532,8 +541,7 @@ pub mod format {
                     .collect();
                 out.push_str(&table(
                     &[
-                        "SEQ",
-                        "CHANNEL",
+                        "ATTEMPT",
                         "MCC/MNC",
                         "OPERATOR",
                         "RESULT",
@@ -612,6 +620,7 @@ mod tests {
         assert_eq!(seconds(&v, "l"), "12m05s");
         assert_eq!(usd(&v, "m"), "$0.0123");
         assert_eq!(usd(&v, "missing"), "-");
+        assert_eq!(usd(&json!({"z": -0.0}), "z"), "$0.0000");
     }
 
     #[test]
@@ -649,7 +658,7 @@ mod tests {
             "decided_at": "2026-11-30T10:01:00.000Z", "finalized_at": "2026-11-30T10:01:00.000Z",
             "finalize_reason": "decided", "verified_at": "2026-11-30T10:00:30.000Z",
             "verification_latency_seconds": 30.0, "fallbacks": [{"from": "sms", "to": "call"}],
-            "attempts": [{"seq": 1, "channel": "sms", "mcc": 404, "mnc": 45, "operator": "Airtel",
+            "attempts": [{"seq": 0, "channel": "sms", "mcc": 404, "mnc": 45, "operator": "Airtel",
                 "result": "failed", "provider_status": 2, "provider_reason": "UNDELIV",
                 "submitted_at": "2026-11-30T10:00:01.000Z", "done_at": null, "answered_at": null,
                 "latency_seconds": null, "cost_usd": 0.004, "segments": 1}],
@@ -663,7 +672,8 @@ mod tests {
             "network   IN 404/45  Airtel\n",
             "receiver  +91 ••••••••42\n",
             "fallbacks sms → call\n",
-            "UNDELIV",
+            "\nATTEMPT  MCC/MNC  OPERATOR  RESULT  STATUS  REASON   SUBMITTED  DONE  ANSWERED  LATENCY  COST     SEGMENTS\nsms 1    404/45   Airtel    failed  2       UNDELIV  10:00:01   -     -         -        $0.0040  1\n",
+            "times     issued 10:00:00 UTC, decided 10:01:00, finalized 10:01:00: decided\n",
             "  10:00:00.000  issued\n  … 3 earlier lines dropped (cap)\n  10:00:05.250  record: sms 1 failed\n",
         ] {
             assert!(v.contains(want), "{want:?} not in:\n{v}");
