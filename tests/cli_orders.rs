@@ -219,6 +219,23 @@ fn orders_and_order_against_the_real_daemon() {
         serde_json::from_str(&ok(&["order", &india_id, "--url", &url, "--json"])).expect("JSON");
     assert_eq!(json, entry);
 
+    // Every `orders` / `order` command the runbooks give runs, placeholders filled in.
+    let commands = runbook_commands();
+    assert!(commands.len() >= 3, "{commands:?}");
+    for command in &commands {
+        let filled = command
+            .replace("<CC>", "IN")
+            .replace("<app>", "app-a")
+            .replace("<operator>", "airtel")
+            .replace("<order id>", &india_id)
+            .replace("<id>", &india_id);
+        assert!(!filled.contains('<'), "unknown placeholder in {command:?}");
+        let mut args: Vec<&str> = filled.split_whitespace().skip(1).collect();
+        args.extend(["--url", &url]);
+        let out = ok(&args);
+        assert!(!out.trim().is_empty(), "{command}");
+    }
+
     // An unknown order: the API's message, exit 1.
     let out = cli(&["order", "no-such-order", "--url", &url]);
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
@@ -236,6 +253,24 @@ fn orders_and_order_against_the_real_daemon() {
         "{}",
         stderr(&out)
     );
+}
+
+/// The `itnio-otp-exporter orders …` / `order …` commands of docs/runbooks.md, each
+/// up to its closing backtick or the end of its line.
+fn runbook_commands() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbooks.md"),
+    )
+    .unwrap();
+    let mut commands = BTreeSet::new();
+    for line in text.lines() {
+        for (start, _) in line.match_indices("itnio-otp-exporter order") {
+            let rest = &line[start..];
+            let end = rest.find('`').unwrap_or(rest.len());
+            commands.insert(rest[..end].trim().to_string());
+        }
+    }
+    commands
 }
 
 #[test]
