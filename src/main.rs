@@ -18,16 +18,20 @@ fn main() -> std::process::ExitCode {
     };
     // Colours only on a terminal: journald, files and pipes get plain text.
     let ansi = std::io::stderr().is_terminal();
-    if let Command::Demo(demo) = &args.command {
-        // The demo's terminal keeps its URLs and summaries in view: only warnings go
-        // there; the full log (at --log-level, in --log-format) goes to a file.
-        let file = match cli::demo::open_log_file(demo) {
-            Ok((_, file)) => file,
-            Err(e) => {
-                eprintln!("error: {}", Chain(&e));
-                return std::process::ExitCode::FAILURE;
-            }
-        };
+    // The demo's terminal keeps its URLs and summaries in view: only warnings go
+    // there; the full log (at --log-level, in --log-format) goes to a file.
+    let demo_log = match &args.command {
+        Command::Demo(demo) => cli::demo::open_log_file(demo),
+        _ => Ok(None),
+    };
+    let demo_log = match demo_log {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("error: {}", Chain(&e));
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if let Some(file) = demo_log {
         let terminal = tracing_subscriber::fmt::layer()
             .with_ansi(ansi)
             .with_writer(std::io::stderr)

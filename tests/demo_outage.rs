@@ -120,3 +120,35 @@ fn the_demo_prints_when_each_outage_starts() {
         demo.log()
     );
 }
+
+/// `--log-file -` (a container, whose output is the log): the full log on stderr.
+#[test]
+fn the_demo_logs_in_full_on_stderr_with_log_file_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr().to_string();
+    let mut demo = Proc::spawn(
+        "demo",
+        &[
+            "demo",
+            "--listen",
+            &listen,
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--log-file",
+            "-",
+        ],
+        &[],
+    );
+    let full = wait_for(Duration::from_secs(30), || {
+        let log = demo.log();
+        (log.contains("full log on stderr") && log.contains(" INFO ")).then_some(())
+    });
+    assert!(full.is_some(), "{}", demo.log());
+    assert!(!dir.path().join("demo.log").exists());
+    assert_eq!(
+        demo.terminate(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        demo.log()
+    );
+}

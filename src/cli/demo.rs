@@ -224,9 +224,9 @@ pub async fn demo(args: DemoArgs) -> Result<(), CliError> {
         web.url(&options.telemetry_path),
     );
     println!(
-        "demo: simulator at {base_url}, spool {}, full log in {} (Ctrl-C stops)",
+        "demo: simulator at {base_url}, spool {}, full log {} (Ctrl-C stops)",
         spool_dir.display(),
-        log_file_path(&args).display(),
+        where_the_log_is(&args),
     );
     // The instant each outage starts, so that a watcher can time what follows it.
     let outages = simulator.outage_starts();
@@ -251,18 +251,29 @@ pub async fn demo(args: DemoArgs) -> Result<(), CliError> {
     summary_task.abort();
     traffic_task.abort();
     simulator.shutdown().await;
-    println!(
-        "demo: stopped; the full log is in {}",
-        log_file_path(&args).display()
-    );
+    println!("demo: stopped; full log {}", where_the_log_is(&args));
     result.map_err(CliError::from)
+}
+
+/// `--log-file -`: the full log on stderr, as `run` logs (for a container, whose
+/// output is the log collector's input).
+pub fn logs_to_stderr(args: &DemoArgs) -> bool {
+    args.log_file.as_deref() == Some(Path::new("-"))
+}
+
+fn where_the_log_is(args: &DemoArgs) -> String {
+    if logs_to_stderr(args) {
+        "on stderr".into()
+    } else {
+        format!("in {}", log_file_path(args).display())
+    }
 }
 
 /// The demo's full log: `--log-file`, else `demo.log` in `--dir`, else a file next to
 /// (not inside) the temporary directory, which is removed at the end: the log is what
 /// one reads after the demo, so it outlives it. Named by process id, so that `main`
 /// (which opens it) and the demo (which prints it) agree.
-pub fn log_file_path(args: &DemoArgs) -> PathBuf {
+fn log_file_path(args: &DemoArgs) -> PathBuf {
     match (&args.log_file, &args.dir) {
         (Some(file), _) => file.clone(),
         (None, Some(dir)) => dir.join("demo.log"),
@@ -272,8 +283,12 @@ pub fn log_file_path(args: &DemoArgs) -> PathBuf {
     }
 }
 
-/// Opens the demo's full log for appending (creating its directory).
-pub fn open_log_file(args: &DemoArgs) -> Result<(PathBuf, std::fs::File), CliError> {
+/// Opens the demo's full log for appending (creating its directory); `None` for
+/// `--log-file -`.
+pub fn open_log_file(args: &DemoArgs) -> Result<Option<std::fs::File>, CliError> {
+    if logs_to_stderr(args) {
+        return Ok(None);
+    }
     let path = log_file_path(args);
     let open = || {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -285,7 +300,7 @@ pub fn open_log_file(args: &DemoArgs) -> Result<(PathBuf, std::fs::File), CliErr
             .open(&path)
     };
     match open() {
-        Ok(file) => Ok((path, file)),
+        Ok(file) => Ok(Some(file)),
         Err(source) => Err(CliError::LogFile { path, source }),
     }
 }

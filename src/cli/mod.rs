@@ -108,7 +108,8 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
     /// Write the full log here (appended). Default: `demo.log` in `--dir`, else
     /// `itnio-otp-demo-<pid>.log` in the temporary directory, kept after the demo ends.
-    /// The terminal gets warnings and a summary every 30 s.
+    /// The terminal gets warnings and a summary every 30 s. `-`: the full log on
+    /// stderr, as `run` logs (in a container).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
     #[command(flatten)]
