@@ -285,13 +285,23 @@ fn an_absent_daemon_is_named_with_how_to_point_elsewhere() {
         assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
         let err = stderr(&out);
         assert!(
-            err.contains(&format!("cannot reach the exporter at http://{addr}/"))
-                && err.contains("--url")
+            err.contains(&format!(
+                "cannot reach the exporter at http://{addr}/api/v1/orders"
+            )) && err.contains("--url")
                 && err.contains("--config"),
             "{err}"
         );
         assert!(stdout(&out).is_empty());
     }
+    // A password in --url stays out of the message.
+    let out = cli(&["orders", "--url", &format!("http://bob:hunter2@{addr}")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("http://bob:***@{addr}/api/v1/orders:"))
+            && !stderr(&out).contains("hunter2"),
+        "{}",
+        stderr(&out)
+    );
     // The configuration names the address; its file must exist.
     let tmp = tempfile::tempdir().unwrap();
     let config = exporter_config(tmp.path(), addr, "http://127.0.0.1:9/otp", "");

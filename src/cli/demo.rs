@@ -80,6 +80,13 @@ fn rfc3339_utc(unix_ms: i64) -> String {
         .unwrap_or_else(|| format!("{unix_ms} ms after the Unix epoch"))
 }
 
+/// `HH:MM:SS` in UTC, for the summary line.
+fn clock_utc(unix_ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(unix_ms)
+        .map(|t| t.format("%H:%M:%S").to_string())
+        .unwrap_or_else(|| "--:--:--".into())
+}
+
 /// The simulator's settings: `simulate`'s defaults except where the demo decides.
 fn demo_sim_args(args: &DemoArgs) -> sim::SimulateArgs {
     sim::SimulateArgs {
@@ -372,7 +379,7 @@ async fn summaries(web: DemoWeb, telemetry_path: String, outages: Vec<(sim::Outa
                     o.country,
                     o.channel.as_str(),
                     o.kind.as_str(),
-                    &rfc3339_utc(*starts_ms)[11..19]
+                    clock_utc(*starts_ms)
                 )
             })
             .collect();
@@ -383,7 +390,7 @@ async fn summaries(web: DemoWeb, telemetry_path: String, outages: Vec<(sim::Outa
         };
         println!(
             "demo: {} {counts}{outage}; open {} and {}",
-            &rfc3339_utc(now)[11..19],
+            clock_utc(now),
             web.url("/"),
             web.url("/orders"),
         );

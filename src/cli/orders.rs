@@ -119,6 +119,8 @@ pub struct OrderArgs {
 pub enum ClientError {
     #[error("--url {url:?} is not a URL ({detail}); e.g. --url http://127.0.0.1:8467")]
     BadUrl { url: String, detail: String },
+    #[error("cannot set up an HTTP client")]
+    Client(#[source] reqwest::Error),
     #[error("cannot reach the exporter at {url}: is it running there? Point elsewhere with --url URL, or --config FILE (its listen)")]
     Unreachable {
         url: String,
@@ -191,10 +193,7 @@ async fn get_json(url: reqwest::Url) -> Result<Value, ClientError> {
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .build()
-        .map_err(|source| ClientError::Unreachable {
-            url: shown_url.clone(),
-            source,
-        })?;
+        .map_err(ClientError::Client)?;
     // reqwest sends the URL's user:password as basic auth.
     let answer = client
         .get(url)
@@ -249,7 +248,10 @@ fn print_json(value: &Value) {
 pub async fn orders(args: OrdersArgs) -> Result<(), CliError> {
     let mut url = base_url(&args.daemon)?;
     url.set_path("/api/v1/orders");
-    url.query_pairs_mut().extend_pairs(args.params());
+    let params = args.params();
+    if !params.is_empty() {
+        url.query_pairs_mut().extend_pairs(params);
+    }
     let answer = get_json(url.clone()).await?;
     if args.json {
         print_json(&answer);
