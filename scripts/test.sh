@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: promtool and prometheus (package prometheus), systemd-analyze (systemd),
-# the interpreters of the spool snippets in examples/drop-order (java, php), and jq (the
+# the interpreters of the spool snippets in examples/drop-order (java, php), the headless
+# browser of tests/browser.rs (chromium, driven through chromium-driver), and jq (the
 # runbooks' log examples, run by tests/runbook_logs.rs).
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
@@ -17,6 +18,8 @@ command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v java >/dev/null 2>&1 || need_apt+=(default-jre-headless)
 command -v php >/dev/null 2>&1 || need_apt+=(php-cli)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 if [ ${#need_apt[@]} -gt 0 ]; then
   mapfile -t need_apt < <(printf '%s\n' "${need_apt[@]}" | sort -u)

@@ -116,7 +116,9 @@ pub async fn run(
         state_dir: config.state_dir.display().to_string(),
         api_url: client.record_url().to_string(),
         apps: config.app_ids(),
+        journal: http::JournalHandle::default(),
     };
+    let journal = page.journal.clone();
     // The server stops on a signal of its own: after a failure it keeps answering
     // (`/healthz` says what failed) while the scheduler drains.
     let (stop_server, server_stopping) = watch::channel(false);
@@ -134,6 +136,8 @@ pub async fn run(
     let (store, pending) = load_pending(store, on_damage).await?;
     store.report_health_to(status.clone(), metrics.clone());
     let store = Arc::new(store);
+    // The journal's pages and API read the store from now on.
+    let _ = journal.set(store.clone());
     let mut scheduler = Scheduler::new(&config, store.clone(), metrics.clone(), status.clone());
     let loaded = scheduler.load(pending);
     status.state_loaded.store(true, Ordering::Release);

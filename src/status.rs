@@ -28,6 +28,9 @@ pub struct Status {
     pub tasks_failed: Mutex<Vec<String>>,
     /// Why the state database takes no writes (the store sets and clears it).
     store_problem: Mutex<Option<String>>,
+    /// The last API problem and when it was noted (Unix ms); kept after it clears,
+    /// for the landing page.
+    last_api_problem: Mutex<Option<(i64, String)>>,
 }
 
 impl Status {
@@ -100,9 +103,20 @@ impl Status {
     }
 
     pub fn set_api_problem(&self, problem: impl Into<String>) {
-        if let Ok(mut p) = self.api_problem.lock() {
-            *p = problem.into();
+        let problem = problem.into();
+        if !problem.is_empty() {
+            if let Ok(mut last) = self.last_api_problem.lock() {
+                *last = Some((crate::clock::unix_now_ms(), problem.clone()));
+            }
         }
+        if let Ok(mut p) = self.api_problem.lock() {
+            *p = problem;
+        }
+    }
+
+    /// The last API problem since start and when it was noted, even if it cleared.
+    pub fn last_api_problem(&self) -> Option<(i64, String)> {
+        self.last_api_problem.lock().ok().and_then(|p| p.clone())
     }
 
     pub fn api_problem(&self) -> String {

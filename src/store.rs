@@ -9,6 +9,8 @@
 //! `Damaged` error too.
 
 mod journal;
+mod journal_read;
+pub use journal_read::{JournalReadError, MAX_SCAN_PER_PAGE};
 mod recovery;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

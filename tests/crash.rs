@@ -147,6 +147,26 @@ impl Drop for Daemon {
 }
 
 /// The JSON log lines of one run (a line cut short by the kill is skipped).
+/// Every (order id, outcome) the daemon's journal lists with `filter`, page by page.
+fn journal_orders(addr: SocketAddr, filter: &str) -> Vec<(String, String)> {
+    let mut orders = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let path = format!("/api/v1/orders?{filter}&limit=1000{cursor}");
+        let (status, body) = get(addr, &path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(status, 200, "GET {path}: {body}");
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        for o in page["orders"].as_array().into_iter().flatten() {
+            let id = o["order_id"].as_str().unwrap_or_default().to_string();
+            orders.push((id, o["outcome"].as_str().unwrap_or_default().to_string()));
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return orders,
+        }
+    }
+}
+
 fn events(log: &str) -> Vec<serde_json::Value> {
     log.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -490,6 +510,8 @@ fn kill_9_at_random_moments_loses_nothing_and_finalizes_once() {
     });
     std::thread::sleep(Duration::from_millis(500));
     let check_metrics = check.metrics();
+    let journal_final = journal_orders(check.addr, "state=final");
+    let journal_pending = journal_orders(check.addr, "state=pending");
     assert_eq!(
         check.terminate(),
         Some(0),
@@ -535,6 +557,54 @@ fn kill_9_at_random_moments_loses_nothing_and_finalizes_once() {
         .collect();
 
     let mut problems = Vec::new();
+    // The journal: exactly one final entry per dropped order, with the outcome the
+    // truth says (never-sent ids: not_found) and the one the run that counted it
+    // logged; nothing pending.
+    let mut entries: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (id, outcome) in &journal_final {
+        entries
+            .entry(id.as_str())
+            .or_default()
+            .push(outcome.as_str());
+    }
+    let journal_problems: Vec<String> = expected
+        .iter()
+        .filter_map(|id| {
+            let want = truth_outcome
+                .get(id.as_str())
+                .copied()
+                .unwrap_or("not_found");
+            let logged: Vec<&str> = finalized.get(id).map_or(Vec::new(), |runs| {
+                runs.iter().map(|(_, o)| o.as_str()).collect()
+            });
+            match entries.get(id.as_str()).map(Vec::as_slice) {
+                Some([outcome]) if *outcome == want && logged.iter().all(|l| l == outcome) => None,
+                other => Some(format!(
+                    "{id}: journal {other:?}, truth {want}, logged {logged:?}"
+                )),
+            }
+        })
+        .chain(
+            entries
+                .keys()
+                .filter(|id| !expected.contains(**id))
+                .map(|id| format!("{id}: journaled final but never dropped")),
+        )
+        .collect();
+    if !journal_problems.is_empty() {
+        problems.push(format!(
+            "{} orders whose journal entry is missing, repeated or differs: {:?}",
+            journal_problems.len(),
+            journal_problems.iter().take(10).collect::<Vec<_>>()
+        ));
+    }
+    if !journal_pending.is_empty() {
+        problems.push(format!(
+            "{} journal entries still pending: {:?}",
+            journal_pending.len(),
+            journal_pending.iter().take(10).collect::<Vec<_>>()
+        ));
+    }
     let twice: Vec<_> = finalized
         .iter()
         .filter(|(_, runs)| runs.len() > 1)

@@ -1,19 +1,24 @@
-//! The HTTP server: `/metrics` (or `--web.telemetry-path`), a landing page,
-//! `/healthz` and `/readyz`; TLS, basic auth and headers from the web configuration
-//! file (`web_config`); bounded against connection floods (`limits`).
+//! The HTTP server: `/metrics` (or `--web.telemetry-path`), the on-call overview
+//! (`/`), the order journal's pages (`pages`: `/orders`, `/orders/{id}`, `/breakdown`)
+//! and JSON API (`api`: `/api/v1/…`), `/healthz` and `/readyz`; TLS, basic auth and
+//! headers from the web configuration file (`web_config`); bounded against connection
+//! floods (`limits`). The journal's pages and API show order ids: they are served and
+//! protected exactly as `/metrics` is.
 //!
 //! `/healthz` and `/readyz` answer without basic auth (a documented choice): probes
 //! (kubelet, systemd, load balancers) rarely carry credentials, and the probes tell
 //! nothing but up or ready. They are still served over TLS when TLS is on.
 
+mod api;
 mod auth;
 pub mod limits;
+mod pages;
 pub mod web_config;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -31,6 +36,11 @@ pub use web_config::{WebConfig, WebConfigError};
 
 use crate::metrics::{self, Metrics};
 use crate::status::Status;
+use crate::store::Store;
+
+/// The state database, once the daemon has opened and loaded it (the server answers
+/// before): the journal's pages and API read it.
+pub type JournalHandle = Arc<OnceLock<Arc<Store>>>;
 
 /// What the landing page shows besides live status.
 #[derive(Debug, Clone)]
@@ -39,6 +49,8 @@ pub struct PageInfo {
     pub state_dir: String,
     pub api_url: String,
     pub apps: Vec<String>,
+    /// Set by the daemon once the store is loaded.
+    pub journal: JournalHandle,
 }
 
 /// How the server is exposed: the exporter conventions' `--web.*` flags.
@@ -70,6 +82,9 @@ struct Ctx {
     telemetry_path: Arc<str>,
     users: Option<Arc<auth::BasicAuth>>,
     headers: Arc<Vec<(hyper::header::HeaderName, HeaderValue)>>,
+    journal: JournalHandle,
+    /// When the server started (Unix ms): the overview's uptime.
+    started_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +113,8 @@ pub async fn serve(
     let ctx = Ctx {
         metrics,
         status,
+        journal: page.journal.clone(),
+        started_ms: crate::clock::unix_now_ms(),
         page: Arc::new(page),
         telemetry_path: options.telemetry_path.into(),
         users: options.web.users.clone(),
@@ -186,7 +203,11 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Full<Bytes>> {
         _ => true,
     };
     let mut response = if allowed {
-        route(ctx, &req)
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().map(str::to_string);
+        let get = req.method() == Method::GET || req.method() == Method::HEAD;
+        drop(req);
+        route(ctx, get, &path, query.as_deref()).await
     } else {
         let mut r = response(
             StatusCode::UNAUTHORIZED,
@@ -215,8 +236,8 @@ fn response(
     r
 }
 
-fn route(ctx: &Ctx, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+async fn route(ctx: &Ctx, get: bool, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+    if !get {
         return response(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain; charset=utf-8",
@@ -224,7 +245,7 @@ fn route(ctx: &Ctx, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         );
     }
     const TEXT: &str = "text/plain; charset=utf-8";
-    match req.uri().path() {
+    match path {
         path if path == &*ctx.telemetry_path => {
             response(StatusCode::OK, metrics::CONTENT_TYPE, ctx.metrics.render())
         }
@@ -240,7 +261,11 @@ fn route(ctx: &Ctx, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             None => response(StatusCode::OK, TEXT, "ready\n"),
             Some(reason) => response(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{reason}\n")),
         },
-        "/" => response(StatusCode::OK, "text/html; charset=utf-8", landing(ctx)),
+        "/" => pages::landing(ctx).await,
+        "/api" => api::route(ctx, path, query).await,
+        path if path.starts_with("/api/") => api::route(ctx, path, query).await,
+        "/orders" | "/breakdown" => pages::route(ctx, path, query).await,
+        path if path.starts_with("/orders/") => pages::route(ctx, path, query).await,
         _ => response(
             StatusCode::NOT_FOUND,
             TEXT,
@@ -259,38 +284,41 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn landing(ctx: &Ctx) -> String {
+/// The overview page: how the daemon is, then the last 15 minutes by country
+/// (`countries`, from the journal, worst first, each row linking to its orders).
+fn landing(ctx: &Ctx, now_ms: i64, countries: &str) -> String {
     let s = &ctx.status;
     let api_up = s.api_up.load(Ordering::Relaxed);
     let problem = s.api_problem();
     let api_state = if api_up {
         "up".to_string()
     } else {
-        format!("<b>down</b>: {}", escape(&problem))
+        format!("<b class=\"bad\">down</b>: {}", escape(&problem))
     };
     let offset = s.clock_offset_secs.load(Ordering::Relaxed);
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ITNIO OTP exporter</title>
-<style>body{{font-family:sans-serif;max-width:50em;margin:2em auto}}td{{padding:.2em 1em .2em 0}}</style></head>
+<style>body{{font-family:sans-serif;max-width:80em;margin:2em auto}}td,th{{padding:.2em 1em .2em 0;text-align:left}}.num{{text-align:right}}.bad{{color:#b00020;font-weight:bold}}.good{{color:#1b5e20}}.muted{{color:#777}}</style></head>
 <body><h1>ITNIO OTP exporter</h1>
 <p>Version {version}. Prometheus metrics of OTP delivery health.</p>
-<ul><li><a href="{telemetry}">{telemetry}</a></li><li><a href="/healthz">/healthz</a></li><li><a href="/readyz">/readyz</a></li></ul>
-<table>
-<tr><td>Ready</td><td>{ready}</td></tr>
-<tr><td>Pending orders</td><td>{pending}</td></tr>
-<tr><td>Apps</td><td>{apps}</td></tr>
+<ul id="links"><li><a href="{telemetry}">{telemetry}</a></li><li><a href="/orders" id="orders-link">/orders</a> (the order journal)</li><li><a href="/breakdown?by=operator&amp;since=15m" id="operators-link">operators, last 15 minutes</a></li><li><a href="/healthz">/healthz</a></li><li><a href="/readyz">/readyz</a></li></ul>
+<table id="overview">
+<tr id="ready"><td>Ready</td><td>{ready}</td></tr>
+{overview}<tr id="apps"><td>Apps</td><td>{apps}</td></tr>
 <tr><td>Spool</td><td>{spool}</td></tr>
 <tr><td>State</td><td>{state}</td></tr>
 <tr><td>API</td><td>{api_url}</td></tr>
-<tr><td>API state</td><td>{api_state}</td></tr>
+<tr id="api-state" data-up="{api_up}"><td>API state</td><td>{api_state}</td></tr>
 <tr><td>Clock correction</td><td>{offset} s</td></tr>
-</table></body></html>
+</table>
+<h2 id="last-15-minutes">Last 15 minutes by country, worst first</h2>
+{countries}</body></html>
 "#,
         version = escape(env!("CARGO_PKG_VERSION")),
         telemetry = escape(&ctx.telemetry_path),
         ready = s.ready(),
-        pending = s.pending.load(Ordering::Relaxed),
+        overview = pages::overview_rows(ctx, now_ms),
         apps = escape(&ctx.page.apps.join(", ")),
         spool = escape(&ctx.page.spool_dir),
         state = escape(&ctx.page.state_dir),
@@ -318,19 +346,22 @@ mod tests {
                 state_dir: format!("/state/{hostile}"),
                 api_url: format!("http://api.invalid/{hostile}"),
                 apps: vec![format!("app-{hostile}")],
+                journal: JournalHandle::default(),
             }),
             telemetry_path: format!("/m{hostile}").into(),
             users: None,
             headers: Arc::new(Vec::new()),
+            journal: JournalHandle::default(),
+            started_ms: 0,
         };
-        let page = landing(&ctx);
+        let page = landing(&ctx, 1_000, "");
         assert!(!page.contains("<script>"), "{page}");
         assert!(!page.contains("alert('x')"), "{page}");
         assert_eq!(
             page.matches("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;")
                 .count(),
-            7,
-            "problem, spool, state, API, apps and the metrics link (twice): {page}"
+            8,
+            "problem (now and last), spool, state, API, apps and the metrics link (twice): {page}"
         );
     }
 }

@@ -80,7 +80,13 @@ pub fn changes(entry: &Entry, latest: &Snapshot) -> Vec<Change> {
             Some(_) => {}
         }
     }
-    if entry.matched != latest.matched {
+    // "Not verified yet" and "sending" are where every order starts: not news.
+    let starting = entry.matched.is_none()
+        && matches!(
+            latest.matched.map(Matched),
+            Some(Matched::NOT_VERIFIED_YET | Matched::SENDING)
+        );
+    if entry.matched != latest.matched && !starting {
         changes.push(Change::Matched {
             from: entry.matched,
             to: latest.matched,

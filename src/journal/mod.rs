@@ -5,6 +5,7 @@
 
 mod build;
 mod model;
+pub mod query;
 
 pub use build::{
     changes, decision_rule, finalize_reason, index_row, merge, new_entry, snapshot, OperatorNames,
@@ -14,3 +15,6 @@ pub use model::{
     clip_reason, decode, encode, mask_receiver, Answer, AttemptDetail, Change, DecodeError, Entry,
     Event, EventKind, IndexRow, State, MAX_REASON_CHARS, MAX_TIMELINE,
 };
+
+#[cfg(test)]
+mod tests;

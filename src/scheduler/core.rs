@@ -86,6 +86,8 @@ pub(super) struct Core {
     /// Changes whose commit failed: kept (finalized orders still pending, not counted)
     /// and committed with the next batch or on the next housekeeping tick.
     unsaved: Changes,
+    /// Answers staged in `unsaved` for the next group commit.
+    staged_answers: usize,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     status: Arc<Status>,
@@ -166,6 +168,7 @@ impl Core {
             statuses_seen: HashSet::new(),
             draining: false,
             unsaved: Changes::default(),
+            staged_answers: 0,
             store,
             metrics,
             status,
@@ -521,6 +524,14 @@ impl Core {
         }
     }
 
+    /// Keeps changes for the next [`Core::commit`] (a group commit); returns how many
+    /// answers are staged.
+    pub fn stage(&mut self, changes: Changes, answers: usize) -> usize {
+        self.unsaved.merge(changes);
+        self.staged_answers += answers;
+        self.staged_answers
+    }
+
     /// Writes the batch's changes, with any left unsaved by a failed commit, in one
     /// transaction, then emits the metrics of the finalized orders. Only after the
     /// commit: an order is counted once its finalization is saved, so a restart cannot
@@ -532,6 +543,7 @@ impl Core {
             return;
         }
         let changes = std::mem::take(&mut self.unsaved);
+        self.staged_answers = 0;
         let states: Vec<(Arc<str>, PendingState)> = changes
             .updated
             .iter()

@@ -133,6 +133,10 @@ impl<C: Clock> Scheduler<C> {
         let mut ticks: u64 = 0;
         let mut intake_open = true;
         let mut failure = None;
+        // Group commit: answers are committed together at most `GROUP_COMMIT` after
+        // the first of them, so that one transaction (and one fsync) covers many
+        // answers; the loop keeps dispatching meanwhile.
+        let mut commit_at: Option<tokio::time::Instant> = None;
 
         loop {
             let now = self.clock.now_ms();
@@ -147,7 +151,19 @@ impl<C: Clock> Scheduler<C> {
                     failure = Some(error);
                     break;
                 }
-                Some(done) = pool.done.recv() => self.on_answers(&mut pool, done),
+                Some(done) = pool.done.recv() => {
+                    let staged = self.on_answers(&mut pool, done);
+                    if staged >= GROUP_COMMIT_ANSWERS {
+                        self.core.commit(Changes::default(), self.clock.now_ms());
+                        commit_at = None;
+                    } else if commit_at.is_none() {
+                        commit_at = Some(tokio::time::Instant::now() + GROUP_COMMIT);
+                    }
+                }
+                () = sleep_until_some(commit_at) => {
+                    self.core.commit(Changes::default(), self.clock.now_ms());
+                    commit_at = None;
+                }
                 batch = intake.recv(), if intake_open => match batch {
                     Some(batch) => {
                         self.add_from_spool(batch);
@@ -185,18 +201,20 @@ impl<C: Clock> Scheduler<C> {
         failure.map_or(Ok(()), Err)
     }
 
-    /// A worker's answer, with whatever else finished meanwhile: one transaction covers
-    /// the batch.
-    fn on_answers(&mut self, pool: &mut WorkerPool, first: pool::Done) {
+    /// A worker's answer, with whatever else finished meanwhile, staged for the next
+    /// group commit; returns how many answers are staged.
+    fn on_answers(&mut self, pool: &mut WorkerPool, first: pool::Done) -> usize {
         let now = self.clock.now_ms();
         let mut changes = Changes::default();
         pool.in_flight -= 1;
         self.core.on_done(first, now, &mut changes);
+        let mut answers = 1;
         while let Ok(done) = pool.done.try_recv() {
             pool.in_flight -= 1;
+            answers += 1;
             self.core.on_done(done, now, &mut changes);
         }
-        self.core.commit(changes, now);
+        self.core.stage(changes, answers)
     }
 
     /// Once a second: the heartbeat, unsaved changes, gauges; every 10 seconds the
@@ -249,6 +267,19 @@ impl<C: Clock> Scheduler<C> {
             answered_while_draining,
             "scheduler stopped; pending orders are saved (orders answered while stopping are finalized by the next run)"
         );
+    }
+}
+
+/// Longest wait between an answer and the commit that saves it (and then counts it).
+const GROUP_COMMIT: Duration = Duration::from_millis(50);
+/// Staged answers that are committed at once, without waiting.
+const GROUP_COMMIT_ANSWERS: usize = 1024;
+
+/// Sleeps until `at`, or forever without one (a `select!` branch that never fires).
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

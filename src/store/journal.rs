@@ -168,3 +168,129 @@ impl<'txn> Writer<'txn> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+    use crate::outcome::Outcome;
+    use crate::store::{PendingState, Store};
+
+    /// The meta totals recounted from the tables: (bytes, entries).
+    fn recount(store: &Store) -> (u64, u64) {
+        let txn = store.db.begin_read().unwrap();
+        let entries = txn.open_table(JOURNAL).unwrap();
+        let index = txn.open_table(JOURNAL_BY_ISSUE).unwrap();
+        let mut bytes = 0;
+        let mut count = 0;
+        for row in entries.iter().unwrap() {
+            bytes += row.unwrap().1.value().len() as u64;
+            count += 1;
+        }
+        for row in index.iter().unwrap() {
+            bytes += row.unwrap().1.value().len() as u64;
+        }
+        (bytes, count)
+    }
+
+    fn ids(store: &Store) -> Vec<String> {
+        let txn = store.db.begin_read().unwrap();
+        let index = txn.open_table(JOURNAL_BY_ISSUE).unwrap();
+        let mut ids: Vec<String> = index
+            .iter()
+            .unwrap()
+            .map(|r| r.unwrap().0.value().1.to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn admit(store: &Store, n: i64) {
+        let states: Vec<(String, PendingState)> = (0..n)
+            .map(|i| {
+                (
+                    format!("o{i:03}"),
+                    PendingState::new("app".into(), i * 1000),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, PendingState)> = states
+            .iter()
+            .map(|(id, s)| (id.as_str(), s.clone()))
+            .collect();
+        store.admit(&refs, n * 1000).unwrap();
+    }
+
+    #[test]
+    fn entries_are_written_with_admission_and_finalization_and_their_size_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        admit(&store, 10);
+        assert_eq!(store.journal_size().unwrap(), recount(&store));
+        assert_eq!(recount(&store).1, 10);
+        let update = Update {
+            app_id: "app".into(),
+            issued_ms: 3000,
+            finalized: Some((9000, Outcome::NotFound, "grace ended".into())),
+            queries: 4,
+            ..Update::default()
+        };
+        store
+            .apply(&[], &["o003"], &[("o003", &update)], 9000)
+            .unwrap();
+        assert_eq!(store.journal_size().unwrap(), recount(&store));
+        let txn = store.db.begin_read().unwrap();
+        let table = txn.open_table(JOURNAL).unwrap();
+        let entry: Entry = journal::decode(table.get("o003").unwrap().unwrap().value()).unwrap();
+        assert_eq!(
+            (entry.state, entry.outcome, entry.queries),
+            (journal::State::Final, Some(Outcome::NotFound), 4)
+        );
+        let index = txn.open_table(JOURNAL_BY_ISSUE).unwrap();
+        let row: IndexRow =
+            journal::decode(index.get((3000, "o003")).unwrap().unwrap().value()).unwrap();
+        assert_eq!(row.finalized_ms, Some(9000));
+    }
+
+    #[test]
+    fn eviction_keeps_the_retention_and_the_size_bound_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        admit(&store, 100);
+        // Retention: orders issued before 40 s go, 3 at a time.
+        assert_eq!(store.evict_journal(40_000, u64::MAX, 3).unwrap(), 3);
+        while store.evict_journal(40_000, u64::MAX, 3).unwrap() > 0 {}
+        let left = ids(&store);
+        assert_eq!(left.len(), 60);
+        assert_eq!(left.first().map(String::as_str), Some("o040"));
+        assert_eq!(store.journal_size().unwrap(), recount(&store));
+        // Size: beyond the bound the oldest go until it holds.
+        let (bytes, entries) = store.journal_size().unwrap();
+        let per_entry = bytes / entries;
+        let bound = per_entry * 25;
+        while store.evict_journal(0, bound, 7).unwrap() > 0 {}
+        let (bytes, _) = store.journal_size().unwrap();
+        assert!(bytes <= bound, "{bytes} > {bound}");
+        let left = ids(&store);
+        assert!((24..=25).contains(&left.len()), "{}", left.len());
+        assert_eq!(left.last().map(String::as_str), Some("o099"));
+        assert_eq!(store.journal_size().unwrap(), recount(&store));
+    }
+
+    #[test]
+    fn a_disabled_journal_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.disable_journal();
+        admit(&store, 5);
+        let update = Update {
+            app_id: "app".into(),
+            ..Update::default()
+        };
+        store
+            .apply(&[], &["o001"], &[("o001", &update)], 9000)
+            .unwrap();
+        assert_eq!(recount(&store), (0, 0));
+        assert_eq!(store.journal_size().unwrap(), (0, 0));
+    }
+}

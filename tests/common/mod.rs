@@ -2,6 +2,7 @@
 //! real sockets and a real spool directory.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod exposition;
 pub mod http;
 pub mod metric;
