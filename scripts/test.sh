@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: promtool and prometheus (package prometheus), systemd-analyze (systemd),
-# the interpreters of the spool snippets in examples/drop-order (java, php), and the
-# headless browser of tests/browser.rs (chromium, driven through chromium-driver).
+# the interpreters of the spool snippets in examples/drop-order (java, php), the headless
+# browser of tests/browser.rs (chromium, driven through chromium-driver), and jq (the
+# runbooks' log examples, run by tests/runbook_logs.rs).
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
@@ -19,6 +20,7 @@ command -v java >/dev/null 2>&1 || need_apt+=(default-jre-headless)
 command -v php >/dev/null 2>&1 || need_apt+=(php-cli)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 if [ ${#need_apt[@]} -gt 0 ]; then
   mapfile -t need_apt < <(printf '%s\n' "${need_apt[@]}" | sort -u)
   echo "==> installing ${need_apt[*]} (Debian packages)"

@@ -1,24 +1,65 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
-use itnio_otp_exporter::cli::{self, Cli, LogFormat};
+use itnio_otp_exporter::cli::{self, Cli, Command, LogFormat};
 use itnio_otp_exporter::error::Chain;
 
 fn main() -> std::process::ExitCode {
     let args = Cli::parse();
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&args.log_level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = || {
+        EnvFilter::try_from_default_env()
+            .or_else(|_| EnvFilter::try_new(&args.log_level))
+            .unwrap_or_else(|_| EnvFilter::new("info"))
+    };
     // Colours only on a terminal: journald, files and pipes get plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+    let ansi = std::io::stderr().is_terminal();
+    // The demo's terminal keeps its URLs and summaries in view: only warnings go
+    // there; the full log (at --log-level, in --log-format) goes to a file.
+    let demo_log = match &args.command {
+        Command::Demo(demo) => cli::demo::open_log_file(demo),
+        _ => Ok(None),
+    };
+    let demo_log = match demo_log {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("error: {}", Chain(&e));
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if let Some(file) = demo_log {
+        let terminal = tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .with_filter(LevelFilter::WARN);
+        let to_file = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file));
+        let to_file = match args.log_format {
+            LogFormat::Human => to_file.with_filter(filter()).boxed(),
+            LogFormat::Json => to_file
+                .json()
+                .flatten_event(true)
+                .with_filter(filter())
+                .boxed(),
+        };
+        tracing_subscriber::registry()
+            .with(terminal)
+            .with(to_file)
+            .init();
+    } else {
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr);
+        match args.log_format {
+            LogFormat::Human => builder.init(),
+            LogFormat::Json => builder.json().flatten_event(true).init(),
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,5 +1,6 @@
 //! The demo's outage flags with the real binary: a bad `--outage` is refused naming the
 //! flag and the value, and the printed start instant is `--outage-after` after the start.
+//! The demo's terminal: the URLs to open, warnings only, the full log in the file it names.
 
 mod common;
 
@@ -92,12 +93,58 @@ fn the_demo_prints_when_each_outage_starts() {
             "{at} not 90 s after the start ({before}..{after})"
         );
     }
-    // The log carries it too.
+    // The terminal names the pages to open and the full log's file, which carries the
+    // outage too (the terminal only gets warnings and summaries).
+    let terminal = demo.log();
+    for want in [
+        format!(
+            "demo: open http://{listen}/ (on-call overview) and http://{listen}/orders (orders)"
+        ),
+        format!("full log in {}", dir.path().join("demo.log").display()),
+    ] {
+        assert!(terminal.contains(&want), "{want:?} not in:\n{terminal}");
+    }
     assert!(
-        demo.log().contains("demo: outage scheduled"),
+        !terminal.contains(" INFO "),
+        "info lines on the terminal:\n{terminal}"
+    );
+    let full_log = std::fs::read_to_string(dir.path().join("demo.log")).unwrap();
+    assert!(
+        full_log.contains("demo: outage scheduled") && full_log.contains(" INFO "),
+        "{full_log}"
+    );
+    assert_eq!(
+        demo.terminate(Duration::from_secs(20)),
+        Some(0),
         "{}",
         demo.log()
     );
+}
+
+/// `--log-file -` (a container, whose output is the log): the full log on stderr.
+#[test]
+fn the_demo_logs_in_full_on_stderr_with_log_file_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr().to_string();
+    let mut demo = Proc::spawn(
+        "demo",
+        &[
+            "demo",
+            "--listen",
+            &listen,
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--log-file",
+            "-",
+        ],
+        &[],
+    );
+    let full = wait_for(Duration::from_secs(30), || {
+        let log = demo.log();
+        (log.contains("full log on stderr") && log.contains(" INFO ")).then_some(())
+    });
+    assert!(full.is_some(), "{}", demo.log());
+    assert!(!dir.path().join("demo.log").exists());
     assert_eq!(
         demo.terminate(Duration::from_secs(20)),
         Some(0),

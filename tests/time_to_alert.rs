@@ -107,7 +107,11 @@ fn each_outage_pages_within_three_minutes_and_calm_traffic_pages_nothing() {
     for o in &OUTAGES {
         args.extend(["--outage", o.flag]);
     }
-    // stdout carries the outages' start instants; stderr the log (kept for failures).
+    // The demo's full log (its terminal only gets warnings), kept for failures.
+    let full_log_path = tmp.path().join("demo-full.log");
+    let full_log_arg = full_log_path.display().to_string();
+    args.extend(["--log-file", &full_log_arg]);
+    // stdout carries the outages' start instants; stderr the warnings (kept for failures).
     let mut child = Command::new(BIN)
         .args(&args)
         .env_remove("RUST_LOG")
@@ -135,7 +139,10 @@ fn each_outage_pages_within_three_minutes_and_calm_traffic_pages_nothing() {
         }
     }
     let mut demo = KillOnDrop(child);
-    let demo_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let demo_log = || {
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+            + &std::fs::read_to_string(&full_log_path).unwrap_or_default()
+    };
 
     // `demo: outage IN sms (fail) starts at 2026-11-30T14:10:00.000Z`, one per outage.
     let mut starts: BTreeMap<String, i64> = BTreeMap::new();

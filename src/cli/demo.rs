@@ -1,238 +1,16 @@
-//! Command line: `run`, `check-config`, `simulate`, `demo`.
+//! `demo`: simulator, traffic generator and exporter in one process, with no
+//! configuration. The terminal shows the URLs to open, warnings and a short summary
+//! every 30 s; the full log goes to a file named at the start.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use tokio::sync::watch;
-
-use crate::config::{self, Config, ConfigError};
-use crate::daemon::{self, DaemonError};
-use crate::http;
+use super::{shutdown_signal, CliError, DemoArgs};
+use crate::config::{self, ConfigError};
+use crate::daemon;
 use crate::store::OnDamage;
 use itnio_sim as sim;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "itnio-otp-exporter",
-    version = crate::build_info::SHORT_VERSION,
-    long_version = crate::build_info::LONG_VERSION,
-    about = "Prometheus exporter for ITNIO Tech OTP delivery health"
-)]
-pub struct Cli {
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
-    pub log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax, e.g. `info`, `debug`, `itnio_otp_exporter=debug`); RUST_LOG wins when set.
-    #[arg(long, default_value = "info", global = true)]
-    pub log_level: String,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Human,
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the exporter daemon.
-    Run {
-        #[arg(long, short, default_value = "/etc/itnio-otp-exporter/config.yml")]
-        config: PathBuf,
-        #[command(flatten)]
-        web: WebFlags,
-        /// Start with an empty state when the state file (`state_dir/state.redb`) is
-        /// empty, truncated or damaged: the file is renamed to
-        /// `state.redb.damaged-<unix seconds>` (kept, never deleted) and its pending
-        /// orders are not tracked. Without it such a file stops the start with an error.
-        #[arg(long)]
-        reset_state: bool,
-    },
-    /// Validate a configuration file and exit (0 when valid).
-    CheckConfig {
-        #[arg(long, short, default_value = "/etc/itnio-otp-exporter/config.yml")]
-        config: PathBuf,
-        /// Also check this web configuration file (exporter-toolkit format).
-        #[arg(long = "web.config.file", value_name = "FILE")]
-        web_config_file: Option<PathBuf>,
-    },
-    /// Run a stand-in for the ITNIO API (record and send endpoints) for tests and demos.
-    Simulate(sim::SimulateArgs),
-    /// Run simulator, traffic generator and exporter together, with no configuration.
-    Demo(DemoArgs),
-}
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct DemoArgs {
-    /// Where the exporter serves /metrics.
-    #[arg(long, default_value = "127.0.0.1:8467")]
-    pub listen: SocketAddr,
-    /// Where the simulator listens (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub sim_listen: SocketAddr,
-    /// Speed of simulated time: 0.2 turns the 5 min OTP validity into 1 min.
-    #[arg(long, default_value_t = 0.2)]
-    pub time_scale: f64,
-    /// OTPs sent per second by the traffic generator.
-    #[arg(long, default_value_t = 5.0)]
-    pub orders_per_second: f64,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Fault scenario for the simulator (YAML, see `simulate --help` and
-    /// examples/scenario-*.yml).
-    #[arg(long)]
-    pub scenario: Option<PathBuf>,
-    /// Start an outage of a simulated country's channel (sms, call, sna): `fail` (the
-    /// default) fails its attempts, `silent` accepts them and never reports a result.
-    /// Repeatable; added to the scenario file's outages. E.g. `IN:sms`, `ID:sms:silent`.
-    #[arg(long = "outage", value_name = "COUNTRY:CHANNEL[:silent]", value_parser = parse_outage)]
-    pub outages: Vec<sim::Outage>,
-    /// When the `--outage` outages start: wall-clock time after the demo starts.
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
-    pub outage_after: Duration,
-    /// Keep state and spool here instead of a temporary directory.
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    #[command(flatten)]
-    pub web: WebFlags,
-}
-
-/// The exporter conventions' `--web.*` flags, named as Prometheus exporter-toolkit
-/// names them so that deploy tooling written for other exporters applies.
-#[derive(Debug, Clone, clap::Args)]
-pub struct WebFlags {
-    /// Listen here instead of the configuration's `listen` (IP:PORT, :PORT or localhost:PORT).
-    #[arg(long = "web.listen-address", value_name = "ADDRESS", value_parser = config::parse_listen)]
-    pub listen_address: Option<SocketAddr>,
-    /// Path under which the metrics are served.
-    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = http::DEFAULT_TELEMETRY_PATH)]
-    pub telemetry_path: String,
-    /// Web configuration file in exporter-toolkit's format (TLS, basic auth, headers); read at start.
-    #[arg(long = "web.config.file", value_name = "FILE")]
-    pub config_file: Option<PathBuf>,
-}
-
-impl WebFlags {
-    /// The server options these flags ask for, the web configuration file read and checked.
-    pub fn serve_options(&self) -> Result<http::ServeOptions, CliError> {
-        let path = &self.telemetry_path;
-        if !path.starts_with('/') || matches!(path.as_str(), "/" | "/healthz" | "/readyz") {
-            return Err(CliError::TelemetryPath(path.clone()));
-        }
-        let web = match &self.config_file {
-            Some(file) => http::WebConfig::load(file)?,
-            None => http::WebConfig::plain(),
-        };
-        Ok(http::ServeOptions {
-            telemetry_path: path.clone(),
-            web,
-        })
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Daemon(#[from] DaemonError),
-    #[error(transparent)]
-    Sim(#[from] sim::SimError),
-    #[error(transparent)]
-    WebConfig(#[from] http::WebConfigError),
-    #[error(
-        "--web.telemetry-path must start with / and be none of /, /healthz, /readyz, not {0:?}"
-    )]
-    TelemetryPath(String),
-    #[error("--time-scale must be in (0, 10], not {0}")]
-    TimeScale(f64),
-    #[error("cannot create a temporary directory")]
-    TempDir(#[source] std::io::Error),
-    #[error("cannot create {path}")]
-    CreateDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// A watch channel that turns true on SIGINT or SIGTERM.
-pub fn shutdown_signal() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(term) => term,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot listen for SIGTERM");
-                        let _ = ctrl_c.await;
-                        let _ = tx.send(true);
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        tracing::info!("shutdown requested");
-        let _ = tx.send(true);
-    });
-    rx
-}
-
-pub async fn execute(command: Command) -> Result<(), CliError> {
-    match command {
-        Command::Run {
-            config,
-            web,
-            reset_state,
-        } => {
-            let mut config = Config::load(&config)?;
-            let options = web.serve_options()?;
-            if let Some(listen) = web.listen_address {
-                config.listen = listen;
-            }
-            let on_damage = if reset_state {
-                OnDamage::SetAside
-            } else {
-                OnDamage::Refuse
-            };
-            daemon::run(config, options, on_damage, shutdown_signal()).await?;
-            Ok(())
-        }
-        Command::CheckConfig {
-            config: path,
-            web_config_file,
-        } => {
-            let config = Config::load(&path)?;
-            if let Some(web_path) = web_config_file {
-                let web = http::WebConfig::load(&web_path)?;
-                println!("{}: valid ({})", web_path.display(), web.describe());
-            }
-            println!(
-                "{}: valid ({} app(s), spool {}, state {}, API {})",
-                path.display(),
-                config.apps.len(),
-                config.spool.dir.display(),
-                config.state_dir.display(),
-                config.api.base_url
-            );
-            Ok(())
-        }
-        Command::Simulate(args) => Ok(sim::run(args).await?),
-        Command::Demo(args) => demo(args).await,
-    }
-}
 
 /// Scales a provider-realistic duration for the demo, keeping it usable.
 fn scaled(d: Duration, scale: f64, floor: Duration) -> Duration {
@@ -247,7 +25,7 @@ const DEMO_VALIDITY: Duration = Duration::from_secs(300);
 
 /// Parses `--outage COUNTRY:CHANNEL[:KIND]` (KIND `fail` or `silent`); the outage
 /// starts at 0 until `--outage-after` sets it.
-fn parse_outage(text: &str) -> Result<sim::Outage, String> {
+pub(super) fn parse_outage(text: &str) -> Result<sim::Outage, String> {
     let parts: Vec<&str> = text.split(':').map(str::trim).collect();
     let (country, channel, kind) =
         match parts.as_slice() {
@@ -300,6 +78,13 @@ fn rfc3339_utc(unix_ms: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(unix_ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| format!("{unix_ms} ms after the Unix epoch"))
+}
+
+/// `HH:MM:SS` in UTC, for the summary line.
+fn clock_utc(unix_ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(unix_ms)
+        .map(|t| t.format("%H:%M:%S").to_string())
+        .unwrap_or_else(|| "--:--:--".into())
 }
 
 /// The simulator's settings: `simulate`'s defaults except where the demo decides.
@@ -395,7 +180,7 @@ impl Drop for DemoDir {
     }
 }
 
-async fn demo(args: DemoArgs) -> Result<(), CliError> {
+pub async fn demo(args: DemoArgs) -> Result<(), CliError> {
     if !(args.time_scale > 0.0 && args.time_scale <= 10.0) {
         return Err(CliError::TimeScale(args.time_scale));
     }
@@ -438,19 +223,22 @@ async fn demo(args: DemoArgs) -> Result<(), CliError> {
         unknown_ratio: 0.02,
     };
     let traffic_task = tokio::spawn(sim::run_traffic(traffic));
+    let web = DemoWeb::new(listen, &options);
     println!(
-        "demo: simulator at {base_url}, spool {}, metrics at {}://{listen}{} (Ctrl-C stops)",
+        "demo: open {} (on-call overview) and {} (orders); metrics at {}",
+        web.url("/"),
+        web.url("/orders"),
+        web.url(&options.telemetry_path),
+    );
+    println!(
+        "demo: simulator at {base_url}, spool {}, full log {} (Ctrl-C stops)",
         spool_dir.display(),
-        if options.web.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        },
-        options.telemetry_path,
+        where_the_log_is(&args),
     );
     // The instant each outage starts, so that a watcher can time what follows it.
-    for (outage, starts_ms) in simulator.outage_starts() {
-        let at = rfc3339_utc(starts_ms);
+    let outages = simulator.outage_starts();
+    for (outage, starts_ms) in &outages {
+        let at = rfc3339_utc(*starts_ms);
         println!(
             "demo: outage {} {} ({}) starts at {at}",
             outage.country,
@@ -465,15 +253,240 @@ async fn demo(args: DemoArgs) -> Result<(), CliError> {
             "demo: outage scheduled"
         );
     }
+    let summary_task = tokio::spawn(summaries(web, options.telemetry_path.clone(), outages));
     let result = daemon::run(config, options, OnDamage::Refuse, shutdown).await;
+    summary_task.abort();
     traffic_task.abort();
     simulator.shutdown().await;
+    println!("demo: stopped; full log {}", where_the_log_is(&args));
     result.map_err(CliError::from)
+}
+
+/// `--log-file -`: the full log on stderr, as `run` logs (for a container, whose
+/// output is the log collector's input).
+pub fn logs_to_stderr(args: &DemoArgs) -> bool {
+    args.log_file.as_deref() == Some(Path::new("-"))
+}
+
+fn where_the_log_is(args: &DemoArgs) -> String {
+    if logs_to_stderr(args) {
+        "on stderr".into()
+    } else {
+        format!("in {}", log_file_path(args).display())
+    }
+}
+
+/// The demo's full log: `--log-file`, else `demo.log` in `--dir`, else a file next to
+/// (not inside) the temporary directory, which is removed at the end: the log is what
+/// one reads after the demo, so it outlives it. Named by process id, so that `main`
+/// (which opens it) and the demo (which prints it) agree.
+fn log_file_path(args: &DemoArgs) -> PathBuf {
+    match (&args.log_file, &args.dir) {
+        (Some(file), _) => file.clone(),
+        (None, Some(dir)) => dir.join("demo.log"),
+        (None, None) => {
+            std::env::temp_dir().join(format!("itnio-otp-demo-{}.log", std::process::id()))
+        }
+    }
+}
+
+/// Opens the demo's full log for appending (creating its directory); `None` for
+/// `--log-file -`.
+pub fn open_log_file(args: &DemoArgs) -> Result<Option<std::fs::File>, CliError> {
+    if logs_to_stderr(args) {
+        return Ok(None);
+    }
+    let path = log_file_path(args);
+    let open = || {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+    };
+    match open() {
+        Ok(file) => Ok(Some(file)),
+        Err(source) => Err(CliError::LogFile { path, source }),
+    }
+}
+
+/// How to reach the demo's own web server, for the URLs it prints and its summaries.
+struct DemoWeb {
+    base: String,
+    tls: bool,
+}
+
+impl DemoWeb {
+    fn new(listen: SocketAddr, options: &crate::http::ServeOptions) -> DemoWeb {
+        let tls = options.web.tls.is_some();
+        let scheme = if tls { "https" } else { "http" };
+        let address = super::orders::connect_address(listen);
+        DemoWeb {
+            base: format!("{scheme}://{address}"),
+            tls,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// How often the terminal gets a summary line.
+const SUMMARY_EVERY: Duration = Duration::from_secs(30);
+
+/// Prints a summary line every 30 s, counted from the demo's own `/metrics`: the
+/// numbers are the exporter's, as Prometheus sees them.
+async fn summaries(web: DemoWeb, telemetry_path: String, outages: Vec<(sim::Outage, i64)>) {
+    // Our own server on the loopback: its certificate (if any) is the one we were
+    // given, not one to check against public roots.
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .danger_accept_invalid_certs(web.tls)
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::warn!(error = %crate::error::Chain(&e), "demo: no periodic summary");
+            return;
+        }
+    };
+    let metrics_url = web.url(&telemetry_path);
+    let mut tick = tokio::time::interval(SUMMARY_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let counts = match client.get(&metrics_url).send().await {
+            Ok(answer) if answer.status().is_success() => match answer.text().await {
+                Ok(text) => Counts::from_exposition(&text).describe(),
+                Err(e) => format!("counts unavailable ({e})"),
+            },
+            Ok(answer) => format!(
+                "counts unavailable ({metrics_url} answered {})",
+                answer.status()
+            ),
+            Err(e) => format!("counts unavailable ({e})"),
+        };
+        let now = crate::clock::unix_now_ms();
+        let active: Vec<String> = outages
+            .iter()
+            .filter(|(_, starts_ms)| *starts_ms <= now)
+            .map(|(o, starts_ms)| {
+                format!(
+                    "{} {} ({}) since {}",
+                    o.country,
+                    o.channel.as_str(),
+                    o.kind.as_str(),
+                    clock_utc(*starts_ms)
+                )
+            })
+            .collect();
+        let outage = if active.is_empty() {
+            String::new()
+        } else {
+            format!("; outage {}", active.join(", "))
+        };
+        println!(
+            "demo: {} {counts}{outage}; open {} and {}",
+            clock_utc(now),
+            web.url("/"),
+            web.url("/orders"),
+        );
+    }
+}
+
+/// What the summary line counts, from a `/metrics` text.
+#[derive(Debug, Default, PartialEq)]
+struct Counts {
+    pending: f64,
+    /// By outcome word, in `Outcome::ALL`'s order.
+    finalized: Vec<(&'static str, f64)>,
+}
+
+impl Counts {
+    fn from_exposition(text: &str) -> Counts {
+        let mut counts = Counts {
+            pending: 0.0,
+            finalized: crate::outcome::Outcome::ALL
+                .iter()
+                .map(|o| (o.as_str(), 0.0))
+                .collect(),
+        };
+        for line in text.lines() {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            if series.starts_with("otp_exporter_orders_pending{") {
+                counts.pending += value;
+            } else if series.starts_with("otp_orders_total{") {
+                let outcome = series
+                    .split_once("outcome=\"")
+                    .and_then(|(_, rest)| rest.split_once('"'))
+                    .map(|(word, _)| word);
+                if let Some(slot) = counts
+                    .finalized
+                    .iter_mut()
+                    .find(|(word, _)| Some(*word) == outcome)
+                {
+                    slot.1 += value;
+                }
+            }
+        }
+        counts
+    }
+
+    /// `orders tracked 150 (finalized 120, pending 30): verified 80, undelivered 40`.
+    fn describe(&self) -> String {
+        let finalized: f64 = self.finalized.iter().map(|(_, n)| n).sum();
+        let outcomes: Vec<String> = self
+            .finalized
+            .iter()
+            .filter(|(_, n)| *n > 0.0)
+            .map(|(word, n)| format!("{word} {n}"))
+            .collect();
+        let mut text = format!(
+            "orders tracked {} (finalized {finalized}, pending {})",
+            finalized + self.pending,
+            self.pending
+        );
+        if !outcomes.is_empty() {
+            text.push_str(&format!(": {}", outcomes.join(", ")));
+        }
+        text
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn the_summary_counts_come_from_the_exposition() {
+        let text = "# HELP otp_orders_total x\n\
+            otp_orders_total{app_id=\"a\",channel=\"sms\",country=\"IN\",outcome=\"verified\"} 7\n\
+            otp_orders_total{app_id=\"b\",channel=\"sms\",country=\"IN\",outcome=\"verified\"} 3\n\
+            otp_orders_total{app_id=\"a\",channel=\"sms\",country=\"IN\",outcome=\"undelivered\"} 5\n\
+            otp_orders_total_other{outcome=\"verified\"} 100\n\
+            otp_exporter_orders_pending{app_id=\"a\"} 4\n\
+            otp_exporter_orders_pending{app_id=\"b\"} 2\n";
+        let counts = Counts::from_exposition(text);
+        assert_eq!(counts.pending, 6.0);
+        assert_eq!(
+            counts.describe(),
+            "orders tracked 21 (finalized 15, pending 6): verified 10, undelivered 5"
+        );
+        assert_eq!(
+            Counts::from_exposition("").describe(),
+            "orders tracked 0 (finalized 0, pending 0)"
+        );
+    }
 
     #[test]
     fn outage_flags_parse_with_fail_as_the_default_kind() {
