@@ -10,7 +10,7 @@ use super::model::{
 };
 use crate::api::wire::{parse_time_ms, Matched, Record};
 use crate::outcome::{
-    self, after, AttemptResult, Channel, Limits, Observation, Outcome, Tracking, UNKNOWN,
+    self, after, Attempt, AttemptResult, Channel, Limits, Observation, Outcome, Tracking, UNKNOWN,
 };
 
 /// The operator (network) name of an (MCC, MNC) pair, if the table knows it.
@@ -103,54 +103,10 @@ pub fn snapshot(
     zone: &FixedOffset,
     operators: OperatorNames<'_>,
 ) -> Snapshot {
-    let time = |t: &Option<String>| t.as_deref().and_then(|t| parse_time_ms(t, zone));
     let attempts: Vec<AttemptDetail> = obs
         .attempts
         .iter()
-        .map(|a| {
-            let i = usize::from(a.seq);
-            let (status, reason, done_ms, answer_ms) = match a.channel {
-                Channel::Sms => record.sms.get(i).map_or((None, None, None, None), |s| {
-                    (s.status, s.reason.clone(), time(&s.done_tm), None)
-                }),
-                Channel::Call => record.call.get(i).map_or((None, None, None, None), |c| {
-                    (
-                        c.termination_code,
-                        c.termination_reason.clone(),
-                        time(&c.hangup_time),
-                        time(&c.answer_time),
-                    )
-                }),
-                Channel::Sna => record.sna.get(i).map_or((None, None, None, None), |s| {
-                    (
-                        s.status,
-                        s.reason.clone(),
-                        time(&s.verification_back_time),
-                        None,
-                    )
-                }),
-            };
-            let operator = match (a.mcc, a.mnc) {
-                (Some(mcc), Some(mnc)) => operators(mcc, mnc).map(str::to_string),
-                _ => None,
-            };
-            AttemptDetail {
-                channel: a.channel,
-                seq: a.seq,
-                mcc: a.mcc,
-                mnc: a.mnc,
-                operator,
-                result: a.result,
-                provider_status: status,
-                provider_reason: reason.as_deref().and_then(clip_reason),
-                submit_ms: a.submit_ms,
-                done_ms,
-                answer_ms,
-                latency_ms: a.latency_ms,
-                cost_usd: a.cost_usd,
-                segments: a.segments,
-            }
-        })
+        .map(|a| attempt_detail(record, a, zone, operators))
         .collect();
     let network = attempts.iter().find(|a| a.mcc.is_some() && a.mnc.is_some());
     let samples = outcome::samples(Outcome::Verified, Some(obs));
@@ -182,6 +138,57 @@ pub fn snapshot(
         verified_ms: obs.verified_ms,
         verification_latency_ms,
         matched: obs.matched.map(|m| m.0),
+    }
+}
+
+/// One attempt as the journal shows it: the observation's believable values, the
+/// provider's raw code, reason and report times from the record.
+fn attempt_detail(
+    record: &Record,
+    a: &Attempt,
+    zone: &FixedOffset,
+    operators: OperatorNames<'_>,
+) -> AttemptDetail {
+    let time = |t: &Option<String>| t.as_deref().and_then(|t| parse_time_ms(t, zone));
+    let i = usize::from(a.seq);
+    let nothing = (None, None, None, None);
+    let (status, reason, done_ms, answer_ms) = match a.channel {
+        Channel::Sms => record.sms.get(i).map_or(nothing, |s| {
+            (s.status, s.reason.as_deref(), time(&s.done_tm), None)
+        }),
+        Channel::Call => record.call.get(i).map_or(nothing, |c| {
+            let reason = c.termination_reason.as_deref();
+            (
+                c.termination_code,
+                reason,
+                time(&c.hangup_time),
+                time(&c.answer_time),
+            )
+        }),
+        Channel::Sna => record.sna.get(i).map_or(nothing, |s| {
+            let done = time(&s.verification_back_time);
+            (s.status, s.reason.as_deref(), done, None)
+        }),
+    };
+    let operator = match (a.mcc, a.mnc) {
+        (Some(mcc), Some(mnc)) => operators(mcc, mnc).map(str::to_string),
+        _ => None,
+    };
+    AttemptDetail {
+        channel: a.channel,
+        seq: a.seq,
+        mcc: a.mcc,
+        mnc: a.mnc,
+        operator,
+        result: a.result,
+        provider_status: status,
+        provider_reason: reason.and_then(clip_reason),
+        submit_ms: a.submit_ms,
+        done_ms,
+        answer_ms,
+        latency_ms: a.latency_ms,
+        cost_usd: a.cost_usd,
+        segments: a.segments,
     }
 }
 
@@ -273,50 +280,12 @@ pub fn new_entry(order_id: &str, app_id: &str, issued_ms: i64) -> Entry {
 /// The entry after `update` (a missing entry, never written or evicted, starts anew).
 pub fn merge(old: Option<Entry>, order_id: &str, update: Update) -> Entry {
     let mut entry = old.unwrap_or_else(|| new_entry(order_id, &update.app_id, update.issued_ms));
-    let mut quiet = (update.quiet_queries, update.quiet_errors);
-    let mut lines = Vec::new();
-    let answer_at = update.answer.as_ref().map(|a| a.0);
-    if let Some((at_ms, detail)) = update.failure {
-        lines.push(Event {
-            at_ms,
-            what: EventKind::QueryFailed { detail },
-        });
-    }
-    if let Some((at_ms, answer)) = update.answer {
-        let changes = match &update.snapshot {
-            Some(s) => changes(&entry, s),
-            None => Vec::new(),
-        };
-        let recovering = matches!(
-            last_answer_or_failure(&entry),
-            Some(EventKind::QueryFailed { .. })
-        );
-        let repeated_no_record = answer == Answer::NoRecord
-            && matches!(
-                last_answer_or_failure(&entry),
-                Some(EventKind::Answered {
-                    answer: Answer::NoRecord,
-                    ..
-                })
-            );
-        let first_answer = last_answer_or_failure(&entry).is_none();
-        if !changes.is_empty()
-            || recovering
-            || first_answer
-            || (answer == Answer::NoRecord && !repeated_no_record)
-        {
-            lines.push(Event {
-                at_ms,
-                what: EventKind::Answered { answer, changes },
-            });
-        } else {
-            quiet.0 = quiet.0.saturating_add(1);
-        }
-    }
+    let (lines, quiet) = query_lines(&entry, &update);
     if quiet.0 > 0 {
+        // Stamped with the next line's time: when the run of quiet queries ended.
         let at_ms = [
             lines.first().map(|l| l.at_ms),
-            answer_at,
+            update.answer.as_ref().map(|a| a.0),
             update.decided.as_ref().map(|d| d.0),
             update.finalized.as_ref().map(|f| f.0),
         ]
@@ -330,31 +299,14 @@ pub fn merge(old: Option<Entry>, order_id: &str, update: Update) -> Entry {
         push_event(&mut entry, line);
     }
     if let Some(s) = update.snapshot {
-        entry.country = s.country;
-        entry.channel = s.channel;
-        entry.mcc = s.mcc;
-        entry.mnc = s.mnc;
-        entry.operator = s.operator;
-        if s.receiver.is_some() {
-            entry.receiver = s.receiver;
-        }
-        entry.attempts = s.attempts;
-        entry.fallbacks = s.fallbacks;
-        entry.verified_ms = s.verified_ms;
-        entry.verification_latency_ms = s.verification_latency_ms;
-        entry.matched = s.matched;
+        take_snapshot(&mut entry, s);
     }
     if let Some((at_ms, outcome, rule)) = update.decided {
         entry.outcome = Some(outcome);
         entry.decided_ms = Some(at_ms);
         entry.rule = Some(rule.clone());
-        push_event(
-            &mut entry,
-            Event {
-                at_ms,
-                what: EventKind::Decided { outcome, rule },
-            },
-        );
+        let what = EventKind::Decided { outcome, rule };
+        push_event(&mut entry, Event { at_ms, what });
     }
     if let Some((at_ms, outcome, reason)) = update.finalized {
         entry.state = State::Final;
@@ -365,16 +317,79 @@ pub fn merge(old: Option<Entry>, order_id: &str, update: Update) -> Entry {
         }
         entry.finalized_ms = Some(at_ms);
         entry.finalize_reason = Some(reason.clone());
-        push_event(
-            &mut entry,
-            Event {
-                at_ms,
-                what: EventKind::Finalized { outcome, reason },
-            },
-        );
+        let what = EventKind::Finalized { outcome, reason };
+        push_event(&mut entry, Event { at_ms, what });
     }
     entry.queries = entry.queries.max(update.queries);
     entry
+}
+
+/// The lines an update's query adds (its failure, its answer when it changed
+/// something), and the quiet queries (count, failed) to note before them: the update's
+/// own plus its answer when that changed nothing.
+fn query_lines(entry: &Entry, update: &Update) -> (Vec<Event>, (u32, u32)) {
+    let mut quiet = (update.quiet_queries, update.quiet_errors);
+    let mut lines = Vec::new();
+    if let Some((at_ms, detail)) = &update.failure {
+        let what = EventKind::QueryFailed {
+            detail: detail.clone(),
+        };
+        lines.push(Event {
+            at_ms: *at_ms,
+            what,
+        });
+    }
+    let Some((at_ms, answer)) = &update.answer else {
+        return (lines, quiet);
+    };
+    let changes = update
+        .snapshot
+        .as_ref()
+        .map_or_else(Vec::new, |s| changes(entry, s));
+    let previous = last_answer_or_failure(entry);
+    let recovering = matches!(previous, Some(EventKind::QueryFailed { .. }));
+    let repeated_no_record = *answer == Answer::NoRecord
+        && matches!(
+            previous,
+            Some(EventKind::Answered {
+                answer: Answer::NoRecord,
+                ..
+            })
+        );
+    let news = !changes.is_empty()
+        || recovering
+        || previous.is_none()
+        || (*answer == Answer::NoRecord && !repeated_no_record);
+    if news {
+        let what = EventKind::Answered {
+            answer: answer.clone(),
+            changes,
+        };
+        lines.push(Event {
+            at_ms: *at_ms,
+            what,
+        });
+    } else {
+        quiet.0 = quiet.0.saturating_add(1);
+    }
+    (lines, quiet)
+}
+
+/// Takes what the latest record shows (the receiver only when it names one).
+fn take_snapshot(entry: &mut Entry, s: Snapshot) {
+    entry.country = s.country;
+    entry.channel = s.channel;
+    entry.mcc = s.mcc;
+    entry.mnc = s.mnc;
+    entry.operator = s.operator;
+    if s.receiver.is_some() {
+        entry.receiver = s.receiver;
+    }
+    entry.attempts = s.attempts;
+    entry.fallbacks = s.fallbacks;
+    entry.verified_ms = s.verified_ms;
+    entry.verification_latency_ms = s.verification_latency_ms;
+    entry.matched = s.matched;
 }
 
 /// The latest answer or failure line of the timeline.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::health::ApiHealth;
+use super::note::{note, operator_name, Noted, Said};
 use super::pool::{Done, Job};
 use super::queue::{DueQueue, Entry};
 use crate::api::{Query, QueryOutcome};
@@ -706,106 +707,6 @@ const EVICTION_BATCH: usize = 500;
 struct JournalBounds {
     retention_ms: i64,
     max_bytes: u64,
-}
-
-/// What the journal notes of one query: its answer, a failure, and the record's view
-/// when it may show something new.
-#[derive(Debug, Default)]
-pub(super) struct Said {
-    answer: Option<journal::Answer>,
-    failure: Option<String>,
-    snapshot: Option<journal::Snapshot>,
-}
-
-/// What happened to an order in [`Core::advance`], for its journal.
-struct Noted<'a> {
-    decided_before: bool,
-    /// Its persisted state changed.
-    changed: bool,
-    finalized: Option<Outcome>,
-    now_ms: i64,
-    limits: &'a Limits,
-    app_id: &'a str,
-}
-
-/// The journal update of an order after a query (or a deadline), or `None` when
-/// nothing worth a line happened: then the query is counted as quiet in memory and
-/// written with the next line. A line is written for what changes the order's
-/// persisted state, a record that differs from the last one, the first failure of a
-/// run and the first answer after it, the decision and the finalization.
-fn note(entry: &mut Entry, said: Option<Said>, n: Noted<'_>) -> Option<journal::Update> {
-    let said = said.unwrap_or_default();
-    let queried = said.answer.is_some() || said.failure.is_some();
-    let first_failure = said.failure.is_some() && !entry.failing;
-    let recovered = said.answer.is_some() && entry.failing;
-    if queried {
-        entry.failing = said.failure.is_some();
-    }
-    let t = &entry.tracking;
-    let decided = match (t.outcome, n.decided_before) {
-        (Some(outcome), false) => Some((
-            t.decided_ms.unwrap_or(n.now_ms),
-            outcome,
-            journal::decision_rule(outcome, t.last.as_deref(), n.limits),
-        )),
-        // Finalized without a decision first (not found, expired).
-        (None, _) => n.finalized.map(|outcome| {
-            (
-                n.now_ms,
-                outcome,
-                journal::decision_rule(outcome, t.last.as_deref(), n.limits),
-            )
-        }),
-        _ => None,
-    };
-    let worth = n.changed
-        || said.snapshot.is_some()
-        || first_failure
-        || recovered
-        || decided.is_some()
-        || n.finalized.is_some();
-    if !worth {
-        if queried {
-            entry.quiet_queries = entry.quiet_queries.saturating_add(1);
-            if said.failure.is_some() {
-                entry.quiet_errors = entry.quiet_errors.saturating_add(1);
-            }
-        }
-        return None;
-    }
-    let mut quiet_queries = u32::from(std::mem::take(&mut entry.quiet_queries));
-    let mut quiet_errors = u32::from(std::mem::take(&mut entry.quiet_errors));
-    // A failure that is not the first of its run is quiet too.
-    if said.failure.is_some() && !first_failure {
-        quiet_queries += 1;
-        quiet_errors += 1;
-    }
-    Some(journal::Update {
-        app_id: n.app_id.to_string(),
-        issued_ms: t.issued_ms,
-        quiet_queries,
-        quiet_errors,
-        failure: said
-            .failure
-            .filter(|_| first_failure)
-            .map(|d| (n.now_ms, d)),
-        answer: said.answer.map(|a| (n.now_ms, a)),
-        snapshot: said.snapshot,
-        decided,
-        finalized: n.finalized.map(|outcome| {
-            (
-                n.now_ms,
-                outcome,
-                journal::finalize_reason(outcome, t, n.limits, n.now_ms),
-            )
-        }),
-        queries: entry.polls,
-    })
-}
-
-/// The operator name the journal shows for a network.
-fn operator_name(mcc: u16, mnc: u16) -> Option<&'static str> {
-    crate::geo::operator(mcc, mnc).map(|o| o.name)
 }
 
 #[cfg(test)]

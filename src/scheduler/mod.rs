@@ -12,6 +12,7 @@
 
 mod core;
 mod health;
+mod note;
 mod pool;
 mod queue;
 
