@@ -79,21 +79,7 @@ fn json_ids(v: &Value) -> Vec<String> {
 #[test]
 fn orders_and_order_against_the_real_daemon() {
     let tmp = tempfile::tempdir().unwrap();
-    let scenario = tmp.path().join("scenario.yml");
-    std::fs::write(
-        &scenario,
-        "outages:\n  - {country: IN, channel: sms, from: 0s, until: 100h}\n  - {country: IN, channel: call, from: 0s, until: 100h}\n  - {country: IN, channel: sna, from: 0s, until: 100h}\n",
-    )
-    .unwrap();
-    let scenario_arg = scenario.display().to_string();
-    let sim = Sim::start(&[
-        "--seed",
-        "11",
-        "--time-scale",
-        TIME_SCALE,
-        "--scenario",
-        &scenario_arg,
-    ]);
+    let sim = Sim::with_scenario(tmp.path(), "11", TIME_SCALE, &country_outage("IN"));
     let addr = free_addr();
     let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
     let exporter = Exporter::start(tmp.path(), &config, addr, "info");

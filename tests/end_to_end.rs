@@ -23,21 +23,7 @@ fn add(map: &mut Counts, key: &[&str], by: f64) {
 #[test]
 fn metrics_match_the_simulators_ground_truth_under_faults() {
     let tmp = tempfile::tempdir().unwrap();
-    let scenario = tmp.path().join("faults.yml");
-    std::fs::write(
-        &scenario,
-        "status_rates: {\"-18\": 0.05, \"-22\": 0.02}\nhttp_error_rate: 0.04\nrate_limited_rate: 0.02\ninvalid_body_rate: 0.02\nslow_rate: 0.02\nslow: 300ms\n",
-    )
-    .unwrap();
-    let scenario_arg = scenario.display().to_string();
-    let sim = Sim::start(&[
-        "--seed",
-        "7",
-        "--time-scale",
-        TIME_SCALE,
-        "--scenario",
-        &scenario_arg,
-    ]);
+    let sim = Sim::with_scenario(tmp.path(), "7", TIME_SCALE, "status_rates: {\"-18\": 0.05, \"-22\": 0.02}\nhttp_error_rate: 0.04\nrate_limited_rate: 0.02\ninvalid_body_rate: 0.02\nslow_rate: 0.02\nslow: 300ms\n");
     let addr = free_addr();
     let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
     let exporter = Exporter::start(tmp.path(), &config, addr, "debug");

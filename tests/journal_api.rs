@@ -304,21 +304,7 @@ fn lists_cursors_time_ranges_errors_and_escaping() {
 #[test]
 fn drill_down_from_a_country_outage_to_one_order() {
     let tmp = tempfile::tempdir().unwrap();
-    let scenario = tmp.path().join("faults.yml");
-    std::fs::write(
-        &scenario,
-        "outages:\n  - {country: IN, channel: sms, from: 0s}\n  - {country: IN, channel: call, from: 0s}\n  - {country: IN, channel: sna, from: 0s}\n",
-    )
-    .unwrap();
-    let scenario_arg = scenario.display().to_string();
-    let sim = Sim::start(&[
-        "--seed",
-        "11",
-        "--time-scale",
-        TIME_SCALE,
-        "--scenario",
-        &scenario_arg,
-    ]);
+    let sim = Sim::with_scenario(tmp.path(), "11", TIME_SCALE, &country_outage("IN"));
     let addr = free_addr();
     let config = exporter_config(tmp.path(), addr, &sim.base_url(), "");
     let exporter = Exporter::start(tmp.path(), &config, addr, "info");

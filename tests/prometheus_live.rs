@@ -122,13 +122,7 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
     let root = env!("CARGO_MANIFEST_DIR");
     let tmp = tempfile::tempdir().unwrap();
     let scenario = tmp.path().join("outage.yml");
-    std::fs::write(
-        &scenario,
-        format!(
-            "outages:\n  - {{country: {OUTAGE_COUNTRY}, channel: sms, from: 0s, until: 100h}}\n  - {{country: {OUTAGE_COUNTRY}, channel: call, from: 0s, until: 100h}}\n  - {{country: {OUTAGE_COUNTRY}, channel: sna, from: 0s, until: 100h}}\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&scenario, country_outage(OUTAGE_COUNTRY)).unwrap();
 
     // The daemon in demo mode: simulator + traffic + exporter, with the outage.
     let demo_addr = free_addr();

@@ -129,21 +129,7 @@ impl Drop for KillOnDrop {
 /// on every channel: undelivered) and to five other countries, a rejected spool line
 /// and an unknown id, until every order is final; then stops the daemon.
 fn write_real_log(dir: &Path) {
-    let scenario = dir.join("scenario.yml");
-    std::fs::write(
-        &scenario,
-        "outages:\n  - {country: IN, channel: sms, from: 0s, until: 100h}\n  - {country: IN, channel: call, from: 0s, until: 100h}\n  - {country: IN, channel: sna, from: 0s, until: 100h}\n",
-    )
-    .unwrap();
-    let scenario_arg = scenario.display().to_string();
-    let sim = Sim::start(&[
-        "--seed",
-        "5",
-        "--time-scale",
-        TIME_SCALE,
-        "--scenario",
-        &scenario_arg,
-    ]);
+    let sim = Sim::with_scenario(dir, "5", TIME_SCALE, &country_outage("IN"));
     let addr = free_addr();
     let config = exporter_config(dir, addr, &sim.base_url(), "");
     let log = std::fs::File::create(dir.join("exporter.log")).unwrap();

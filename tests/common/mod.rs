@@ -174,7 +174,34 @@ pub struct Sim {
     pub clock_offset_secs: i64,
 }
 
+/// A simulator scenario where every channel to `country` fails from the start.
+pub fn country_outage(country: &str) -> String {
+    ["sms", "call", "sna"]
+        .iter()
+        .fold(String::from("outages:\n"), |yaml, channel| {
+            yaml + &format!(
+                "  - {{country: {country}, channel: {channel}, from: 0s, until: 100h}}\n"
+            )
+        })
+}
+
 impl Sim {
+    /// A simulator with `--seed`, `--time-scale` and the scenario `yaml`, written to
+    /// `dir/scenario.yml`.
+    pub fn with_scenario(dir: &Path, seed: &str, time_scale: &str, yaml: &str) -> Sim {
+        let scenario = dir.join("scenario.yml");
+        std::fs::write(&scenario, yaml).unwrap();
+        let scenario_arg = scenario.display().to_string();
+        Sim::start(&[
+            "--seed",
+            seed,
+            "--time-scale",
+            time_scale,
+            "--scenario",
+            &scenario_arg,
+        ])
+    }
+
     pub fn start(extra: &[&str]) -> Sim {
         let addr = free_addr();
         let listen = addr.to_string();
