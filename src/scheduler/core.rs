@@ -53,9 +53,8 @@ impl Changes {
             *self = later;
             return;
         }
+        // Deduplicated once, at commit: a group commit merges many batches.
         self.updated.extend(later.updated);
-        self.updated.sort_unstable();
-        self.updated.dedup();
         self.finalized.extend(later.finalized);
         self.facts.extend(later.facts);
         self.journal.extend(later.journal);
@@ -543,8 +542,10 @@ impl Core {
         if self.unsaved.is_empty() {
             return;
         }
-        let changes = std::mem::take(&mut self.unsaved);
+        let mut changes = std::mem::take(&mut self.unsaved);
         self.staged_answers = 0;
+        changes.updated.sort_unstable();
+        changes.updated.dedup();
         let states: Vec<(Arc<str>, PendingState)> = changes
             .updated
             .iter()
