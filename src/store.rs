@@ -160,6 +160,9 @@ pub struct SetAside {
     pub error: StoreError,
 }
 
+/// redb's page cache (its default is 1 GiB).
+const STORE_CACHE_BYTES: usize = 64 << 20;
+
 /// The file name of the state database under `state_dir`.
 pub const STATE_FILE: &str = "state.redb";
 
@@ -350,10 +353,6 @@ impl Store {
             let mut admissions = Vec::with_capacity(orders.len());
             let mut pending = txn.open_table(PENDING)?;
             let finalized = txn.open_table(FINALIZED)?;
-            let mut journal = self
-                .journal_on()
-                .then(|| journal::Writer::open(txn))
-                .transpose()?;
             for (order_id, state) in orders {
                 let recently_final = finalized
                     .get(*order_id)?
@@ -363,13 +362,7 @@ impl Store {
                     continue;
                 }
                 pending.insert(*order_id, encode(state).as_slice())?;
-                if let Some(journal) = journal.as_mut() {
-                    journal.admit(order_id, &state.app_id, state.issued_ms)?;
-                }
                 admissions.push(Admission::Accepted);
-            }
-            if let Some(journal) = journal {
-                journal.finish()?;
             }
             Ok(admissions)
         })
@@ -526,6 +519,9 @@ fn open_database(path: &Path, exists: bool) -> Result<(Database, bool), StoreErr
     // Verify every page's checksum at open: a file damaged outside redb is then an
     // error instead of a panic later. It reads the whole file once per start.
     builder.set_check_integrity_on_open(true);
+    // redb caches up to 1 GiB of pages by default, all of it in the daemon's RSS; the
+    // operating system's page cache serves reads as well, outside it.
+    builder.set_cache_size(STORE_CACHE_BYTES);
     let rolled_back = Arc::new(AtomicBool::new(false));
     let seen = rolled_back.clone();
     builder.set_repair_callback(move |session| {

@@ -1,7 +1,11 @@
-//! The order journal's tables, written in the transactions that admit orders and
-//! commit their progress (so an order is never finalized without its entry, nor the
-//! reverse), and evicted oldest first by a background task within its retention and
-//! size bounds.
+//! The order journal's tables, written in the transactions that commit the orders'
+//! progress (so an order is never finalized without its entry, nor the reverse), and
+//! evicted oldest first by a background task within its retention and size bounds.
+//!
+//! An order's entry is created by its first query's commit, not at admission: the
+//! spool's transaction stays one insert per order (intake is the hot path of a burst),
+//! and an order not queried yet is read from its pending state instead
+//! (`Store::journal_get`).
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -50,31 +54,20 @@ impl<'txn> Writer<'txn> {
         let old = self.entries.get(order_id)?.map(|v| v.value().to_vec());
         let old_bytes = old.as_ref().map_or(0, Vec::len);
         // A damaged entry starts over rather than stopping the order's progress.
-        let old_entry = old
+        let mut old_entry = old
             .as_deref()
             .and_then(|b| journal::decode::<Entry>(b).ok());
-        if let Some(e) = &old_entry {
-            if e.issued_ms != update.issued_ms {
-                self.remove_index(e.issued_ms, order_id)?;
-            }
+        if let Some(e) = old_entry
+            .as_ref()
+            .filter(|e| e.issued_ms != update.issued_ms)
+        {
+            // An earlier order with the same id (finalized more than a day ago, issued
+            // again): this one's journal starts anew.
+            self.remove_index(e.issued_ms, order_id)?;
+            old_entry = None;
         }
         let entry = journal::merge(old_entry, order_id, update);
         self.put(order_id, &entry, old.is_some(), old_bytes)
-    }
-
-    /// Writes the entry of a newly admitted order.
-    pub(crate) fn admit(
-        &mut self,
-        order_id: &str,
-        app_id: &str,
-        issued_ms: i64,
-    ) -> Result<(), StoreError> {
-        if self.entries.get(order_id)?.is_some() {
-            // Finalized more than a day ago and issued again: a new order's journal.
-            self.delete(order_id)?;
-        }
-        let entry = journal::new_entry(order_id, app_id, issued_ms);
-        self.put(order_id, &entry, false, 0)
     }
 
     fn put(
@@ -102,19 +95,6 @@ impl<'txn> Writer<'txn> {
     fn remove_index(&mut self, issued_ms: i64, order_id: &str) -> Result<(), StoreError> {
         if let Some(v) = self.by_issue.remove((issued_ms, order_id))? {
             self.totals.bytes -= v.value().len() as i64;
-        }
-        Ok(())
-    }
-
-    /// Removes an order's entry and index row.
-    pub(crate) fn delete(&mut self, order_id: &str) -> Result<(), StoreError> {
-        let Some(old) = self.entries.remove(order_id)?.map(|v| v.value().to_vec()) else {
-            return Ok(());
-        };
-        self.totals.bytes -= old.len() as i64;
-        self.totals.entries -= 1;
-        if let Ok(entry) = journal::decode::<Entry>(&old) {
-            self.remove_index(entry.issued_ms, order_id)?;
         }
         Ok(())
     }
@@ -205,6 +185,7 @@ mod tests {
         ids
     }
 
+    /// Admits `n` orders issued a second apart, and journals each (its first query).
     fn admit(store: &Store, n: i64) {
         let states: Vec<(String, PendingState)> = (0..n)
             .map(|i| {
@@ -219,6 +200,21 @@ mod tests {
             .map(|(id, s)| (id.as_str(), s.clone()))
             .collect();
         store.admit(&refs, n * 1000).unwrap();
+        let updates: Vec<(String, Update)> = states
+            .iter()
+            .map(|(id, s)| {
+                let update = Update {
+                    app_id: s.app_id.clone(),
+                    issued_ms: s.issued_ms,
+                    answer: Some((s.issued_ms + 500, journal::Answer::NoRecord)),
+                    queries: 1,
+                    ..Update::default()
+                };
+                (id.clone(), update)
+            })
+            .collect();
+        let refs: Vec<(&str, &Update)> = updates.iter().map(|(id, u)| (id.as_str(), u)).collect();
+        store.apply(&[], &[], &refs, n * 1000).unwrap();
     }
 
     #[test]
@@ -274,6 +270,48 @@ mod tests {
         let left = ids(&store);
         assert!((24..=25).contains(&left.len()), "{}", left.len());
         assert_eq!(left.last().map(String::as_str), Some("o099"));
+        assert_eq!(store.journal_size().unwrap(), recount(&store));
+    }
+
+    #[test]
+    fn an_order_not_queried_yet_is_read_from_its_pending_state_and_a_reissued_id_starts_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let state = PendingState::new("app".into(), 5_000);
+        store.admit(&[("fresh", state)], 5_000).unwrap();
+        // Admission writes no entry (one insert per spool line)...
+        assert_eq!(recount(&store), (0, 0));
+        // ... and the order still reads as issued and pending.
+        let entry = store.journal_get("fresh").unwrap().unwrap();
+        assert_eq!(
+            (entry.state, entry.issued_ms, entry.timeline.len()),
+            (journal::State::Pending, 5_000, 1)
+        );
+        assert!(store.journal_get("never").unwrap().is_none());
+        // The same id issued again later (its earlier order long final): a new entry,
+        // not the old one's timeline, and one index row.
+        let first = Update {
+            app_id: "app".into(),
+            issued_ms: 1_000,
+            finalized: Some((2_000, Outcome::Verified, "done".into())),
+            ..Update::default()
+        };
+        store.apply(&[], &[], &[("again", &first)], 2_000).unwrap();
+        let second = Update {
+            app_id: "app".into(),
+            issued_ms: 90_000_000,
+            answer: Some((90_000_500, journal::Answer::NoRecord)),
+            ..Update::default()
+        };
+        store
+            .apply(&[], &[], &[("again", &second)], 90_000_500)
+            .unwrap();
+        let entry = store.journal_get("again").unwrap().unwrap();
+        assert_eq!(
+            (entry.state, entry.issued_ms, entry.outcome),
+            (journal::State::Pending, 90_000_000, None)
+        );
+        assert_eq!(ids(&store), vec!["again".to_string()]);
         assert_eq!(store.journal_size().unwrap(), recount(&store));
     }
 

@@ -37,12 +37,21 @@ impl From<redb::StorageError> for JournalReadError {
 
 impl Store {
     /// The journal entry of `order_id`, `None` when there is none (never tracked, or
-    /// evicted).
+    /// evicted). An order admitted but not queried yet has no entry: its pending state
+    /// stands for it (issued, pending, nothing asked yet).
     pub fn journal_get(&self, order_id: &str) -> Result<Option<Entry>, JournalReadError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(JOURNAL).map_err(StoreError::from)?;
         let Some(value) = table.get(order_id)? else {
-            return Ok(None);
+            let pending = txn.open_table(super::PENDING).map_err(StoreError::from)?;
+            let state = pending
+                .get(order_id)?
+                .and_then(|v| serde_json::from_slice::<super::PendingState>(v.value()).ok());
+            return Ok(state.map(|s| {
+                let mut entry = journal::new_entry(order_id, &s.app_id, s.issued_ms);
+                entry.queries = s.polls;
+                entry
+            }));
         };
         journal::decode::<Entry>(value.value())
             .map(Some)

@@ -1,0 +1,568 @@
+//! Footprint bench: what the daemon costs the machine it shares, measured from outside
+//! through the config and spool contracts (the real binary as a child process), each
+//! figure next to its target, in one run.
+//!
+//! `cargo bench --bench footprint` prints one line per figure:
+//!
+//! - **throughput**: polls per second of the daemon against a minimal loopback record
+//!   server (this bench re-run as a child process, hyper, scripted answers: an SMS
+//!   pending for two queries, delivered, then verified), next to what a tight raw HTTP/1.1
+//!   client (keep-alive, 32 connections, no decoding) gets from the same server in the
+//!   same run; the ratio is the figure (target ≥ 0.5);
+//! - **CPU per poll**: the daemon's user + system time (`/proc/<pid>/stat`) over the
+//!   same window, divided by its polls;
+//! - **memory**: RSS per pending order with `FOOTPRINT_ORDERS` (default 1,000,000)
+//!   pending, after intake and after a restart (target ≤ 200 B), polls held off by the
+//!   configuration so that only tracking is measured;
+//! - **intake** (spool lines per second, target ≥ 200k) and **restart to ready** with
+//!   every order pending (target ≤ 2 s), and the state file's bytes per order;
+//! - **/metrics** render time with 20,000 series (in-process `Metrics::render`, target
+//!   ≤ 10 ms).
+//!
+//! Environment: `FOOTPRINT_ORDERS`, `FOOTPRINT_POLL_ORDERS` (default 100,000),
+//! `FOOTPRINT_SKIP` (comma list of `throughput`, `memory`, `metrics`).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use itnio_otp_exporter::metrics::Metrics;
+use itnio_otp_exporter::outcome::{AttemptResult, AttemptSample, Channel, OrderSamples, Outcome};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const EXPORTER: &str = env!("CARGO_BIN_EXE_itnio-otp-exporter");
+const ROLE: &str = "FOOTPRINT_ROLE";
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address")
+}
+
+fn skipped(part: &str) -> bool {
+    std::env::var("FOOTPRINT_SKIP").is_ok_and(|s| s.split(',').any(|p| p.trim() == part))
+}
+
+// ---------------------------------------------------------------------------------
+// The minimal record server (a child process: its CPU is not the daemon's).
+
+type Script = Arc<Mutex<HashMap<String, (u32, chrono::DateTime<chrono::Utc>)>>>;
+
+fn record(queries: u32, t0: chrono::DateTime<chrono::Utc>) -> String {
+    let at = |s: i64| (t0 + chrono::Duration::seconds(s)).to_rfc3339();
+    let sms = |status: i64, done: bool| {
+        let done = if done {
+            format!(r#","doneTm":"{}""#, at(1))
+        } else {
+            String::new()
+        };
+        format!(
+            r#"{{"submitTm":"{}"{done},"mcc":404,"mnc":45,"status":{status},"pay":0.01,"chargeCnt":1}}"#,
+            at(0)
+        )
+    };
+    let (verification, sms) = match queries {
+        1..=3 => (r#""matched":-1"#.to_string(), sms(-1, false)),
+        4 => (r#""matched":-1"#.to_string(), sms(0, true)),
+        _ => (
+            format!(r#""matched":0,"verifiedDate":"{}""#, at(2)),
+            sms(0, true),
+        ),
+    };
+    format!(
+        r#"{{"status":0,"reason":"success","data":{{"verifications":{{{verification},"oriReceiver":"+919812345642","channel":"sms"}},"sms":[{sms}]}}}}"#
+    )
+}
+
+async fn answer(
+    script: Script,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let order_id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("orderId")?.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let (queries, t0) = {
+        let mut script = script.lock().expect("script lock");
+        let now = chrono::Utc::now() - chrono::Duration::seconds(1);
+        let entry = script.entry(order_id).or_insert((0, now));
+        entry.0 += 1;
+        *entry
+    };
+    Ok(Response::new(Full::new(Bytes::from(record(queries, t0)))))
+}
+
+fn run_server(port: u16) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind");
+        let script: Script = Arc::default();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let script = script.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| answer(script.clone(), req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server() -> (KillOnDrop, SocketAddr) {
+    let addr = free_addr();
+    let exe = std::env::current_exe().expect("this bench");
+    let child = Command::new(exe)
+        .env(ROLE, "server")
+        .env("FOOTPRINT_PORT", addr.port().to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "the record server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (KillOnDrop(child), addr)
+}
+
+// ---------------------------------------------------------------------------------
+// The raw client: keep-alive HTTP/1.1, no decoding beyond finding the body's end.
+
+async fn raw_connection(addr: SocketAddr, until: Instant, worker: usize) -> u64 {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return 0;
+    };
+    let _ = stream.set_nodelay(true);
+    let mut done = 0u64;
+    let mut buf = vec![0u8; 16 * 1024];
+    while Instant::now() < until {
+        let body = format!(r#"{{"appId":"bench","orderId":"raw-{worker}-{done}"}}"#);
+        let request = format!(
+            "POST /otp/verification/orderId/record HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if stream.write_all(request.as_bytes()).await.is_err() {
+            break;
+        }
+        // Read the head, then the body by its length.
+        let mut have = 0;
+        let (head_end, length) = loop {
+            match stream.read(&mut buf[have..]).await {
+                Ok(0) | Err(_) => return done,
+                Ok(n) => have += n,
+            }
+            if let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                break (end + 4, length);
+            }
+        };
+        while have < head_end + length {
+            match stream.read(&mut buf[have..]).await {
+                Ok(0) | Err(_) => return done,
+                Ok(n) => have += n,
+            }
+        }
+        done += 1;
+    }
+    done
+}
+
+fn raw_client_rate(addr: SocketAddr, seconds: u64) -> f64 {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let started = Instant::now();
+        let until = started + Duration::from_secs(seconds);
+        let tasks: Vec<_> = (0..32)
+            .map(|w| tokio::spawn(raw_connection(addr, until, w)))
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap_or(0);
+        }
+        total as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// The daemon, as operators run it.
+
+struct Daemon {
+    child: KillOnDrop,
+    listen: SocketAddr,
+}
+
+fn write_config(
+    dir: &Path,
+    listen: SocketAddr,
+    base_url: &str,
+    polling: &str,
+) -> std::path::PathBuf {
+    let path = dir.join("config.yml");
+    let yaml = format!(
+        "listen: \"{listen}\"\nstate_dir: {state}\napi:\n  base_url: {base_url}\n  api_key: bench-key\n  api_secret: bench-secret\n  timeout: 5s\n  max_in_flight: 64\n  max_requests_per_second: 1000000\ndefault_app: bench\napps:\n  - id: bench\nspool:\n  dir: {spool}\n  rescan_interval: 1s\n  max_file_bytes: 1073741824\n{polling}",
+        state = dir.join("state").display(),
+        spool = dir.join("spool").display(),
+    );
+    std::fs::create_dir_all(dir.join("spool")).expect("spool");
+    std::fs::write(&path, yaml).expect("config");
+    path
+}
+
+impl Daemon {
+    fn start(config: &Path, listen: SocketAddr, log: &Path) -> Daemon {
+        let log = std::fs::File::create(log).expect("log file");
+        let child = Command::new(EXPORTER)
+            .args(["--log-level", "warn", "run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the exporter");
+        Daemon {
+            child: KillOnDrop(child),
+            listen,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    fn get(&self, path: &str) -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(self.listen).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        text.starts_with("HTTP/1.1 200").then_some(text)
+    }
+
+    fn sample(&self, name: &str) -> Option<f64> {
+        let text = self.get("/metrics")?;
+        Some(
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum(),
+        )
+    }
+
+    fn wait_ready(&self, within: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if self.get("/readyz").is_some() {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// (user + system) CPU seconds so far, from /proc.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    fn rss_bytes(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let _ = self.child.0.wait();
+    }
+}
+
+fn write_spool(dir: &Path, name: &str, prefix: &str, orders: u64) {
+    let mut text = String::with_capacity(orders as usize * 24);
+    for i in 0..orders {
+        text.push_str(&format!("{prefix}-{i:010}\n"));
+    }
+    let tmp = dir.join("spool").join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).expect("spool file");
+    std::fs::rename(&tmp, dir.join("spool").join(name)).expect("spool rename");
+}
+
+fn throughput() {
+    let (_server, server) = start_server();
+    let raw = raw_client_rate(server, 5);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = free_addr();
+    let config = write_config(
+        dir.path(),
+        listen,
+        &format!("http://{server}/otp"),
+        "polling:\n  first_delay: 100ms\n  max_interval: 200ms\n",
+    );
+    let orders = env_number("FOOTPRINT_POLL_ORDERS", 100_000);
+    write_spool(dir.path(), "orders", "poll", orders);
+    let daemon = Daemon::start(&config, listen, &dir.path().join("exporter.log"));
+    daemon.wait_ready(Duration::from_secs(30)).expect("ready");
+    // Warm: polls flowing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut before = 0.0;
+    while Instant::now() < deadline {
+        before = daemon
+            .sample("otp_exporter_api_requests_total")
+            .unwrap_or(0.0);
+        if before > orders as f64 / 5.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cpu_before = daemon.cpu_seconds();
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(8));
+    let after = daemon
+        .sample("otp_exporter_api_requests_total")
+        .unwrap_or(0.0);
+    let cpu = daemon.cpu_seconds() - cpu_before;
+    let elapsed = started.elapsed().as_secs_f64();
+    let polls = after - before;
+    let rate = polls / elapsed;
+    println!("throughput: raw client {raw:.0} req/s, daemon {rate:.0} polls/s against the same server; daemon / raw = {:.2} (target >= 0.50)", rate / raw);
+    println!(
+        "cpu per poll: {:.1} µs (user + system {cpu:.2} s over {polls:.0} polls; {:.2} cores busy)",
+        cpu / polls * 1e6,
+        cpu / elapsed
+    );
+    daemon.stop();
+}
+
+fn memory() {
+    let orders = env_number("FOOTPRINT_ORDERS", 1_000_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = free_addr();
+    // Nothing is polled within the measurement: only tracking is measured.
+    let config = write_config(
+        dir.path(),
+        listen,
+        "http://127.0.0.1:9/otp",
+        &format!(
+            "polling:\n  first_delay: 1h\n  max_interval: 1h\ntracking:\n  max_age: 2h\njournal:\n  enabled: {}\n",
+            std::env::var("FOOTPRINT_JOURNAL").as_deref() != Ok("off")
+        ),
+    );
+    let log = dir.path().join("exporter.log");
+    let daemon = Daemon::start(&config, listen, &log);
+    daemon.wait_ready(Duration::from_secs(30)).expect("ready");
+    std::thread::sleep(Duration::from_millis(500));
+    let empty = daemon.rss_bytes();
+    let started = Instant::now();
+    write_spool(dir.path(), "orders", "ORD-2026-11-30", orders);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while daemon.sample("otp_exporter_orders_pending").unwrap_or(0.0) < orders as f64 {
+        assert!(Instant::now() < deadline, "intake did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let intake = started.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let full = daemon.rss_bytes();
+    println!(
+        "intake: {orders} spool lines in {intake:.2?}: {:.0} lines/s (target >= 200000)",
+        orders as f64 / intake.as_secs_f64()
+    );
+    println!(
+        "memory after intake: {:.0} MiB empty, {:.0} MiB with {orders} pending: {:.0} B per pending order (target <= 200)",
+        empty as f64 / f64::from(1 << 20),
+        full as f64 / f64::from(1 << 20),
+        full.saturating_sub(empty) as f64 / orders as f64
+    );
+    daemon.stop();
+    let file = std::fs::metadata(dir.path().join("state/state.redb")).map_or(0, |m| m.len());
+    println!(
+        "state file: {:.0} MiB, {:.0} bytes per pending order (pending state and its journal entry)",
+        file as f64 / f64::from(1 << 20),
+        file as f64 / orders as f64
+    );
+    let daemon = Daemon::start(&config, listen, &dir.path().join("exporter-2.log"));
+    let started = Instant::now();
+    daemon
+        .wait_ready(Duration::from_secs(120))
+        .expect("ready after restart");
+    while daemon.sample("otp_exporter_orders_pending").unwrap_or(0.0) < orders as f64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the restart did not load every order"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ready = started.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let restarted = daemon.rss_bytes();
+    println!("restart to ready with {orders} pending: {ready:.2?} (target <= 2 s)");
+    println!(
+        "memory after restart: {:.0} MiB: {:.0} B per pending order (target <= 200)",
+        restarted as f64 / f64::from(1 << 20),
+        restarted.saturating_sub(empty) as f64 / orders as f64
+    );
+    daemon.stop();
+}
+
+fn metrics_render() {
+    const SERIES_TARGET: usize = 20_000;
+    let apps: Vec<String> = (0..4).map(|i| format!("app-{i}")).collect();
+    let metrics = Metrics::new(&apps);
+    let countries = [
+        "IN", "ID", "BR", "NG", "PH", "VN", "MX", "PK", "BD", "EG", "TR", "TH", "CO", "KE", "ZA",
+        "MY", "SA", "AR", "PE", "US",
+    ];
+    let mut rendered_series = 0;
+    let mut recorded = 0;
+    'fill: for app in &apps {
+        for (c, country) in countries.iter().enumerate() {
+            for mcc in 0..20u16 {
+                for channel in [Channel::Sms, Channel::Call, Channel::Sna] {
+                    let attempt = |result| AttemptSample {
+                        channel,
+                        country,
+                        mcc: format!("{:03}", 300 + c as u16 * 20 + mcc),
+                        mnc: "01",
+                        operator: "bench_operator",
+                        operator_name: Some("Bench Operator"),
+                        result,
+                        latency_seconds: Some(1.5),
+                        cost_usd: 0.01,
+                        segments: 1,
+                    };
+                    let samples = OrderSamples {
+                        outcome: Outcome::Verified,
+                        channel: channel.as_str(),
+                        country,
+                        network: Some((300 + c as u16 * 20 + mcc, 1)),
+                        operator: "bench_operator",
+                        operator_name: Some("Bench Operator"),
+                        attempts: vec![
+                            attempt(AttemptResult::Delivered),
+                            attempt(AttemptResult::Failed),
+                        ],
+                        fallbacks: Vec::new(),
+                        verification_latency_seconds: Some(3.0),
+                        attempts_dropped: 0,
+                        invalid_values: Default::default(),
+                    };
+                    metrics.record_order(app, &samples, 3);
+                    recorded += 1;
+                    if recorded % 25 != 0 {
+                        continue;
+                    }
+                    let text = metrics.render();
+                    rendered_series = text
+                        .split(|b| *b == b'\n')
+                        .filter(|l| !l.is_empty() && l[0] != b'#')
+                        .count();
+                    if rendered_series >= SERIES_TARGET {
+                        break 'fill;
+                    }
+                }
+            }
+        }
+    }
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..30 {
+        let started = Instant::now();
+        bytes = metrics.render().len();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "/metrics render: {rendered_series} series ({:.1} MiB): median {:.2} ms, slowest {:.2} ms of 30; median / target 10 ms = {:.2}",
+        bytes as f64 / f64::from(1 << 20),
+        median.as_secs_f64() * 1e3,
+        times[times.len() - 1].as_secs_f64() * 1e3,
+        median.as_secs_f64() * 1e3 / 10.0
+    );
+}
+
+fn main() {
+    if std::env::var(ROLE).as_deref() == Ok("server") {
+        let port = env_number("FOOTPRINT_PORT", 0) as u16;
+        run_server(port);
+        return;
+    }
+    if !skipped("metrics") {
+        metrics_render();
+    }
+    if !skipped("throughput") {
+        throughput();
+    }
+    if !skipped("memory") {
+        memory();
+    }
+}
