@@ -696,21 +696,13 @@ def conv1h(offset):
 
 
 # Operator metrics (otp_operator_*): attempts carry country, mcc, mnc, operator, channel, result (no
-# app_id); orders carry app_id, country, operator, outcome (no channel).
+# app_id); orders carry app_id, country, operator, outcome (no channel); cost carries app_id,
+# country, operator; the delivery latency histogram country, operator.
 F_OP_ATTEMPTS = 'channel=~"$channel", country=~"$country"'
 F_OP_ORDERS = 'app_id=~"$app_id", country=~"$country"'
 
 
-def operator_estimated_spend():
-    """Spend per (country, operator), estimated: otp_cost_usd_total has an mcc label but no operator,
-    so each (country, mcc, channel)'s spend is shared among its operators in proportion to their
-    attempts (otp_operator_attempts_total counts the same attempts, with mcc and operator)."""
-    attempts = "sum by (country, mcc, channel%s) (%s)"
-    per_operator = attempts % (", operator", rate("otp_operator_attempts_total", F_OP_ATTEMPTS, R, "increase"))
-    per_mcc = attempts % ("", rate("otp_operator_attempts_total", F_OP_ATTEMPTS, R, "increase"))
-    spend = "sum by (country, mcc, channel) (%s)" % rate("otp_cost_usd_total", F_ORDERS, R, "increase")
-    return ("sum by (country, operator) (%s / on (country, mcc, channel) group_left () %s"
-            " * on (country, mcc, channel) group_left () %s)" % (per_operator, per_mcc, spend))
+F_OP_LATENCY = 'country=~"$country"'  # otp_operator_delivery_latency_seconds: country, operator only
 
 
 def operators_table():
@@ -718,6 +710,7 @@ def operators_table():
     attempts = "sum by (country, operator) (%s)" % rate("otp_operator_attempts_total", F_OP_ATTEMPTS, R, "increase")
     verified = "sum by (country, operator) (%s)" % rate("otp_operator_orders_total", F_OP_ORDERS + ', outcome="verified"',
                                                         R, "increase")
+    spend = "sum by (country, operator) (%s)" % rate("otp_operator_cost_usd_total", F_OP_ORDERS, R, "increase")
     return column_table([
         Column("Attempts", "short", attempts),
         Column("Delivery success", "percentunit",
@@ -728,9 +721,12 @@ def operators_table():
         Column("Conversion", "percentunit",
                ratio("otp_operator_orders_total", 'outcome="verified"', "otp_operator_orders_total", F_OP_ORDERS,
                      "country, operator", R, "increase"), SUCCESS_CELLS),
-        Column("Spend (est.)", "currencyUSD", operator_estimated_spend(), (prop("decimals", 2),)),
-        Column("Cost per verified OTP (est.)", "currencyUSD", "(%s) / %s" % (operator_estimated_spend(), verified),
-               (prop("decimals", 4),)),
+        Column("p95 delivery latency", "s",
+               "histogram_quantile(0.95, sum by (country, operator, le) (%s))"
+               % rate("otp_operator_delivery_latency_seconds_bucket", F_OP_LATENCY, R, "increase"),
+               (prop("decimals", 1),)),
+        Column("Spend", "currencyUSD", spend, (prop("decimals", 2),)),
+        Column("Cost per verified OTP", "currencyUSD", "%s / %s" % (spend, verified), (prop("decimals", 4),)),
     ], {"country": "Country", "operator": "Operator"}, sort_by="Delivery success", desc=False, ordered=True)
 
 
@@ -774,14 +770,15 @@ def regions():
           "One row per country and mobile operator (the receiver's network, from MCC+MNC; `unknown` when "
           "the provider gave no MNC or the network is not in the MCC/MNC table) over the selected range: "
           "attempts and their delivery success (channel and country filters), finalized orders and their "
-          "conversion (app and country filters; an order's operator is its first attempt's), estimated spend "
-          "and cost per verified OTP (each MCC's spend shared among its operators by attempts: the cost "
-          "counter has no operator label). Worst delivery success first. Set the country variable to the "
-          "country of an alert: one red operator with the others green is that operator's network or the "
-          "provider's route to it (tell the provider, with the operator and MCC); every operator red is "
-          "country-level (route, sender-id registration). p95 delivery latency per operator is not in the "
-          "metrics (the latency histogram has no operator label): the link \"Operators of this country "
-          "(exporter breakdown)\" gives it from the exporter's order journal; click a row for its orders.",
+          "conversion (app and country filters; an order's operator is its first attempt's), p95 delivery "
+          "latency of delivered attempts (country filter), spend and cost per verified OTP (spend of the "
+          "operator's attempts, a call under its order's network, ÷ its verified orders; app and country "
+          "filters). Worst delivery success first. Set the country variable to the country of an alert: "
+          "one red operator with the others green is that operator's network or the provider's route to "
+          "it (tell the provider, with the operator and MCC); every operator red is country-level (route, "
+          "sender-id registration); one operator's latency far above the others' is a slow route or a "
+          "congested network. The link \"Operators of this country (exporter breakdown)\" gives the same "
+          "figures from the exporter's order journal; click a row for its orders.",
           "short", queries, w=24, h=10,
           links=orders_links(["country", "operator"], "data")
           + [drill_link("Operators of this country (exporter breakdown)", "/api/v1/breakdown", ["country"], "data",

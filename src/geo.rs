@@ -662,6 +662,22 @@ mod tests {
             .map(|(country, l)| (l.len(), *country))
             .max()
             .unwrap_or_default();
+        // Worst case of the (country, operator) of otp_operator_delivery_latency_seconds
+        // (and, per app, otp_operator_cost_usd_total): the place tuples above without mcc/mnc.
+        let mut country_operator: HashSet<(&str, &str)> = HashSet::new();
+        for ((mcc, mnc), n) in &g.operators {
+            let country = country_of_network(*mcc, Some(*mnc)).unwrap_or("unknown");
+            country_operator.insert((country, n.operator.map_or(UNKNOWN_OPERATOR, |o| o.label)));
+        }
+        for country in g.mcc_country.values().chain(receiver_countries.iter()) {
+            country_operator.insert((country, UNKNOWN_OPERATOR));
+        }
+        country_operator.insert(("unknown", UNKNOWN_OPERATOR));
+        assert_eq!(
+            country_operator.len(),
+            1701,
+            "(country, operator) tuples: update the README's operator cardinality paragraph"
+        );
         let measured = (
             names.len(),
             labels.len(),

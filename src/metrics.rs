@@ -30,6 +30,10 @@ pub struct Metrics {
     pub operator_orders: IntCounterVec,
     /// `otp_operator_attempts_total{country,mcc,mnc,operator,channel,result}`.
     pub operator_attempts: IntCounterVec,
+    /// `otp_operator_delivery_latency_seconds{country,operator}`.
+    pub operator_delivery_latency: HistogramVec,
+    /// `otp_operator_cost_usd_total{app_id,country,operator}`.
+    pub operator_cost_usd: CounterVec,
     pub delivery_latency: HistogramVec,
     pub verification_latency: HistogramVec,
     pub cost_usd: CounterVec,
@@ -116,6 +120,10 @@ impl Metrics {
                 &["app_id", "country", "operator", "outcome"]),
             operator_attempts: r.counter("otp_operator_attempts_total", "Delivery attempts of finalized orders by result and operator (the attempts of otp_delivery_attempts_total); mnc as the MCC/MNC table writes it and operator its network name (normalised), both unknown when the attempt has no MNC or the table lacks the network; a call takes its order's SMS/SNA network.",
                 &["country", "mcc", "mnc", "operator", "channel", "result"]),
+            operator_delivery_latency: r.histogram("otp_operator_delivery_latency_seconds", "Delivery latency of delivered attempts by operator (the observations of otp_delivery_latency_seconds); operator as in otp_operator_attempts_total: the attempt's network named by the MCC/MNC table (normalised), unknown without an MNC or a named network; a call takes its order's SMS/SNA network.",
+                LATENCY_BUCKETS, &["country", "operator"]),
+            operator_cost_usd: r.add(CounterVec::new(Opts::new("otp_operator_cost_usd_total", "Money spent on finalized orders in USD (SMS pay plus call cost) by operator: the money of otp_cost_usd_total, each attempt's under its operator as in otp_operator_attempts_total; a call takes its order's SMS/SNA network."),
+                &["app_id", "country", "operator"])),
             delivery_latency: r.histogram("otp_delivery_latency_seconds", "Delivery latency of delivered attempts (SMS submit to DLR, call submit to answer, SNA request to result).",
                 LATENCY_BUCKETS, &["channel", "country"]),
             verification_latency: r.histogram("otp_verification_latency_seconds", "Time from the first attempt's submit to verification, for verified orders.",
@@ -232,11 +240,17 @@ impl Metrics {
                 self.delivery_latency
                     .with_label_values(&[channel, a.country])
                     .observe(latency);
+                self.operator_delivery_latency
+                    .with_label_values(&[a.country, a.operator])
+                    .observe(latency);
             }
             // SNA carries no price; SMS and calls always get a (possibly zero) cost series.
             if a.channel != Channel::Sna {
                 self.cost_usd
                     .with_label_values(&[app_id, channel, a.country, a.mcc.as_str()])
+                    .inc_by(a.cost_usd);
+                self.operator_cost_usd
+                    .with_label_values(&[app_id, a.country, a.operator])
                     .inc_by(a.cost_usd);
             }
             if a.channel == Channel::Sms {
@@ -371,6 +385,13 @@ mod tests {
             r#"otp_operator_orders_total{app_id="app",country="IN",operator="bharti_airtel_limited_karnataka",outcome="verified"} 1"#,
             r#"otp_operator_attempts_total{channel="sms",country="IN",mcc="404",mnc="045",operator="bharti_airtel_limited_karnataka",result="failed"} 1"#,
             r#"otp_operator_attempts_total{channel="call",country="IN",mcc="404",mnc="unknown",operator="unknown",result="delivered"} 1"#,
+            r#"otp_operator_delivery_latency_seconds_count{country="IN",operator="unknown"} 1"#,
+            r#"otp_operator_delivery_latency_seconds_bucket{country="IN",operator="unknown",le="5"} 0"#,
+            r#"otp_operator_delivery_latency_seconds_bucket{country="IN",operator="unknown",le="10"} 1"#,
+            r#"otp_operator_cost_usd_total{app_id="app",country="IN",operator="bharti_airtel_limited_karnataka"} 0.25"#,
+            r#"otp_operator_cost_usd_total{app_id="app",country="IN",operator="unknown"} 0.5"#,
+            "# TYPE otp_operator_delivery_latency_seconds histogram",
+            "# TYPE otp_operator_cost_usd_total counter",
             r#"otp_exporter_orders_pending{app_id="app"} 0"#,
             r#"otp_exporter_spool_lines_total{result="rejected"} 0"#,
             r#"otp_exporter_polls_per_order_sum 4"#,
@@ -383,6 +404,13 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line}\n{text}");
         }
+        // The failed SMS has no latency: its operator has no latency series.
+        assert!(
+            !text.contains(
+                r#"otp_operator_delivery_latency_seconds_count{country="IN",operator="bharti"#
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -519,5 +547,74 @@ mod tests {
             .filter(|l| l.starts_with("otp_delivery_attempts_total{"))
             .count();
         assert!(series <= 64, "{series} series");
+    }
+
+    /// `(labels, value)` of every sample of `name` in `text`.
+    fn samples_of<'a>(text: &'a str, name: &str) -> Vec<(&'a str, f64)> {
+        text.lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?;
+                let (labels, value) = rest.rsplit_once(' ')?;
+                (labels.is_empty() || labels.starts_with('{'))
+                    .then_some((labels, value.parse().ok()?))
+            })
+            .collect()
+    }
+
+    fn total(text: &str, name: &str) -> f64 {
+        samples_of(text, name).iter().map(|(_, v)| v).sum()
+    }
+
+    #[test]
+    fn operator_latency_and_cost_hold_the_same_observations_and_money() {
+        // Karnataka's SMS fails, its fallback SMS on 404/10 (a network the table names)
+        // is delivered in 4 s, and the call (taking the order's network, 404/45) is paid;
+        // then an order on 460/10, a network the table lacks, delivered in 6 s.
+        let india = r#"{"status":"0","data":{
+            "sms":[
+                {"status":1,"mcc":404,"mnc":45,"pay":"0.01","submitTm":"2022-07-12T13:10:00+08:00"},
+                {"status":0,"mcc":404,"mnc":10,"pay":"0.02","submitTm":"2022-07-12T13:11:00+08:00","doneTm":"2022-07-12T13:11:04+08:00"}],
+            "call":[{"terminationCode":100005,"submitTime":"2022-07-12T13:12:00+08:00","cost":"0.25"}]}}"#;
+        let china = r#"{"status":"0","data":{"sms":[
+            {"status":0,"mcc":460,"mnc":10,"pay":"0.5","submitTm":"2022-07-12T13:10:00+08:00","doneTm":"2022-07-12T13:10:06+08:00"}]}}"#;
+        let text = after_orders(&[india, china]);
+        let karnataka = crate::geo::operator(404, 45).expect("404/45 is in the table");
+        let delhi = crate::geo::operator(404, 10).expect("404/10 is in the table");
+        let cost = samples_of(&text, "otp_operator_cost_usd_total");
+        let cost_of = |country: &str, operator: &str| {
+            let labels = format!(r#"{{app_id="app",country="{country}",operator="{operator}"}}"#);
+            cost.iter().find(|(l, _)| *l == labels).map(|(_, v)| *v)
+        };
+        // The call's cost goes to the order's network, like its attempt count.
+        assert_eq!(cost_of("IN", karnataka.label), Some(0.01 + 0.25), "{text}");
+        assert_eq!(cost_of("IN", delhi.label), Some(0.02), "{text}");
+        assert_eq!(cost_of("CN", "unknown"), Some(0.5), "{text}");
+        assert_eq!(cost.len(), 3, "{text}");
+        let money = total(&text, "otp_cost_usd_total");
+        assert!(
+            (total(&text, "otp_operator_cost_usd_total") - money).abs() < 1e-9 && money > 0.7,
+            "{text}"
+        );
+        // Latency: the two delivered SMS, under their own networks' operators.
+        let count = samples_of(&text, "otp_operator_delivery_latency_seconds_count");
+        let mut want = vec![
+            (r#"{country="CN",operator="unknown"}"#.to_string(), 1.0),
+            (
+                format!(r#"{{country="IN",operator="{}"}}"#, delhi.label),
+                1.0,
+            ),
+        ];
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut got: Vec<(String, f64)> = count.iter().map(|(l, v)| (l.to_string(), *v)).collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got, want, "{text}");
+        assert_eq!(
+            total(&text, "otp_operator_delivery_latency_seconds_sum"),
+            total(&text, "otp_delivery_latency_seconds_sum"),
+        );
+        assert_eq!(
+            total(&text, "otp_operator_delivery_latency_seconds_sum"),
+            10.0
+        );
     }
 }

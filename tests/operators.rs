@@ -99,6 +99,92 @@ fn operator_metrics_break_down_the_simulators_traffic_by_its_networks() {
     );
     assert_eq!(project(&operator_orders, &[0, 1, 3]), orders);
 
+    // The same money as otp_cost_usd_total, per (app_id, country); sums of floats added
+    // in another order may differ in the last bits.
+    let cost = project(
+        &m.by(
+            "otp_cost_usd_total",
+            &["app_id", "country", "channel", "mcc"],
+        ),
+        &[0, 1],
+    );
+    let operator_cost = m.by(
+        "otp_operator_cost_usd_total",
+        &["app_id", "country", "operator"],
+    );
+    let operator_cost_by_country = project(&operator_cost, &[0, 1]);
+    assert!(
+        cost.values().sum::<f64>() > 0.0,
+        "the simulator charges: {cost:?}"
+    );
+    assert_eq!(
+        operator_cost_by_country.keys().collect::<Vec<_>>(),
+        cost.keys().collect::<Vec<_>>()
+    );
+    for (key, money) in &cost {
+        let by_operator = operator_cost_by_country[key];
+        assert!(
+            (by_operator - money).abs() <= 1e-9 * money.abs().max(1.0),
+            "{key:?}: {by_operator} by operator, {money} in otp_cost_usd_total"
+        );
+    }
+    // The same delivered attempts as otp_delivery_latency_seconds, per country.
+    let latency_count = project(
+        &m.by(
+            "otp_delivery_latency_seconds_count",
+            &["channel", "country"],
+        ),
+        &[1],
+    );
+    let operator_latency = m.by(
+        "otp_operator_delivery_latency_seconds_count",
+        &["country", "operator"],
+    );
+    assert!(!latency_count.is_empty());
+    assert_eq!(project(&operator_latency, &[0]), latency_count);
+    // Buckets and sums too: the same observations, split by operator.
+    for (suffix, keys) in [
+        ("_sum", &["country"][..]),
+        ("_bucket", &["country", "le"][..]),
+    ] {
+        let plain = m.by(&format!("otp_delivery_latency_seconds{suffix}"), keys);
+        let by_operator = m.by(
+            &format!("otp_operator_delivery_latency_seconds{suffix}"),
+            keys,
+        );
+        assert_eq!(
+            plain.keys().collect::<Vec<_>>(),
+            by_operator.keys().collect::<Vec<_>>()
+        );
+        for (key, v) in &plain {
+            assert!(
+                (by_operator[key] - v).abs() <= 1e-9 * v.max(1.0),
+                "{suffix} {key:?}"
+            );
+        }
+    }
+    // Operators of the latency and cost series are operators of the attempts.
+    let attempt_operators: BTreeSet<(String, String)> = operator_attempts
+        .keys()
+        .map(|k| (k[0].clone(), k[3].clone()))
+        .collect();
+    for key in operator_latency.keys() {
+        assert!(
+            attempt_operators.contains(&(key[0].clone(), key[1].clone())),
+            "{key:?}"
+        );
+    }
+    for key in operator_cost.keys() {
+        assert!(
+            attempt_operators.contains(&(key[1].clone(), key[2].clone())),
+            "{key:?}"
+        );
+    }
+    assert!(
+        operator_latency.keys().any(|k| k[1] != "unknown"),
+        "{operator_latency:?}"
+    );
+
     // Labels are the table's: the row of (mcc, mnc as written), in the series' country,
     // is one of the networks the simulator has for that country, and the operator label
     // is that row's name normalised.
@@ -200,10 +286,15 @@ fn operator_metrics_break_down_the_simulators_traffic_by_its_networks() {
 
     // promtool finds nothing to complain about in a live scrape with the new families.
     let text = exporter.metrics_text();
-    for family in ["otp_operator_orders_total", "otp_operator_attempts_total"] {
+    for (family, kind) in [
+        ("otp_operator_orders_total", "counter"),
+        ("otp_operator_attempts_total", "counter"),
+        ("otp_operator_cost_usd_total", "counter"),
+        ("otp_operator_delivery_latency_seconds", "histogram"),
+    ] {
         assert!(
             text.contains(&format!("# HELP {family} "))
-                && text.contains(&format!("# TYPE {family} counter")),
+                && text.contains(&format!("# TYPE {family} {kind}")),
             "{family} is not described\n{text}"
         );
     }

@@ -291,6 +291,42 @@ fn dashboards_rules_and_alerts_work_against_a_real_prometheus() {
         );
     }
 
+    // The exact per-operator columns (E-G: p95 delivery latency, spend, cost per verified OTP)
+    // over every country: some resolved operator has a real number in each (a histogram
+    // without delivered attempts in range would give only NaN, a missing cost series nothing).
+    for (ref_id, column) in [
+        ("E", "p95 delivery latency"),
+        ("F", "spend"),
+        ("G", "cost per verified"),
+    ] {
+        let q = queries
+            .iter()
+            .find(|q| {
+                q["panel"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("Operators of"))
+                    && q["ref_id"] == ref_id
+            })
+            .unwrap_or_else(|| panic!("the Regions operator table has no column {ref_id}"));
+        let expr = grafana::substitute(q["expr"].as_str().unwrap()).unwrap();
+        let result = prom.query(&expr).unwrap();
+        let resolved: Vec<(String, f64)> = result
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                let operator = s["metric"]["operator"].as_str()?;
+                let value: f64 = s["value"][1].as_str()?.parse().ok()?;
+                (operator != "unknown" && value.is_finite() && value > 0.0)
+                    .then(|| (operator.to_string(), value))
+            })
+            .collect();
+        assert!(
+            !resolved.is_empty(),
+            "operator table column {ref_id} ({column}) has no positive value for a resolved operator: {result}\n{expr}"
+        );
+    }
+
     // No exporter-health alert on a healthy daemon, and no country alert for a country the
     // outage does not touch. (Whether the outage's alert fires, and how fast, is measured at real
     // time by the time-to-alert test: the country alerts compare with a baseline of the previous
