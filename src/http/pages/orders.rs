@@ -13,7 +13,7 @@ use super::html::{
 use crate::error::Chain;
 use crate::http::api::read_journal;
 use crate::http::{escape, Ctx};
-use crate::journal::query::{self, Listed, QueryError};
+use crate::journal::query::{self, Cursor, Listed, OrdersPage, QueryError};
 use crate::outcome::Outcome;
 
 /// How the list page sorts the orders it shows.
@@ -82,31 +82,9 @@ pub(super) async fn orders(ctx: &Ctx, query: Option<&str>) -> Response<Full<Byte
         Ok(l) => l,
         Err(e) => return bad_query(&e),
     };
-    let given = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let sort_word = given("sort").unwrap_or("issued");
-    let Some(&(sort, _, _)) = SORTS.iter().find(|(_, w, _)| *w == sort_word) else {
-        let words: Vec<&str> = SORTS.iter().map(|(_, w, _)| *w).collect();
-        return bad_query(&QueryError::Bad {
-            name: "sort".into(),
-            value: sort_word.into(),
-            why: format!("one of {}", words.join(", ")),
-        });
-    };
-    let descending = match given("dir").unwrap_or("desc") {
-        "desc" => true,
-        "asc" => false,
-        other => {
-            return bad_query(&QueryError::Bad {
-                name: "dir".into(),
-                value: other.into(),
-                why: "asc or desc".into(),
-            })
-        }
+    let (sort, sort_word, descending) = match sort_order(&params) {
+        Ok(order) => order,
+        Err(e) => return bad_query(&e),
     };
     let l = list.clone();
     let mut page = match read_journal(ctx, move |store| store.journal_list(&l)).await {
@@ -121,7 +99,52 @@ pub(super) async fn orders(ctx: &Ctx, query: Option<&str>) -> Response<Full<Byte
         Err(u) => return unavailable(&u),
     };
     sort_rows(&mut page.orders, sort, descending);
+    let body = orders_body(&params, &page, sort, sort_word, descending);
+    html(StatusCode::OK, "Orders", &body)
+}
 
+/// A parameter's value as given (the first, as `parse_list` refuses repeats).
+fn given<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The `sort` (default `issued`) and `dir` (default `desc`) parameters: the sort,
+/// its word and whether it is descending.
+fn sort_order(params: &[(String, String)]) -> Result<(Sort, &str, bool), QueryError> {
+    let sort_word = given(params, "sort").unwrap_or("issued");
+    let Some(&(sort, _, _)) = SORTS.iter().find(|(_, w, _)| *w == sort_word) else {
+        let words: Vec<&str> = SORTS.iter().map(|(_, w, _)| *w).collect();
+        return Err(QueryError::Bad {
+            name: "sort".into(),
+            value: sort_word.into(),
+            why: format!("one of {}", words.join(", ")),
+        });
+    };
+    let descending = match given(params, "dir").unwrap_or("desc") {
+        "desc" => true,
+        "asc" => false,
+        other => {
+            return Err(QueryError::Bad {
+                name: "dir".into(),
+                value: other.into(),
+                why: "asc or desc".into(),
+            })
+        }
+    };
+    Ok((sort, sort_word, descending))
+}
+
+/// The page's body: title, filter form, count, table and the next page's link.
+fn orders_body(
+    params: &[(String, String)],
+    page: &OrdersPage,
+    sort: Sort,
+    sort_word: &str,
+    descending: bool,
+) -> String {
     // The parameters as given (relative times stay relative in links), minus paging.
     let kept: Vec<(&str, &str)> = params
         .iter()
@@ -129,9 +152,28 @@ pub(super) async fn orders(ctx: &Ctx, query: Option<&str>) -> Response<Full<Byte
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let mut body = String::from("<h1 id=\"title\">Orders</h1>\n");
-    body.push_str(&filter_form(&params, sort_word, descending));
+    body.push_str(&filter_form(params, sort_word, descending));
+    body.push_str(&count_line(page, sort, sort_word, descending, &kept));
+    body.push_str(&orders_table(page, sort, descending, &kept));
+    if let Some(next) = &page.next_cursor {
+        // A next page keeps the sort only when it was asked for.
+        let sorted = given(params, "sort").map(|_| (sort_word, descending));
+        body.push_str(&next_page_link(next, &kept, sorted));
+    }
+    body
+}
+
+/// How many orders are shown and how sorted, the JSON link, damaged rows if any.
+fn count_line(
+    page: &OrdersPage,
+    sort: Sort,
+    sort_word: &str,
+    descending: bool,
+    kept: &[(&str, &str)],
+) -> String {
+    let mut line = String::new();
     let _ = writeln!(
-        body,
+        line,
         "<p id=\"count\" data-count=\"{n}\">{n} order{s} shown, {how}. <a href=\"/api/v1/orders?{json}\" id=\"json-link\">JSON</a></p>",
         n = page.orders.len(),
         s = if page.orders.len() == 1 { "" } else { "s" },
@@ -144,12 +186,17 @@ pub(super) async fn orders(ctx: &Ctx, query: Option<&str>) -> Response<Full<Byte
     );
     if page.damaged > 0 {
         let _ = writeln!(
-            body,
+            line,
             "<p class=\"bad\" id=\"damaged\">{} damaged journal rows skipped.</p>",
             page.damaged
         );
     }
-    body.push_str("<table id=\"orders\"><thead><tr>");
+    line
+}
+
+/// The orders' table: sortable column heads, one row per order.
+fn orders_table(page: &OrdersPage, sort: Sort, descending: bool, kept: &[(&str, &str)]) -> String {
+    let mut table = String::from("<table id=\"orders\"><thead><tr>");
     for (s, word, label) in SORTS {
         let dir = if s == sort && descending {
             "asc"
@@ -161,55 +208,60 @@ pub(super) async fn orders(ctx: &Ctx, query: Option<&str>) -> Response<Full<Byte
             (true, false) => " ▲",
             _ => "",
         };
-        let mut pairs = kept.clone();
+        let mut pairs = kept.to_vec();
         pairs.extend([("sort", word), ("dir", dir)]);
         let _ = write!(
-            body,
+            table,
             "<th><a href=\"{}\" data-sort=\"{word}\">{label}{arrow}</a></th>",
             escape(&orders_href(&pairs))
         );
     }
-    body.push_str("<th>App</th><th>Channel</th><th>MCC/MNC</th></tr></thead><tbody>\n");
+    table.push_str("<th>App</th><th>Channel</th><th>MCC/MNC</th></tr></thead><tbody>\n");
     for o in &page.orders {
-        let r = &o.row;
-        let _ = writeln!(
-            body,
-            "<tr class=\"order\" data-order-id=\"{id}\" data-outcome=\"{outcome}\" data-state=\"{state}\"><td>{issued}</td><td><a class=\"order-link\" href=\"{href}\">{id}</a></td><td>{outcome_cell}</td><td>{country}</td><td>{operator}</td><td class=\"num\">{latency}</td><td class=\"num\">{cost:.4}</td><td class=\"num\">{queries}</td><td>{app}</td><td>{channel}</td><td>{mcc}/{mnc}</td></tr>",
-            id = escape(&o.order_id),
-            outcome = r.outcome.map_or("", Outcome::as_str),
-            state = r.state.as_str(),
-            issued = time(Some(o.issued_ms)),
-            href = escape(&order_href(&o.order_id)),
-            outcome_cell = outcome_cell(r.state, r.outcome),
-            country = opt(r.country.as_ref()),
-            operator = opt(r.operator.as_ref()),
-            latency = secs(r.latency_ms),
-            cost = r.cost_usd,
-            queries = r.queries,
-            app = escape(&r.app_id),
-            channel = opt(r.channel.as_ref()),
-            mcc = opt(r.mcc),
-            mnc = opt(r.mnc),
-        );
+        table.push_str(&order_row(o));
     }
-    body.push_str("</tbody></table>\n");
-    if let Some(next) = &page.next_cursor {
-        let cursor = next.encode();
-        let mut pairs = kept.clone();
-        pairs.push(("cursor", cursor.as_str()));
-        if given("sort").is_some() {
-            pairs.extend([
-                ("sort", sort_word),
-                ("dir", if descending { "desc" } else { "asc" }),
-            ]);
-        }
-        let _ = writeln!(
-            body,
-            "<p><a id=\"next-page\" href=\"{}\">Older orders →</a></p>",
-            escape(&orders_href(&pairs))
-        );
+    table.push_str("</tbody></table>\n");
+    table
+}
+
+/// One order's row, linking to its page.
+fn order_row(o: &Listed) -> String {
+    let r = &o.row;
+    format!(
+        "<tr class=\"order\" data-order-id=\"{id}\" data-outcome=\"{outcome}\" data-state=\"{state}\"><td>{issued}</td><td><a class=\"order-link\" href=\"{href}\">{id}</a></td><td>{outcome_cell}</td><td>{country}</td><td>{operator}</td><td class=\"num\">{latency}</td><td class=\"num\">{cost:.4}</td><td class=\"num\">{queries}</td><td>{app}</td><td>{channel}</td><td>{mcc}/{mnc}</td></tr>\n",
+        id = escape(&o.order_id),
+        outcome = r.outcome.map_or("", Outcome::as_str),
+        state = r.state.as_str(),
+        issued = time(Some(o.issued_ms)),
+        href = escape(&order_href(&o.order_id)),
+        outcome_cell = outcome_cell(r.state, r.outcome),
+        country = opt(r.country.as_ref()),
+        operator = opt(r.operator.as_ref()),
+        latency = secs(r.latency_ms),
+        cost = r.cost_usd,
+        queries = r.queries,
+        app = escape(&r.app_id),
+        channel = opt(r.channel.as_ref()),
+        mcc = opt(r.mcc),
+        mnc = opt(r.mnc),
+    )
+}
+
+/// The link to the next (older) page; `sorted` is the sort and direction to keep.
+fn next_page_link(next: &Cursor, kept: &[(&str, &str)], sorted: Option<(&str, bool)>) -> String {
+    let cursor = next.encode();
+    let mut pairs = kept.to_vec();
+    pairs.push(("cursor", cursor.as_str()));
+    if let Some((sort_word, descending)) = sorted {
+        pairs.extend([
+            ("sort", sort_word),
+            ("dir", if descending { "desc" } else { "asc" }),
+        ]);
     }
-    html(StatusCode::OK, "Orders", &body)
+    format!(
+        "<p><a id=\"next-page\" href=\"{}\">Older orders →</a></p>\n",
+        escape(&orders_href(&pairs))
+    )
 }
 
 /// The filter form of `/orders`, filled with the parameters as given.
