@@ -161,6 +161,14 @@ pub fn orders_table(orders: &[Value], next_cursor: Option<&Value>, today: NaiveD
 
 /// `order ID`: a header, the attempts and the timeline.
 pub fn order_view(o: &Value, today: NaiveDate) -> String {
+    let mut out = order_header(o, today);
+    out.push_str(&attempts_section(o, today));
+    out.push_str(&timeline_section(o, today));
+    out
+}
+
+/// The header: one labelled line per fact (state, times, network, cost, fallbacks).
+fn order_header(o: &Value, today: NaiveDate) -> String {
     let mut out = String::new();
     let mut field = |name: &str, value: String| out.push_str(&format!("{name:<10}{value}\n"));
     field(
@@ -222,7 +230,12 @@ pub fn order_view(o: &Value, today: NaiveDate) -> String {
     if !fallbacks.is_empty() {
         field("fallbacks", fallbacks.join(", "));
     }
+    out
+}
 
+/// The attempts as a table, or "none yet".
+fn attempts_section(o: &Value, today: NaiveDate) -> String {
+    let mut out = String::new();
     let attempts = o.get("attempts").and_then(Value::as_array);
     match attempts {
         Some(list) if !list.is_empty() => {
@@ -266,7 +279,12 @@ pub fn order_view(o: &Value, today: NaiveDate) -> String {
         }
         _ => out.push_str("\nattempts  none yet\n"),
     }
+    out
+}
 
+/// The timeline, one line per event, with a note where the cap dropped lines.
+fn timeline_section(o: &Value, today: NaiveDate) -> String {
+    let mut out = String::new();
     out.push_str("\ntimeline (UTC)\n");
     let dropped = o
         .get("timeline_dropped")
