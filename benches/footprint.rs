@@ -22,22 +22,18 @@
 //! Environment: `FOOTPRINT_ORDERS`, `FOOTPRINT_POLL_ORDERS` (default 100,000),
 //! `FOOTPRINT_SKIP` (comma list of `throughput`, `memory`, `metrics`).
 
-use std::collections::HashMap;
-use std::convert::Infallible;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
 use itnio_otp_exporter::metrics::Metrics;
 use itnio_otp_exporter::outcome::{AttemptResult, AttemptSample, Channel, OrderSamples, Outcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "common/mod.rs"]
+mod scripted;
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_itnio-otp-exporter");
 const ROLE: &str = "FOOTPRINT_ROLE";
@@ -61,58 +57,6 @@ fn skipped(part: &str) -> bool {
 // ---------------------------------------------------------------------------------
 // The minimal record server (a child process: its CPU is not the daemon's).
 
-type Script = Arc<Mutex<HashMap<String, (u32, chrono::DateTime<chrono::Utc>)>>>;
-
-fn record(queries: u32, t0: chrono::DateTime<chrono::Utc>) -> String {
-    let at = |s: i64| (t0 + chrono::Duration::seconds(s)).to_rfc3339();
-    let sms = |status: i64, done: bool| {
-        let done = if done {
-            format!(r#","doneTm":"{}""#, at(1))
-        } else {
-            String::new()
-        };
-        format!(
-            r#"{{"submitTm":"{}"{done},"mcc":404,"mnc":45,"status":{status},"pay":0.01,"chargeCnt":1}}"#,
-            at(0)
-        )
-    };
-    let (verification, sms) = match queries {
-        1..=3 => (r#""matched":-1"#.to_string(), sms(-1, false)),
-        4 => (r#""matched":-1"#.to_string(), sms(0, true)),
-        _ => (
-            format!(r#""matched":0,"verifiedDate":"{}""#, at(2)),
-            sms(0, true),
-        ),
-    };
-    format!(
-        r#"{{"status":0,"reason":"success","data":{{"verifications":{{{verification},"oriReceiver":"+919812345642","channel":"sms"}},"sms":[{sms}]}}}}"#
-    )
-}
-
-async fn answer(
-    script: Script,
-    req: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let order_id = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("orderId")?.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let (queries, t0) = {
-        let mut script = script.lock().expect("script lock");
-        let now = chrono::Utc::now() - chrono::Duration::seconds(1);
-        let entry = script.entry(order_id).or_insert((0, now));
-        entry.0 += 1;
-        *entry
-    };
-    Ok(Response::new(Full::new(Bytes::from(record(queries, t0)))))
-}
-
 fn run_server(port: u16) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -122,20 +66,7 @@ fn run_server(port: u16) {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind");
-        let script: Script = Arc::default();
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let script = script.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| answer(script.clone(), req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+        scripted::serve(listener).await;
     });
 }
 

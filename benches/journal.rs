@@ -24,23 +24,19 @@
 //! `JOURNAL_BENCH_DIR` (where the big state file goes; default a temporary directory;
 //! it takes about 0.6 KB per order on disk), `JOURNAL_BENCH_SKIP` (`poll` or `drill`).
 
-use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
 use itnio_otp_exporter::config::Config;
 use itnio_otp_exporter::daemon;
 use itnio_otp_exporter::http::{ServeOptions, WebConfig, DEFAULT_TELEMETRY_PATH};
 use itnio_otp_exporter::journal::{Answer, AttemptDetail, Snapshot, Update};
 use itnio_otp_exporter::outcome::{AttemptResult, Channel, Outcome};
 use itnio_otp_exporter::store::{OnDamage, Store};
+
+#[path = "common/mod.rs"]
+mod scripted;
 
 const API_KEY: &str = "bench-key";
 const API_SECRET: &str = "bench-secret";
@@ -99,74 +95,11 @@ fn sample(text: &str, name: &str) -> f64 {
 // ---------------------------------------------------------------------------------
 // 1. The poll path.
 
-/// Per order: queries answered so far and the first one's time.
-type Script = Arc<Mutex<HashMap<String, (u32, chrono::DateTime<chrono::Utc>)>>>;
-
-fn record(queries: u32, t0: chrono::DateTime<chrono::Utc>) -> String {
-    let at = |s: i64| (t0 + chrono::Duration::seconds(s)).to_rfc3339();
-    let (matched, verified, sms) = match queries {
-        1..=3 => (
-            -1,
-            String::new(),
-            format!(
-                r#"{{"submitTm":"{}","mcc":404,"mnc":45,"status":-1,"pay":0.01,"chargeCnt":1}}"#,
-                at(0)
-            ),
-        ),
-        4 => (
-            -1,
-            String::new(),
-            format!(
-                r#"{{"submitTm":"{}","doneTm":"{}","mcc":404,"mnc":45,"status":0,"pay":0.01,"chargeCnt":1}}"#,
-                at(0),
-                at(1)
-            ),
-        ),
-        _ => (
-            0,
-            format!(r#","verifiedDate":"{}""#, at(2)),
-            format!(
-                r#"{{"submitTm":"{}","doneTm":"{}","mcc":404,"mnc":45,"status":0,"pay":0.01,"chargeCnt":1}}"#,
-                at(0),
-                at(1)
-            ),
-        ),
-    };
-    format!(
-        r#"{{"status":0,"reason":"success","data":{{"verifications":{{"matched":{matched}{verified},"oriReceiver":"+919812345642","channel":"sms"}},"sms":[{sms}]}}}}"#
-    )
-}
-
-async fn answer(
-    script: Script,
-    req: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let order_id = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("orderId")?.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let (queries, t0) = {
-        let mut script = script.lock().expect("script lock");
-        let now = chrono::Utc::now() - chrono::Duration::seconds(1);
-        let entry = script.entry(order_id).or_insert((0, now));
-        entry.0 += 1;
-        *entry
-    };
-    Ok(Response::new(Full::new(Bytes::from(record(queries, t0)))))
-}
-
 /// Starts the scripted record server on its own thread and runtime.
 fn record_server() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     listener.set_nonblocking(true).expect("nonblocking");
-    let script: Script = Arc::default();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -174,18 +107,7 @@ fn record_server() -> SocketAddr {
             .expect("runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let script = script.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(script.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+            scripted::serve(listener).await;
         });
     });
     addr

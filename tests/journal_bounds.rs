@@ -25,22 +25,25 @@ fn journal_size(addr: std::net::SocketAddr) -> Option<(u64, u64)> {
     Some((attr("data-entries")?, attr("data-bytes")?))
 }
 
+/// The simulator and the real daemon with `journal` settings and config edits.
+fn start(journal: &str, edits: &[(&str, &str)]) -> (Sim, tempfile::TempDir, Exporter) {
+    let sim = Sim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = exporter_config(dir.path(), addr, &sim.base_url(), journal);
+    edit_config(&config, edits);
+    let exporter = Exporter::start(dir.path(), &config, addr, "info");
+    (sim, dir, exporter)
+}
+
 fn status_of(addr: std::net::SocketAddr, path: &str) -> u16 {
     get(addr, path).map(|(s, _)| s).unwrap_or(0)
 }
 
 #[test]
 fn entries_older_than_the_retention_are_evicted_and_newer_ones_kept() {
-    let sim = Sim::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let config = exporter_config(
-        dir.path(),
-        addr,
-        &sim.base_url(),
-        "journal:\n  retention: 4s\n",
-    );
-    let exporter = Exporter::start(dir.path(), &config, addr, "info");
+    let (_sim, _dir, exporter) = start("journal:\n  retention: 4s\n", &[]);
+    let addr = exporter.addr;
     let ids: String = (0..10).map(|i| format!("old-{i:02}\n")).collect();
     drop_spool_file(&exporter.spool(), "old", &ids);
     wait_for(Duration::from_secs(10), || {
@@ -74,23 +77,12 @@ fn entries_older_than_the_retention_are_evicted_and_newer_ones_kept() {
 
 #[test]
 fn the_oldest_entries_go_first_beyond_max_bytes() {
-    let sim = Sim::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let config = exporter_config(
-        dir.path(),
-        addr,
-        &sim.base_url(),
-        "journal:\n  max_bytes: 1MiB\n",
-    );
-    edit_config(
-        &config,
-        &[(
-            "max_requests_per_second: 400",
-            "max_requests_per_second: 3000",
-        )],
-    );
-    let exporter = Exporter::start(dir.path(), &config, addr, "info");
+    let edits = [(
+        "max_requests_per_second: 400",
+        "max_requests_per_second: 3000",
+    )];
+    let (_sim, _dir, exporter) = start("journal:\n  max_bytes: 1MiB\n", &edits);
+    let addr = exporter.addr;
     // Ids the provider never heard of: each ends `not_found` after the grace, its
     // entry (about 200 bytes) written by its queries; together about 1.7 MB.
     const ORDERS: usize = 8_000;
