@@ -23,7 +23,7 @@
 //! `FOOTPRINT_SKIP` (comma list of `throughput`, `memory`, `metrics`).
 
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,20 +35,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[path = "common/mod.rs"]
 mod scripted;
 
+use scripted::{env_number, free_addr};
+
 const EXPORTER: &str = env!("CARGO_BIN_EXE_itnio-otp-exporter");
 const ROLE: &str = "FOOTPRINT_ROLE";
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address")
-}
 
 fn skipped(part: &str) -> bool {
     std::env::var("FOOTPRINT_SKIP").is_ok_and(|s| s.split(',').any(|p| p.trim() == part))

@@ -24,7 +24,7 @@
 //! `JOURNAL_BENCH_DIR` (where the big state file goes; default a temporary directory;
 //! it takes about 0.6 KB per order on disk), `JOURNAL_BENCH_SKIP` (`poll` or `drill`).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,8 @@ use itnio_otp_exporter::store::{OnDamage, Store};
 
 #[path = "common/mod.rs"]
 mod scripted;
+
+use scripted::{env_number, free_addr};
 
 const API_KEY: &str = "bench-key";
 const API_SECRET: &str = "bench-secret";
@@ -62,18 +64,6 @@ const COUNTRIES: [(&str, u16, u16, &str); 20] = [
     ("PE", 716, 10, "Claro"),
     ("US", 310, 260, "T-Mobile"),
 ];
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address")
-}
 
 fn config(listen: SocketAddr, base_url: &str, dir: &Path, journal_on: bool) -> Config {
     let yaml = format!(

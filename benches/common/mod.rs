@@ -63,6 +63,20 @@ pub async fn answer(
     Ok(Response::new(Full::new(Bytes::from(record(queries, t0)))))
 }
 
+/// A number from the environment (`1_000_000` allowed), else `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// A loopback address no one listens on now.
+pub fn free_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address")
+}
+
 /// Serves the script on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener) {
     let script: Script = Arc::default();
