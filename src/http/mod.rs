@@ -296,11 +296,8 @@ fn landing(ctx: &Ctx, now_ms: i64, countries: &str) -> String {
         format!("<b class=\"bad\">down</b>: {}", escape(&problem))
     };
     let offset = s.clock_offset_secs.load(Ordering::Relaxed);
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>ITNIO OTP exporter</title>
-<style>body{{font-family:sans-serif;max-width:80em;margin:2em auto}}td,th{{padding:.2em 1em .2em 0;text-align:left}}.num{{text-align:right}}.bad{{color:#b00020;font-weight:bold}}.good{{color:#1b5e20}}.muted{{color:#777}}</style></head>
-<body><h1>ITNIO OTP exporter</h1>
+    let body = format!(
+        r#"<h1>ITNIO OTP exporter</h1>
 <p>Version {version}. Prometheus metrics of OTP delivery health.</p>
 <ul id="links"><li><a href="{telemetry}">{telemetry}</a></li><li><a href="/orders" id="orders-link">/orders</a> (the order journal)</li><li><a href="/breakdown?by=operator&amp;since=15m" id="operators-link">operators, last 15 minutes</a></li><li><a href="/healthz">/healthz</a></li><li><a href="/readyz">/readyz</a></li></ul>
 <table id="overview">
@@ -313,8 +310,7 @@ fn landing(ctx: &Ctx, now_ms: i64, countries: &str) -> String {
 <tr><td>Clock correction</td><td>{offset} s</td></tr>
 </table>
 <h2 id="last-15-minutes">Last 15 minutes by country, worst first</h2>
-{countries}</body></html>
-"#,
+{countries}"#,
         version = escape(env!("CARGO_PKG_VERSION")),
         telemetry = escape(&ctx.telemetry_path),
         ready = s.ready(),
@@ -323,7 +319,8 @@ fn landing(ctx: &Ctx, now_ms: i64, countries: &str) -> String {
         spool = escape(&ctx.page.spool_dir),
         state = escape(&ctx.page.state_dir),
         api_url = escape(&ctx.page.api_url),
-    )
+    );
+    pages::layout("ITNIO OTP exporter", &body)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::html::{
 use crate::error::Chain;
 use crate::http::api::read_journal;
 use crate::http::{escape, Ctx};
+use crate::journal::query::By;
 use crate::journal::query::{self, Breakdown, BreakdownRow};
 
 /// Every outcome but `verified`: the "failed" links.
@@ -74,8 +75,14 @@ pub(super) async fn breakdown(ctx: &Ctx, query: Option<&str>) -> Response<Full<B
 /// country) its operators, keeping `kept` (the filter and time range as given).
 pub(super) fn breakdown_table(b: &Breakdown, kept: &[(&str, &str)], id: &str) -> String {
     let by = b.by.as_str();
+    let heading = match b.by {
+        By::Country => "Country",
+        By::Operator => "Operator",
+        By::Channel => "Channel",
+        By::AppId => "App",
+    };
     let mut t = format!(
-        "<table id=\"{id}\" data-by=\"{by}\"><thead><tr><th>{by}</th><th>Orders</th><th>Final</th><th>Pending</th><th>Verified</th><th>Not verified</th><th>Conversion</th><th>Delivery ratio</th><th>Latency p50</th><th>Latency p95</th><th>Cost (USD)</th><th>Per verified (USD)</th><th>Drill down</th></tr></thead><tbody>\n"
+        "<table id=\"{id}\" data-by=\"{by}\"><thead><tr><th>{heading}</th><th>Orders</th><th>Final</th><th>Pending</th><th>Verified</th><th>Not verified</th><th>Conversion</th><th>Delivery ratio</th><th>Latency p50</th><th>Latency p95</th><th>Cost (USD)</th><th>Per verified (USD)</th><th>Drill down</th></tr></thead><tbody>\n"
     );
     if b.rows.is_empty() {
         t.push_str("<tr id=\"no-rows\"><td colspan=\"13\" class=\"muted\">No orders in this range.</td></tr>\n");

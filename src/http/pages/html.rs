@@ -22,9 +22,15 @@ ol#timeline li{margin:.2em 0}time{font-family:monospace;color:#444;margin-right:
 .muted{color:#777}";
 
 pub(super) fn page(title: &str, body: &str) -> String {
+    layout(&format!("{title} · ITNIO OTP exporter"), body)
+}
+
+/// A page with the shared style and navigation, titled `title` exactly (the landing
+/// page is "ITNIO OTP exporter" alone).
+pub(in crate::http) fn layout(title: &str, body: &str) -> String {
     format!(
         r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title} · ITNIO OTP exporter</title>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>{STYLE}</style></head>
 <body><nav id="nav"><a href="/" id="nav-home">Overview</a><a href="/orders" id="nav-orders">Orders</a><a href="/breakdown?by=country&amp;since=15m" id="nav-breakdown">Breakdown</a></nav>
 {body}</body></html>

@@ -20,6 +20,7 @@ use hyper::{Response, StatusCode};
 
 use super::api::percent_decode;
 use super::Ctx;
+pub(in crate::http) use html::layout;
 use html::problem_page;
 
 pub(super) use overview::{landing, overview_rows};
