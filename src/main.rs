@@ -9,6 +9,9 @@ use tracing_subscriber::{EnvFilter, Layer};
 use itnio_otp_exporter::cli::{self, Cli, Command, LogFormat};
 use itnio_otp_exporter::error::Chain;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let args = Cli::parse();
     let filter = || {

@@ -259,6 +259,11 @@ impl Core {
         (dispatchable, sleep_ms)
     }
 
+    /// Some order is due at `now_ms` (cheap: peeks the queue).
+    pub fn has_due(&mut self, now_ms: i64) -> bool {
+        self.queue.peek_due().is_some_and(|due| due <= now_ms)
+    }
+
     /// The next due order as a job for a worker (marked in flight), if any: decisive
     /// polls first, then expected, then routine (see [`DueQueue::take_due`]). The loop
     /// calls this only with a rate-limit cell in hand, so the query goes out now and

@@ -128,7 +128,8 @@ impl<C: Clock> Scheduler<C> {
     ) -> Result<(), SchedulerError> {
         let held = self.core.health.held();
         let mut pool = WorkerPool::start(source, workers, max_requests_per_second, held);
-        let limiter = pool.limiter.clone();
+        // Set when the rate limit said "not yet": no job is picked before then.
+        let mut budget_at: Option<tokio::time::Instant> = None;
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
@@ -146,14 +147,15 @@ impl<C: Clock> Scheduler<C> {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                Some(ended) = pool.workers.join_next() => {
-                    let error = SchedulerError::worker_ended(ended);
-                    tracing::error!(error = %crate::error::Chain(&error), "stopping the scheduler");
-                    failure = Some(error);
-                    break;
-                }
-                Some(done) = pool.done.recv() => {
-                    let staged = self.on_answers(&mut pool, done);
+                Some(joined) = pool.next_done() => {
+                    let staged = match self.on_answers(&mut pool, joined) {
+                        Ok(staged) => staged,
+                        Err(error) => {
+                            tracing::error!(error = %crate::error::Chain(&error), "stopping the scheduler");
+                            failure = Some(error);
+                            break;
+                        }
+                    };
                     if staged >= GROUP_COMMIT_ANSWERS {
                         self.core.commit(Changes::default(), self.clock.now_ms());
                         commit_at = None;
@@ -174,22 +176,13 @@ impl<C: Clock> Scheduler<C> {
                     }
                     None => intake_open = false,
                 },
-                // The cell first, then the choice: the job is picked the moment it can
-                // go out (a free worker and a cell), not committed while waiting for
-                // the budget. No cell is kept across iterations (it would make a burst
-                // of two); `until_ready` is cancel-safe (a cell is taken only when it
-                // returns).
-                () = limiter.until_ready(), if dispatchable && pool.has_free_worker() => {
-                    let permit = match pool.jobs.try_reserve() {
-                        Ok(permit) => permit,
-                        Err(mpsc::error::TrySendError::Closed(())) => break,
-                        // Not with fewer jobs in flight than workers; the cell is lost.
-                        Err(mpsc::error::TrySendError::Full(())) => continue,
-                    };
-                    if let Some(job) = self.core.next_job(self.clock.now_ms()) {
-                        permit.send(job);
-                        pool.in_flight += 1;
-                    }
+                // The cell first, then the choice: a job is picked the moment it can go
+                // out (a free slot and a rate-limit cell), not committed while waiting
+                // for the budget, so under a short budget the queue's priorities choose
+                // what goes out (decisive polls first). Every job that can go out now
+                // goes in one turn of the loop.
+                () = sleep_until_or_now(budget_at), if dispatchable && pool.has_free_worker() => {
+                    budget_at = self.dispatch(&mut pool);
                 }
                 _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)), if !dispatchable => {}
                 _ = housekeeping.tick() => {
@@ -204,18 +197,45 @@ impl<C: Clock> Scheduler<C> {
 
     /// A worker's answer, with whatever else finished meanwhile, staged for the next
     /// group commit; returns how many answers are staged.
-    fn on_answers(&mut self, pool: &mut WorkerPool, first: pool::Done) -> usize {
+    /// Sends due jobs while a query slot and a rate-limit cell are free; returns when
+    /// the next cell comes if the rate limit stopped it.
+    fn dispatch<R: RecordSource>(
+        &mut self,
+        pool: &mut WorkerPool<R>,
+    ) -> Option<tokio::time::Instant> {
+        let now = self.clock.now_ms();
+        while pool.has_free_worker() && self.core.has_due(now) {
+            if let Err(not_until) = pool.limiter.check() {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                return Some(tokio::time::Instant::now() + wait);
+            }
+            let Some(job) = self.core.next_job(now) else {
+                break;
+            };
+            pool.send(job);
+        }
+        None
+    }
+
+    /// A query task that panicked lost its order's answer: an error.
+    fn on_answers<R: RecordSource>(
+        &mut self,
+        pool: &mut WorkerPool<R>,
+        first: Result<pool::Done, tokio::task::JoinError>,
+    ) -> Result<usize, SchedulerError> {
         let now = self.clock.now_ms();
         let mut changes = Changes::default();
-        pool.in_flight -= 1;
-        self.core.on_done(first, now, &mut changes);
-        let mut answers = 1;
-        while let Ok(done) = pool.done.try_recv() {
-            pool.in_flight -= 1;
+        let mut answers = 0;
+        let mut joined = Some(first);
+        while let Some(done) = joined {
+            let done = done.map_err(|e| SchedulerError::worker_ended(Err(e)))?;
             answers += 1;
             self.core.on_done(done, now, &mut changes);
+            joined = pool.try_next_done();
         }
-        self.core.stage(changes, answers)
+        Ok(self.core.stage(changes, answers))
     }
 
     /// Once a second: the heartbeat, unsaved changes, gauges; every 10 seconds the
@@ -237,23 +257,25 @@ impl<C: Clock> Scheduler<C> {
 
     /// Shutdown: no new queries; those in flight finish within `drain` and update their
     /// orders, which stay pending (the next run finalizes them).
-    async fn drain(mut self, mut pool: WorkerPool, drain: Duration) {
+    async fn drain<R: RecordSource>(mut self, mut pool: WorkerPool<R>, drain: Duration) {
         pool.stop();
         self.core.begin_drain();
         let deadline = tokio::time::Instant::now() + drain;
         let mut changes = Changes::default();
         let mut answered_while_draining = 0usize;
-        while pool.in_flight > 0 {
-            match tokio::time::timeout_at(deadline, pool.done.recv()).await {
-                Ok(Some(done)) => {
-                    pool.in_flight -= 1;
+        while pool.in_flight() > 0 {
+            match tokio::time::timeout_at(deadline, pool.next_done()).await {
+                Ok(Some(Err(e))) => {
+                    tracing::error!(error = %e, "a query task failed while stopping");
+                }
+                Ok(Some(Ok(done))) => {
                     answered_while_draining += usize::from(done.query.is_some());
                     self.core.on_done(done, self.clock.now_ms(), &mut changes);
                 }
                 Ok(None) => break,
                 Err(_) => {
                     tracing::warn!(
-                        in_flight = pool.in_flight,
+                        in_flight = pool.in_flight(),
                         "in-flight queries did not finish in time; their orders stay pending"
                     );
                     break;
@@ -275,6 +297,13 @@ impl<C: Clock> Scheduler<C> {
 const GROUP_COMMIT: Duration = Duration::from_millis(50);
 /// Staged answers that are committed at once, without waiting.
 const GROUP_COMMIT_ANSWERS: usize = 1024;
+
+/// Sleeps until `at`, or returns at once without one.
+async fn sleep_until_or_now(at: Option<tokio::time::Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}
 
 /// Sleeps until `at`, or forever without one (a `select!` branch that never fires).
 async fn sleep_until_some(at: Option<tokio::time::Instant>) {

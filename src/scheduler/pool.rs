@@ -1,6 +1,10 @@
-//! A fixed pool of workers sharing one job channel, and the rate limiter the loop
-//! consults before it picks a job: at most `max_in_flight` queries at once, whatever
-//! the number of pending orders.
+//! The queries in flight: one task per query, whose output is the answer, and the
+//! rate limiter the loop consults before it picks a job: at most `max_in_flight`
+//! queries at once, whatever the number of pending orders.
+//!
+//! A task per query (not long-lived workers sharing a job channel): no hand-off
+//! through a shared receiver, so queries start and finish on whichever runtime
+//! thread is free, and the loop collects answers from the [`JoinSet`] directly.
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -8,8 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{mpsc, Mutex};
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
 use crate::api::{ApiClient, Query};
 
@@ -25,7 +28,7 @@ impl RecordSource for ApiClient {
     }
 }
 
-/// A query for a worker.
+/// A query to send.
 #[derive(Debug)]
 pub(super) struct Job {
     pub order_id: Arc<str>,
@@ -34,7 +37,7 @@ pub(super) struct Job {
     pub probe: bool,
 }
 
-/// A worker's answer; `query` is `None` when the job was handed back unsent (API
+/// A query's answer; `query` is `None` when the job was handed back unsent (API
 /// paused or shutting down).
 #[derive(Debug)]
 pub(super) struct Done {
@@ -42,111 +45,101 @@ pub(super) struct Done {
     pub query: Option<Query>,
 }
 
-pub(super) struct WorkerPool {
-    /// Bounded to the number of workers; the loop hands out a job only while fewer
-    /// than that are in flight, so a worker takes it at once.
-    pub jobs: mpsc::Sender<Job>,
-    /// Number of workers.
+pub(super) struct WorkerPool<R> {
+    source: Arc<R>,
+    /// `max_in_flight`.
     pub size: usize,
-    /// Taken by the loop before it picks a job (not by the workers after): a job is
-    /// chosen only when it can go out now, so under a short budget the priorities of
-    /// the due queue decide what goes out instead of a backlog committed in advance.
+    /// Taken by the loop before it picks a job: a job is chosen only when it can go
+    /// out now, so under a short budget the priorities of the due queue decide what
+    /// goes out instead of a backlog committed in advance.
     pub limiter: Arc<DefaultDirectRateLimiter>,
-    pub done: mpsc::UnboundedReceiver<Done>,
-    /// Jobs sent and not yet answered or handed back.
-    pub in_flight: usize,
-    /// Set at shutdown: jobs still buffered are handed back unsent.
-    stopping: Arc<AtomicBool>,
-    /// Watched by the loop: workers end only after `stop`, so one that ends before
-    /// (a panic) lost the job it held.
-    pub workers: JoinSet<()>,
+    /// While set, only probes are sent; other jobs come back unsent.
+    held: Arc<AtomicBool>,
+    /// Set at shutdown: jobs come back unsent.
+    stopping: bool,
+    /// One task per query sent and not yet collected; a task that panics lost its
+    /// order's answer (the order would stay "in flight" forever).
+    queries: JoinSet<Done>,
 }
 
-impl WorkerPool {
-    /// Starts `workers` workers (at least one) sending at most `max_requests_per_second`.
-    /// While `held` is set, only probes are sent; other jobs are handed back.
-    pub fn start<R: RecordSource>(
+/// At most `per_second` cells in any one-second window. Up to 1,000/s the cells are
+/// evenly spaced (no burst). Above that, a millisecond's worth may go at once: the
+/// loop's timers tick in milliseconds, so even spacing there would cap the rate at
+/// 1,000/s; the refill is lowered by that burst, so a second still never holds more
+/// than `per_second`.
+fn rate_limiter(per_second: u32) -> DefaultDirectRateLimiter {
+    let burst = (per_second / 1000).max(1);
+    let refill = per_second.saturating_sub(burst - 1);
+    let refill = NonZeroU32::new(refill).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::direct(Quota::per_second(refill).allow_burst(burst))
+}
+
+impl<R: RecordSource> WorkerPool<R> {
+    /// A pool of at most `workers` (at least one) queries in flight, sending at most
+    /// `max_requests_per_second`. While `held` is set, only probes are sent.
+    pub fn start(
         source: Arc<R>,
         workers: usize,
         max_requests_per_second: u32,
         held: Arc<AtomicBool>,
     ) -> Self {
-        let workers = workers.max(1);
-        let per_second = NonZeroU32::new(max_requests_per_second).unwrap_or(NonZeroU32::MIN);
-        // No burst: requests are spaced evenly, so no one-second window ever holds more
-        // than `max_requests_per_second` (a burst allowance would double it at a spike).
-        let limiter: Arc<DefaultDirectRateLimiter> = Arc::new(RateLimiter::direct(
-            Quota::per_second(per_second).allow_burst(NonZeroU32::MIN),
-        ));
-        let (jobs, job_rx) = mpsc::channel::<Job>(workers);
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        let (done_tx, done) = mpsc::unbounded_channel::<Done>();
-        let stopping = Arc::new(AtomicBool::new(false));
-        let mut pool = JoinSet::new();
-        for _ in 0..workers {
-            pool.spawn(work(
-                job_rx.clone(),
-                done_tx.clone(),
-                source.clone(),
-                stopping.clone(),
-                held.clone(),
-            ));
-        }
+        let limiter = Arc::new(rate_limiter(max_requests_per_second));
         WorkerPool {
-            jobs,
-            size: workers,
+            source,
+            size: workers.max(1),
             limiter,
-            done,
-            in_flight: 0,
-            stopping,
-            workers: pool,
+            held,
+            stopping: false,
+            queries: JoinSet::new(),
         }
     }
 
-    /// Shutdown: queries already sent finish, jobs still buffered come back unsent,
-    /// and no new job can be sent.
+    /// Sends `job` (or hands it back unsent while paused or stopping).
+    pub fn send(&mut self, job: Job) {
+        let hand_back = self.stopping || (self.held.load(Ordering::Relaxed) && !job.probe);
+        let source = self.source.clone();
+        self.queries.spawn(async move {
+            let query = if hand_back {
+                None
+            } else {
+                Some(source.query(&job.app_id, &job.order_id).await)
+            };
+            Done {
+                order_id: job.order_id,
+                query,
+            }
+        });
+    }
+
+    /// The next answer (cancel-safe); `None` with nothing in flight.
+    pub async fn next_done(&mut self) -> Option<Result<Done, JoinError>> {
+        self.queries.join_next().await
+    }
+
+    /// An answer that is already there, without waiting.
+    pub fn try_next_done(&mut self) -> Option<Result<Done, JoinError>> {
+        self.queries.try_join_next()
+    }
+
+    /// Queries sent and not yet collected.
+    pub fn in_flight(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// Shutdown: queries already sent finish; jobs sent from now on come back unsent.
     pub fn stop(&mut self) {
-        self.stopping.store(true, Ordering::Relaxed);
-        // A closed channel makes the workers end once it is empty.
-        let (closed, _) = mpsc::channel(1);
-        self.jobs = closed;
+        self.stopping = true;
     }
 
-    /// A worker can take a job now.
+    /// Another query can go out now.
     pub fn has_free_worker(&self) -> bool {
-        self.in_flight < self.size
+        self.queries.len() < self.size
     }
 
-    /// Ends the workers still waiting for an answer (after the drain time).
+    /// Ends the queries still waiting for an answer (after the drain time).
     pub fn abort(&mut self) {
-        self.workers.abort_all();
-    }
-}
-
-async fn work<R: RecordSource>(
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
-    done: mpsc::UnboundedSender<Done>,
-    source: Arc<R>,
-    stopping: Arc<AtomicBool>,
-    held: Arc<AtomicBool>,
-) {
-    loop {
-        let job = { jobs.lock().await.recv().await };
-        let Some(job) = job else { break };
-        let hand_back =
-            stopping.load(Ordering::Relaxed) || (held.load(Ordering::Relaxed) && !job.probe);
-        let query = if hand_back {
-            None
-        } else {
-            Some(source.query(&job.app_id, &job.order_id).await)
-        };
-        let answer = Done {
-            order_id: job.order_id,
-            query,
-        };
-        if done.send(answer).is_err() {
-            break;
-        }
+        self.queries.abort_all();
     }
 }
 
@@ -185,30 +178,32 @@ mod tests {
         let source = Arc::new(Counting::default());
         let held = Arc::new(AtomicBool::new(true));
         let mut pool = WorkerPool::start(source.clone(), 2, 1000, held.clone());
-        pool.jobs.send(job("a", false)).await.unwrap();
-        let a = pool.done.recv().await.unwrap();
+        pool.send(job("a", false));
+        let a = pool.next_done().await.unwrap().unwrap();
         assert_eq!((&*a.order_id, a.query.is_none()), ("a", true));
-        pool.jobs.send(job("p", true)).await.unwrap();
-        let p = pool.done.recv().await.unwrap();
+        pool.send(job("p", true));
+        let p = pool.next_done().await.unwrap().unwrap();
         assert!(p.query.is_some(), "the probe goes out");
         held.store(false, Ordering::Relaxed);
-        pool.jobs.send(job("b", false)).await.unwrap();
-        assert!(pool.done.recv().await.unwrap().query.is_some());
+        pool.send(job("b", false));
+        assert!(pool.next_done().await.unwrap().unwrap().query.is_some());
         assert_eq!(source.0.load(Ordering::Relaxed), 2);
+        assert_eq!(pool.in_flight(), 0);
     }
 
     #[tokio::test]
     async fn a_stopped_pool_sends_nothing_more() {
         let source = Arc::new(Counting::default());
         let mut pool = WorkerPool::start(source.clone(), 1, 1000, Default::default());
-        // Queued before the stop, taken after it: handed back unsent.
-        let permit = pool.jobs.reserve().await.unwrap();
-        pool.stopping.store(true, Ordering::Relaxed);
-        permit.send(job("a", false));
-        let a = pool.done.recv().await.unwrap();
-        assert!(a.query.is_none());
         pool.stop();
-        assert!(pool.jobs.send(job("b", false)).await.is_err());
+        pool.send(job("a", false));
+        assert!(
+            !pool.has_free_worker(),
+            "a job handed back is in flight until collected"
+        );
+        let a = pool.next_done().await.unwrap().unwrap();
+        assert!(a.query.is_none());
+        assert!(pool.next_done().await.is_none());
         assert_eq!(source.0.load(Ordering::Relaxed), 0);
     }
 }
