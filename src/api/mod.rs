@@ -827,13 +827,14 @@ mod tests {
         let client = || {
             let api = ApiSettings {
                 api_key: api_key.into(),
-                ..test_settings(String::new())
+                ..test_settings("http://127.0.0.1:9".into())
             };
             ApiClient::new(&api).unwrap()
         };
         for status in [-1, -22, -18] {
             let client = ApiClient {
-                record_url: format!("{}{RECORD_PATH}", echoing(status).await),
+                record_url: reqwest::Url::parse(&format!("{}{RECORD_PATH}", echoing(status).await))
+                    .unwrap(),
                 ..client()
             };
             let q = client.query("app", "order-1").await;

@@ -88,6 +88,8 @@ pub(super) struct Core {
     unsaved: Changes,
     /// Answers staged in `unsaved` for the next group commit.
     staged_answers: usize,
+    /// A batch being written (its finalized orders still count as pending).
+    committing: Option<Committing>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     status: Arc<Status>,
@@ -169,6 +171,7 @@ impl Core {
             draining: false,
             unsaved: Changes::default(),
             staged_answers: 0,
+            committing: None,
             store,
             metrics,
             status,
@@ -178,7 +181,9 @@ impl Core {
     /// Orders not finalized in the store: those queued and those whose finalization
     /// is not committed yet.
     pub fn pending(&self) -> usize {
-        self.queue.len() + self.unsaved.finalized.len()
+        self.queue.len()
+            + self.unsaved.finalized.len()
+            + self.committing.as_ref().map_or(0, |c| c.finalized)
     }
 
     fn app_index(&self, app_id: &str) -> Option<u16> {
@@ -243,7 +248,8 @@ impl Core {
         while let Some(id) = self.queue.pop_due(now_ms) {
             self.advance(&id, Sighting::Skipped, None, now_ms, &mut changes);
         }
-        self.commit(changes, now_ms);
+        // Written by the loop's next group commit.
+        self.stage(changes, 0);
     }
 
     /// Whether an order is due now, and otherwise how long to sleep (at most a second):
@@ -542,62 +548,101 @@ impl Core {
     /// commit: an order is counted once its finalization is saved, so a restart cannot
     /// count it again. A failed commit keeps the whole batch for the next try (the
     /// store logs and reports the failure, once per distinct error).
+    ///
+    /// Synchronous (tests, shutdown); the loop writes off its thread with
+    /// [`Core::begin_commit`] and [`Core::end_commit`].
     pub fn commit(&mut self, changes: Changes, now_ms: i64) {
+        debug_assert!(self.committing.is_none(), "one write at a time, in order");
         self.unsaved.merge(changes);
+        if let Some(batch) = self.begin_commit(now_ms) {
+            let store = self.store.clone();
+            let result = tokio::task::block_in_place(|| batch.write(&store));
+            self.end_commit(batch, result);
+        }
+    }
+
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    /// Changes are staged or left by a failed commit.
+    pub fn has_unsaved(&self) -> bool {
+        !self.unsaved.is_empty()
+    }
+
+    /// Takes everything staged as one batch to write, with the pending states as they
+    /// are now; `None` with nothing to write. Until [`Core::end_commit`], its finalized
+    /// orders still count as pending.
+    pub fn begin_commit(&mut self, now_ms: i64) -> Option<Batch> {
         if self.unsaved.is_empty() {
-            return;
+            return None;
         }
         let mut changes = std::mem::take(&mut self.unsaved);
         self.staged_answers = 0;
         changes.updated.sort_unstable();
         changes.updated.dedup();
-        let states: Vec<(Arc<str>, PendingState)> = changes
+        let states = changes
             .updated
             .iter()
             .filter_map(|id| Some((id.clone(), self.pending_state(self.queue.get(id)?))))
             .collect();
-        let updates: Vec<(&str, &PendingState)> = states.iter().map(|(id, s)| (&**id, s)).collect();
-        let finalized: Vec<&str> = changes.finalized.iter().map(|(id, _, _)| &**id).collect();
-        let journal: Vec<(&str, &journal::Update)> =
-            changes.journal.iter().map(|(id, u)| (&**id, u)).collect();
-        let store = self.store.clone();
-        let result =
-            tokio::task::block_in_place(|| store.apply(&updates, &finalized, &journal, now_ms));
-        drop(updates);
-        drop(finalized);
-        drop(journal);
+        self.committing = Some(Committing {
+            finalized: changes.finalized.len(),
+            oldest_issued_ms: changes
+                .finalized
+                .iter()
+                .map(|(_, _, e)| e.tracking.issued_ms)
+                .min(),
+        });
+        Some(Batch {
+            changes,
+            states,
+            now_ms,
+        })
+    }
+
+    /// After a batch's write: counts what it saved, or keeps it (before anything staged
+    /// since) for the next try.
+    pub fn end_commit(&mut self, batch: Batch, result: Result<(), crate::store::StoreError>) {
+        self.committing = None;
+        let changes = batch.changes;
         if let Err(e) = result {
             tracing::debug!(error = %crate::error::Chain(&e), updated = changes.updated.len(), finalized = changes.finalized.len(), "order progress not saved; kept pending and retried");
-            self.unsaved = changes;
+            let newer = std::mem::replace(&mut self.unsaved, changes);
+            self.unsaved.merge(newer);
             return;
         }
         self.count_facts(changes.facts);
         for (order_id, outcome, entry) in changes.finalized {
-            let samples = outcome::samples(outcome, entry.tracking.last.as_deref());
-            let app = self.apps[entry.app as usize].clone();
-            if samples.attempts_dropped > 0 {
-                tracing::warn!(order_id = %order_id, app_id = %app, dropped = samples.attempts_dropped, "the order's record has more attempts than tracking.max_attempts_per_order; only the earliest are counted");
-            }
-            self.metrics.record_order(&app, &samples, entry.polls);
-            self.count_pending(entry.app, -1);
-            let latency_seconds = samples.attempts.iter().find_map(|a| a.latency_seconds);
-            let cost_usd: f64 = samples.attempts.iter().map(|a| a.cost_usd).sum();
-            tracing::info!(
-                order_id = %order_id,
-                app_id = %app,
-                outcome = outcome.as_str(),
-                channel = samples.channel,
-                country = samples.country,
-                operator = samples.operator_name,
-                mcc = samples.network.map(|n| n.0),
-                mnc = samples.network.map(|n| n.1),
-                latency_seconds,
-                cost_usd,
-                attempts = samples.attempts.len(),
-                queries = entry.polls,
-                "order finalized"
-            );
+            self.count_finalized(&order_id, outcome, &entry);
         }
+    }
+
+    fn count_finalized(&mut self, order_id: &str, outcome: Outcome, entry: &Entry) {
+        let samples = outcome::samples(outcome, entry.tracking.last.as_deref());
+        let app = self.apps[entry.app as usize].clone();
+        if samples.attempts_dropped > 0 {
+            tracing::warn!(order_id = %order_id, app_id = %app, dropped = samples.attempts_dropped, "the order's record has more attempts than tracking.max_attempts_per_order; only the earliest are counted");
+        }
+        self.metrics.record_order(&app, &samples, entry.polls);
+        self.count_pending(entry.app, -1);
+        let latency_seconds = samples.attempts.iter().find_map(|a| a.latency_seconds);
+        let cost_usd: f64 = samples.attempts.iter().map(|a| a.cost_usd).sum();
+        tracing::info!(
+            order_id = %order_id,
+            app_id = %app,
+            outcome = outcome.as_str(),
+            channel = samples.channel,
+            country = samples.country,
+            operator = samples.operator_name,
+            mcc = samples.network.map(|n| n.0),
+            mnc = samples.network.map(|n| n.1),
+            latency_seconds,
+            cost_usd,
+            attempts = samples.attempts.len(),
+            queries = entry.polls,
+            "order finalized"
+        );
     }
 
     /// Counts committed facts; the per-order debug line lets a test check that no fact
@@ -614,7 +659,9 @@ impl Core {
     /// Housekeeping: retries changes a failed commit left, or, with none waiting,
     /// lets the store reopen itself after a failure so that the spool resumes.
     pub fn retry_unsaved(&mut self, now_ms: i64) {
-        if !self.unsaved.is_empty() {
+        if self.committing.is_some() {
+            // The loop's write in progress retries with it.
+        } else if !self.unsaved.is_empty() {
             self.commit(Changes::default(), now_ms);
         } else if !self.store.is_healthy() {
             let store = self.store.clone();
@@ -640,11 +687,13 @@ impl Core {
     /// The oldest pending order's age (a scan of all orders, so once a second).
     pub fn update_gauges(&self, now_ms: i64) {
         let unsaved = self.unsaved.finalized.iter().map(|(_, _, e)| e);
+        let committing = self.committing.as_ref().and_then(|c| c.oldest_issued_ms);
         let oldest = self
             .queue
             .entries()
             .chain(unsaved)
             .map(|e| e.tracking.issued_ms)
+            .chain(committing)
             .min();
         let age = oldest.map_or(0.0, |issued| (now_ms - issued).max(0) as f64 / 1000.0);
         self.metrics.oldest_pending_age.set(age);
@@ -703,6 +752,41 @@ impl Core {
             }
         });
     }
+}
+
+/// What the loop writes in one transaction, off its thread.
+pub(super) struct Batch {
+    changes: Changes,
+    /// The pending states of `changes.updated` when the batch was taken.
+    states: Vec<(Arc<str>, PendingState)>,
+    now_ms: i64,
+}
+
+impl Batch {
+    /// The transaction (blocking).
+    pub fn write(&self, store: &Store) -> Result<(), crate::store::StoreError> {
+        let updates: Vec<(&str, &PendingState)> =
+            self.states.iter().map(|(id, s)| (&**id, s)).collect();
+        let finalized: Vec<&str> = self
+            .changes
+            .finalized
+            .iter()
+            .map(|(id, _, _)| &**id)
+            .collect();
+        let journal: Vec<(&str, &journal::Update)> = self
+            .changes
+            .journal
+            .iter()
+            .map(|(id, u)| (&**id, u))
+            .collect();
+        store.apply(&updates, &finalized, &journal, self.now_ms)
+    }
+}
+
+/// The batch being written, as far as `pending` and the oldest-age gauge need it.
+struct Committing {
+    finalized: usize,
+    oldest_issued_ms: Option<i64>,
 }
 
 /// Entries deleted per eviction transaction: a few milliseconds of the single writer.

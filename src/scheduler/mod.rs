@@ -140,9 +140,15 @@ impl<C: Clock> Scheduler<C> {
         // answers; the loop keeps dispatching meanwhile.
         let mut commit_at: Option<tokio::time::Instant> = None;
 
+        // The batch being written, off the loop's thread (one at a time, in order).
+        let mut writing: Option<tokio::task::JoinHandle<Written>> = None;
+
         loop {
             let now = self.clock.now_ms();
             self.core.hold_due(now);
+            if commit_at.is_none() && self.core.has_unsaved() {
+                commit_at = Some(tokio::time::Instant::now() + GROUP_COMMIT);
+            }
             let (dispatchable, sleep_ms) = self.core.next_wake(now);
             tokio::select! {
                 biased;
@@ -156,15 +162,22 @@ impl<C: Clock> Scheduler<C> {
                             break;
                         }
                     };
-                    if staged >= GROUP_COMMIT_ANSWERS {
-                        self.core.commit(Changes::default(), self.clock.now_ms());
+                    if staged >= GROUP_COMMIT_ANSWERS && writing.is_none() {
+                        writing = self.start_write();
                         commit_at = None;
-                    } else if commit_at.is_none() {
-                        commit_at = Some(tokio::time::Instant::now() + GROUP_COMMIT);
                     }
                 }
-                () = sleep_until_some(commit_at) => {
-                    self.core.commit(Changes::default(), self.clock.now_ms());
+                written = join_some(&mut writing) => {
+                    writing = None;
+                    let ok = written.result.is_ok();
+                    self.core.end_commit(written.batch, written.result);
+                    // After a failure the batch waits a second (the store reports it).
+                    if !ok {
+                        commit_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+                    }
+                }
+                () = sleep_until_some(commit_at), if writing.is_none() => {
+                    writing = self.start_write();
                     commit_at = None;
                 }
                 batch = intake.recv(), if intake_open => match batch {
@@ -191,8 +204,22 @@ impl<C: Clock> Scheduler<C> {
                 }
             }
         }
+        if let Some(write) = writing {
+            let written = finish_write(write).await;
+            self.core.end_commit(written.batch, written.result);
+        }
         self.drain(pool, drain).await;
         failure.map_or(Ok(()), Err)
+    }
+
+    /// Starts writing what is staged on the blocking pool.
+    fn start_write(&mut self) -> Option<tokio::task::JoinHandle<Written>> {
+        let batch = self.core.begin_commit(self.clock.now_ms())?;
+        let store = self.core.store();
+        Some(tokio::task::spawn_blocking(move || {
+            let result = batch.write(&store);
+            Written { batch, result }
+        }))
     }
 
     /// A worker's answer, with whatever else finished meanwhile, staged for the next
@@ -297,6 +324,34 @@ impl<C: Clock> Scheduler<C> {
 const GROUP_COMMIT: Duration = Duration::from_millis(50);
 /// Staged answers that are committed at once, without waiting.
 const GROUP_COMMIT_ANSWERS: usize = 1024;
+
+/// A batch written (or not) off the loop.
+struct Written {
+    batch: core::Batch,
+    result: Result<(), crate::store::StoreError>,
+}
+
+/// The write in progress, when it ends; never without one.
+async fn join_some(write: &mut Option<tokio::task::JoinHandle<Written>>) -> Written {
+    match write {
+        Some(handle) => join_write(handle).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn finish_write(mut handle: tokio::task::JoinHandle<Written>) -> Written {
+    join_write(&mut handle).await
+}
+
+async fn join_write(handle: &mut tokio::task::JoinHandle<Written>) -> Written {
+    match handle.await {
+        Ok(written) => written,
+        // A panic inside redb while writing: the store is unusable; crash loudly rather
+        // than lose the batch's orders silently.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("the state write was cancelled: {e}"),
+    }
+}
 
 /// Sleeps until `at`, or returns at once without one.
 async fn sleep_until_or_now(at: Option<tokio::time::Instant>) {
