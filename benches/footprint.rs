@@ -19,18 +19,20 @@
 //! - **/metrics** render time with 20,000 series (in-process `Metrics::render`, target
 //!   ≤ 10 ms).
 //!
-//! Environment: `FOOTPRINT_ORDERS`, `FOOTPRINT_POLL_ORDERS` (default 100,000),
+//! Environment: `FOOTPRINT_ORDERS`, `FOOTPRINT_POLL_ORDERS` (default 400,000: enough
+//! orders that none runs out of queries within the two windows),
 //! `FOOTPRINT_SKIP` (comma list of `throughput`, `memory`, `metrics`).
 
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use itnio_otp_exporter::metrics::Metrics;
 use itnio_otp_exporter::outcome::{AttemptResult, AttemptSample, Channel, OrderSamples, Outcome};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "common/mod.rs"]
 mod scripted;
@@ -52,6 +54,7 @@ fn run_server(port: u16) {
         .enable_all()
         .build()
         .expect("runtime");
+    scripted::serve_networks();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -69,6 +72,9 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The record server's pid, for its CPU time.
+static SERVER_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 fn start_server() -> (KillOnDrop, SocketAddr) {
     let addr = free_addr();
     let exe = std::env::current_exe().expect("this bench");
@@ -78,6 +84,7 @@ fn start_server() -> (KillOnDrop, SocketAddr) {
         .stdout(Stdio::null())
         .spawn()
         .expect("server");
+    SERVER_PID.store(child.id(), Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "the record server did not start");
@@ -87,46 +94,37 @@ fn start_server() -> (KillOnDrop, SocketAddr) {
 }
 
 // ---------------------------------------------------------------------------------
-// The raw client: keep-alive HTTP/1.1, no decoding beyond finding the body's end.
+// The raw client: hyper's HTTP/1.1 client connection, keep-alive, the body read and
+// dropped (no decoding, no signing, no state).
 
 async fn raw_connection(addr: SocketAddr, until: Instant, worker: usize) -> u64 {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+    use http_body_util::{BodyExt as _, Full};
+    let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
         return 0;
     };
     let _ = stream.set_nodelay(true);
+    let Ok((mut sender, connection)) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await
+    else {
+        return 0;
+    };
+    tokio::spawn(connection);
+    let host = addr.to_string();
     let mut done = 0u64;
-    let mut buf = vec![0u8; 16 * 1024];
     while Instant::now() < until {
         let body = format!(r#"{{"appId":"bench","orderId":"raw-{worker}-{done}"}}"#);
-        let request = format!(
-            "POST /otp/verification/orderId/record HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if stream.write_all(request.as_bytes()).await.is_err() {
-            break;
-        }
-        // Read the head, then the body by its length.
-        let mut have = 0;
-        let (head_end, length) = loop {
-            match stream.read(&mut buf[have..]).await {
-                Ok(0) | Err(_) => return done,
-                Ok(n) => have += n,
-            }
-            if let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let length = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                break (end + 4, length);
-            }
+        let Ok(request) = hyper::Request::post("/otp/verification/orderId/record")
+            .header("host", &host)
+            .header("content-type", "application/json")
+            .body(Full::new(hyper::body::Bytes::from(body)))
+        else {
+            return done;
         };
-        while have < head_end + length {
-            match stream.read(&mut buf[have..]).await {
-                Ok(0) | Err(_) => return done,
-                Ok(n) => have += n,
-            }
+        let Ok(response) = sender.send_request(request).await else {
+            return done;
+        };
+        if response.into_body().collect().await.is_err() {
+            return done;
         }
         done += 1;
     }
@@ -168,9 +166,10 @@ fn write_config(
 ) -> std::path::PathBuf {
     let path = dir.join("config.yml");
     let yaml = format!(
-        "listen: \"{listen}\"\nstate_dir: {state}\napi:\n  base_url: {base_url}\n  api_key: bench-key\n  api_secret: bench-secret\n  timeout: 5s\n  max_in_flight: 64\n  max_requests_per_second: 1000000\ndefault_app: bench\napps:\n  - id: bench\nspool:\n  dir: {spool}\n  rescan_interval: 1s\n  max_file_bytes: 1073741824\n{polling}",
+        "listen: \"{listen}\"\nstate_dir: {state}\napi:\n  base_url: {base_url}\n  api_key: bench-key\n  api_secret: bench-secret\n  timeout: 5s\n  max_in_flight: {inflight}\n  max_requests_per_second: 1000000\ndefault_app: bench\napps:\n  - id: bench\nspool:\n  dir: {spool}\n  rescan_interval: 1s\n  max_file_bytes: 1073741824\n{polling}",
         state = dir.join("state").display(),
         spool = dir.join("spool").display(),
+        inflight = env_number("FOOTPRINT_IN_FLIGHT", 64),
     );
     std::fs::create_dir_all(dir.join("spool")).expect("spool");
     std::fs::write(&path, yaml).expect("config");
@@ -198,18 +197,7 @@ impl Daemon {
     }
 
     fn get(&self, path: &str) -> Option<String> {
-        let mut stream = std::net::TcpStream::connect(self.listen).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        text.starts_with("HTTP/1.1 200").then_some(text)
+        http_get(self.listen, path)
     }
 
     fn sample(&self, name: &str) -> Option<f64> {
@@ -235,19 +223,9 @@ impl Daemon {
 
     /// (user + system) CPU seconds so far, from /proc.
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) / 100.0
+        cpu_seconds_of(self.pid())
     }
+
 
     fn rss_bytes(&self) -> u64 {
         let status =
@@ -266,6 +244,37 @@ impl Daemon {
             .status();
         let _ = self.child.0.wait();
     }
+}
+
+/// A process's (user + system) CPU seconds so far, from /proc.
+fn cpu_seconds_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A GET over a fresh connection; the whole response, if its status is 200.
+fn http_get(listen: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(listen).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.starts_with("HTTP/1.1 200").then_some(text)
 }
 
 fn write_spool(dir: &Path, name: &str, prefix: &str, orders: u64) {
@@ -289,39 +298,80 @@ fn throughput() {
         &format!("http://{server}/otp"),
         "polling:\n  first_delay: 100ms\n  max_interval: 200ms\n",
     );
-    let orders = env_number("FOOTPRINT_POLL_ORDERS", 100_000);
+    let orders = env_number("FOOTPRINT_POLL_ORDERS", 400_000);
     write_spool(dir.path(), "orders", "poll", orders);
     let daemon = Daemon::start(&config, listen, &dir.path().join("exporter.log"));
     daemon.wait_ready(Duration::from_secs(30)).expect("ready");
     // Warm: polls flowing.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut before = 0.0;
     while Instant::now() < deadline {
-        before = daemon
+        let polled = daemon
             .sample("otp_exporter_api_requests_total")
             .unwrap_or(0.0);
-        if before > orders as f64 / 5.0 {
+        if polled > orders as f64 / 5.0 {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let cpu_before = daemon.cpu_seconds();
-    let started = Instant::now();
-    std::thread::sleep(Duration::from_secs(8));
-    let after = daemon
-        .sample("otp_exporter_api_requests_total")
-        .unwrap_or(0.0);
-    let cpu = daemon.cpu_seconds() - cpu_before;
-    let elapsed = started.elapsed().as_secs_f64();
-    let polls = after - before;
-    let rate = polls / elapsed;
+    let (rate, cpu_seconds) = poll_rate(&daemon, Duration::from_secs(8));
     println!("throughput: raw client {raw:.0} req/s, daemon {rate:.0} polls/s against the same server; daemon / raw = {:.2} (target >= 0.50)", rate / raw);
     println!(
-        "cpu per poll: {:.1} µs (user + system {cpu:.2} s over {polls:.0} polls; {:.2} cores busy)",
-        cpu / polls * 1e6,
-        cpu / elapsed
+        "cpu per poll: {:.1} µs ({:.2} cores busy)",
+        cpu_seconds / rate * 1e6,
+        cpu_seconds
+    );
+    // The same while /metrics is scraped back to back: a scrape must not hold polling.
+    let scraping = Arc::new(AtomicBool::new(true));
+    let scraper = {
+        let scraping = scraping.clone();
+        let listen = daemon.listen;
+        std::thread::spawn(move || {
+            let mut times = Vec::new();
+            let mut series = 0;
+            while scraping.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                if let Some(text) = http_get(listen, "/metrics") {
+                    times.push(started.elapsed());
+                    series = text.lines().filter(|l| !l.starts_with('#')).count();
+                }
+            }
+            times.sort();
+            (times, series)
+        })
+    };
+    let (scraped_rate, _) = poll_rate(&daemon, Duration::from_secs(8));
+    scraping.store(false, Ordering::Relaxed);
+    let (times, series) = scraper.join().unwrap_or_default();
+    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    println!(
+        "polling while /metrics ({series} series) is scraped back to back: {scraped_rate:.0} polls/s, {:.2} of the rate without scrapes; {} scrapes, median {:.1} ms",
+        scraped_rate / rate,
+        times.len(),
+        median.as_secs_f64() * 1e3
     );
     daemon.stop();
+}
+
+/// Polls per second and CPU cores the daemon used over `window`.
+fn poll_rate(daemon: &Daemon, window: Duration) -> (f64, f64) {
+    let polls = || {
+        daemon
+            .sample("otp_exporter_api_requests_total")
+            .unwrap_or(0.0)
+    };
+    let before = polls();
+    let sum = || daemon.sample("otp_exporter_api_request_duration_seconds_sum").unwrap_or(0.0);
+    let sum_before = sum();
+    let cpu_before = daemon.cpu_seconds();
+    let server_pid = SERVER_PID.load(Ordering::Relaxed);
+    let server_before = cpu_seconds_of(server_pid);
+    let started = Instant::now();
+    std::thread::sleep(window);
+    let after = polls();
+    let cpu = daemon.cpu_seconds() - cpu_before;
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!("DEBUG mean query duration {:.2} ms, server {:.2} cores", (sum() - sum_before) / (after - before) * 1e3, (cpu_seconds_of(server_pid) - server_before) / started.elapsed().as_secs_f64());
+    ((after - before) / elapsed, cpu / elapsed)
 }
 
 fn memory() {

@@ -13,7 +13,41 @@ use hyper::{Request, Response};
 
 pub type Script = Arc<Mutex<HashMap<String, (u32, chrono::DateTime<chrono::Utc>)>>>;
 
-pub fn record(queries: u32, t0: chrono::DateTime<chrono::Utc>) -> String {
+/// The networks (MCC, MNC) records name: India's Vodafone Idea only, or, for a server
+/// started with [`serve_networks`], every network of the project's table (so that the
+/// daemon's per-country and per-operator series grow as in production).
+static NETWORKS: std::sync::OnceLock<Vec<(u16, u16)>> = std::sync::OnceLock::new();
+
+fn network_of(order_id: &str) -> (u16, u16) {
+    let networks = NETWORKS.get_or_init(|| vec![(404, 45)]);
+    let hash = order_id
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    networks[(hash % networks.len() as u64) as usize]
+}
+
+/// Records of the server name every (MCC, MNC) of `data/mcc-mnc.csv`, by order id.
+#[allow(dead_code)]
+pub fn serve_networks() {
+    let table = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mcc-mnc.csv"))
+        .unwrap_or_default();
+    let networks: Vec<(u16, u16)> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split(',');
+            let mcc = fields.next()?.parse().ok()?;
+            let mnc = fields.next()?.parse().ok()?;
+            Some((mcc, mnc))
+        })
+        .collect();
+    if !networks.is_empty() {
+        let _ = NETWORKS.set(networks);
+    }
+}
+
+pub fn record(queries: u32, t0: chrono::DateTime<chrono::Utc>, order_id: &str) -> String {
+    let (mcc, mnc) = network_of(order_id);
     let at = |s: i64| (t0 + chrono::Duration::seconds(s)).to_rfc3339();
     let sms = |status: i64, done: bool| {
         let done = if done {
@@ -22,7 +56,7 @@ pub fn record(queries: u32, t0: chrono::DateTime<chrono::Utc>) -> String {
             String::new()
         };
         format!(
-            r#"{{"submitTm":"{}"{done},"mcc":404,"mnc":45,"status":{status},"pay":0.01,"chargeCnt":1}}"#,
+            r#"{{"submitTm":"{}"{done},"mcc":{mcc},"mnc":{mnc},"status":{status},"pay":0.01,"chargeCnt":1}}"#,
             at(0)
         )
     };
@@ -56,11 +90,13 @@ pub async fn answer(
     let (queries, t0) = {
         let mut script = script.lock().expect("script lock");
         let now = chrono::Utc::now() - chrono::Duration::seconds(1);
-        let entry = script.entry(order_id).or_insert((0, now));
+        let entry = script.entry(order_id.clone()).or_insert((0, now));
         entry.0 += 1;
         *entry
     };
-    Ok(Response::new(Full::new(Bytes::from(record(queries, t0)))))
+    Ok(Response::new(Full::new(Bytes::from(record(
+        queries, t0, &order_id,
+    )))))
 }
 
 /// A number from the environment (`1_000_000` allowed), else `default`.
