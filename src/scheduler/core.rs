@@ -195,9 +195,6 @@ impl Core {
             tracing::warn!(order_id, app_id = %state.app_id, "pending order of an app no longer configured; it is not polled");
             return false;
         };
-        if self.queue.contains(order_id) {
-            return false;
-        }
         let mut tracking = Tracking::new(state.issued_ms);
         tracking.outcome = state.outcome;
         tracking.decided_ms = state.decided_ms;
@@ -206,7 +203,14 @@ impl Core {
         tracking.counted = state.counted;
         let due = tracking.first_poll_ms(&self.limits[app as usize], now_ms);
         let entry = Entry::new(app, tracking, state.polls);
-        self.queue.insert(Arc::from(order_id), entry, due);
+        match self.queue.insert(order_id, entry, due) {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(e) => {
+                tracing::error!(order_id, error = %e, "order not tracked");
+                return false;
+            }
+        }
         self.count_pending(app, 1);
         true
     }
@@ -340,10 +344,7 @@ impl Core {
                 Sighting::Skipped
             }
             QueryOutcome::Record(record) => {
-                let last = self
-                    .queue
-                    .get(order_id)
-                    .map(|e| (e.tracking.issued_ms, e.tracking.last.as_deref()));
+                let last = self.queue.get(order_id).map(|e| (e.issued_ms(), e.last()));
                 let issued_ms = last.map_or(now_ms, |l| l.0);
                 let order = outcome::ReadFor { issued_ms, now_ms };
                 let obs = outcome::observe(&record, &self.reading, order);
@@ -433,8 +434,11 @@ impl Core {
         };
         let app = entry.app;
         let limits = self.limits[app as usize];
-        let before = persisted_view(&entry.tracking, &limits);
-        let decided_before = entry.tracking.outcome.is_some();
+        // The rules work on the unpacked tracking (its record moved out, not cloned);
+        // it is packed back below.
+        let mut tracking = entry.take_tracking();
+        let before = persisted_view(&tracking, &limits);
+        let decided_before = tracking.outcome.is_some();
         let estimates = &mut self.estimates[app as usize];
         // While draining, facts are left for the next run: counted now, they would
         // never be scraped.
@@ -444,7 +448,7 @@ impl Core {
                 rule: &self.overdue_rule,
                 batch: limits.first_delay,
             };
-            let facts = outcome::reveal(obs, &mut entry.tracking.counted, now_ms, &expecting);
+            let facts = outcome::reveal(obs, &mut tracking.counted, now_ms, &expecting);
             for fact in facts {
                 fact.teach(estimates);
                 changes.facts.push((app, order_id.clone(), fact));
@@ -452,21 +456,18 @@ impl Core {
         }
         let latest = match &sighting {
             Sighting::Record(obs) => Some(obs),
-            _ => entry.tracking.last.as_deref(),
+            _ => tracking.last.as_deref(),
         };
         let expecting = Expecting {
             estimates,
             rule: &self.overdue_rule,
             batch: limits.first_delay,
         };
-        let expected = latest.and_then(|obs| {
-            outcome::next_expected(obs, &entry.tracking.counted, now_ms, &expecting)
-        });
-        let step = entry
-            .tracking
-            .apply_expecting(sighting, now_ms, &limits, expected);
-        let purpose = entry.tracking.next_purpose;
-        let changed = before != persisted_view(&entry.tracking, &limits);
+        let expected = latest
+            .and_then(|obs| outcome::next_expected(obs, &tracking.counted, now_ms, &expecting));
+        let step = tracking.apply_expecting(sighting, now_ms, &limits, expected);
+        let purpose = tracking.next_purpose;
+        let changed = before != persisted_view(&tracking, &limits);
         if self.journal {
             let finalized = match step {
                 Step::Finalize(outcome) if !self.draining => Some(outcome),
@@ -475,6 +476,7 @@ impl Core {
             let app_id = &self.apps[app as usize];
             let noted = note(
                 entry,
+                &tracking,
                 said,
                 Noted {
                     decided_before,
@@ -489,6 +491,7 @@ impl Core {
                 changes.journal.push((order_id.clone(), update));
             }
         }
+        entry.put_tracking(tracking);
         match step {
             Step::Finalize(outcome) if !self.draining => {
                 // Counted out of `orders_pending` in `commit`, once its metrics are in.
@@ -511,16 +514,15 @@ impl Core {
     }
 
     fn pending_state(&self, entry: &Entry) -> PendingState {
-        let t = &entry.tracking;
         PendingState {
             app_id: self.apps[entry.app as usize].to_string(),
-            issued_ms: t.issued_ms,
-            outcome: t.outcome,
-            decided_ms: t.decided_ms,
-            first_absent_ms: t.first_absent_ms,
+            issued_ms: entry.issued_ms(),
+            outcome: entry.outcome(),
+            decided_ms: entry.decided_ms(),
+            first_absent_ms: entry.first_absent_ms(),
             polls: entry.polls,
-            answers: t.answers,
-            counted: t.counted,
+            answers: entry.answers(),
+            counted: entry.counted(),
         }
     }
 
@@ -568,7 +570,7 @@ impl Core {
         }
         self.count_facts(changes.facts);
         for (order_id, outcome, entry) in changes.finalized {
-            let samples = outcome::samples(outcome, entry.tracking.last.as_deref());
+            let samples = outcome::samples(outcome, entry.last());
             let app = self.apps[entry.app as usize].clone();
             if samples.attempts_dropped > 0 {
                 tracing::warn!(order_id = %order_id, app_id = %app, dropped = samples.attempts_dropped, "the order's record has more attempts than tracking.max_attempts_per_order; only the earliest are counted");
@@ -639,7 +641,7 @@ impl Core {
             .queue
             .entries()
             .chain(unsaved)
-            .map(|e| e.tracking.issued_ms)
+            .map(|e| e.issued_ms())
             .min();
         let age = oldest.map_or(0.0, |issued| (now_ms - issued).max(0) as f64 / 1000.0);
         self.metrics.oldest_pending_age.set(age);
