@@ -161,7 +161,7 @@ pub struct SetAside {
 }
 
 /// redb's page cache (its default is 1 GiB).
-const STORE_CACHE_BYTES: usize = 64 << 20;
+const STORE_CACHE_BYTES: usize = 16 << 20;
 
 /// The file name of the state database under `state_dir`.
 pub const STATE_FILE: &str = "state.redb";
