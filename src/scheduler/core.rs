@@ -210,7 +210,7 @@ impl Core {
             Ok(true) => {}
             Ok(false) => return false,
             Err(e) => {
-                tracing::error!(order_id, error = %e, "order not tracked");
+                tracing::error!(order_id, error = %e, "pending order cannot be tracked; it is not polled");
                 return false;
             }
         }
