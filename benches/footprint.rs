@@ -226,7 +226,6 @@ impl Daemon {
         cpu_seconds_of(self.pid())
     }
 
-
     fn rss_bytes(&self) -> u64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
@@ -360,7 +359,11 @@ fn poll_rate(daemon: &Daemon, window: Duration) -> (f64, f64) {
             .unwrap_or(0.0)
     };
     let before = polls();
-    let sum = || daemon.sample("otp_exporter_api_request_duration_seconds_sum").unwrap_or(0.0);
+    let sum = || {
+        daemon
+            .sample("otp_exporter_api_request_duration_seconds_sum")
+            .unwrap_or(0.0)
+    };
     let sum_before = sum();
     let cpu_before = daemon.cpu_seconds();
     let server_pid = SERVER_PID.load(Ordering::Relaxed);
@@ -370,7 +373,11 @@ fn poll_rate(daemon: &Daemon, window: Duration) -> (f64, f64) {
     let after = polls();
     let cpu = daemon.cpu_seconds() - cpu_before;
     let elapsed = started.elapsed().as_secs_f64();
-    eprintln!("DEBUG mean query duration {:.2} ms, server {:.2} cores", (sum() - sum_before) / (after - before) * 1e3, (cpu_seconds_of(server_pid) - server_before) / started.elapsed().as_secs_f64());
+    eprintln!(
+        "DEBUG mean query duration {:.2} ms, server {:.2} cores",
+        (sum() - sum_before) / (after - before) * 1e3,
+        (cpu_seconds_of(server_pid) - server_before) / started.elapsed().as_secs_f64()
+    );
     ((after - before) / elapsed, cpu / elapsed)
 }
 

@@ -309,7 +309,7 @@ fn the_settle_deadline_waits_for_an_answer_while_the_api_rejects_us() {
         h.poll(T0 + at * S, record(0, -1));
     }
     assert_eq!(
-        h.core.queue.get("a").unwrap().tracking.decided_ms,
+        h.core.queue.get("a").unwrap().decided_ms(),
         Some(T0 + 5 * S)
     );
     // b's first poll finds our credentials rejected: paused until the probe at 130 s.
@@ -466,7 +466,7 @@ fn a_failed_query_at_the_window_close_decides_nothing() {
     let retry = h
         .poll(due, timeout())
         .expect("still pending after a timeout");
-    assert_eq!(h.core.queue.get("a").unwrap().tracking.outcome, None);
+    assert_eq!(h.core.queue.get("a").unwrap().outcome(), None);
     assert_eq!(h.poll(retry, record(-1, 0)), None);
     assert_eq!(h.finalized("unverified"), 1, "decided by the answer after");
     assert_eq!(h.attempts("delivered"), 1);

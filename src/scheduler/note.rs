@@ -4,7 +4,7 @@
 
 use super::queue::Entry;
 use crate::journal;
-use crate::outcome::{Limits, Outcome};
+use crate::outcome::{Limits, Outcome, Tracking};
 
 /// What the journal notes of one query: its answer, a failure, and the record's view
 /// when it may show something new.
@@ -31,15 +31,20 @@ pub(super) struct Noted<'a> {
 /// written with the next line. A line is written for what changes the order's
 /// persisted state, a record that differs from the last one, the first failure of a
 /// run and the first answer after it, the decision and the finalization.
-pub(super) fn note(entry: &mut Entry, said: Option<Said>, n: Noted<'_>) -> Option<journal::Update> {
+/// `t` is the order's tracking, unpacked from `entry` for the rules.
+pub(super) fn note(
+    entry: &mut Entry,
+    t: &Tracking,
+    said: Option<Said>,
+    n: Noted<'_>,
+) -> Option<journal::Update> {
     let said = said.unwrap_or_default();
     let queried = said.answer.is_some() || said.failure.is_some();
-    let first_failure = said.failure.is_some() && !entry.failing;
-    let recovered = said.answer.is_some() && entry.failing;
+    let first_failure = said.failure.is_some() && !entry.failing();
+    let recovered = said.answer.is_some() && entry.failing();
     if queried {
-        entry.failing = said.failure.is_some();
+        entry.set_failing(said.failure.is_some());
     }
-    let t = &entry.tracking;
     let decided = match (t.outcome, n.decided_before) {
         (Some(outcome), false) => Some((
             t.decided_ms.unwrap_or(n.now_ms),
