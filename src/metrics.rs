@@ -1,10 +1,16 @@
 //! The Prometheus metrics (names, types and labels are a contract: dashboards and
 //! alerts depend on them letter for letter).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use prometheus::{
-    CounterVec, Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+
+mod family;
+
+pub use family::{Child, CounterFamily, Family, HistogramFamily, IntCounterFamily};
 
 use crate::build_info;
 use crate::outcome::{AttemptResult, Channel, Fact, OrderSamples, Outcome, VALIDATED_FIELDS};
@@ -21,49 +27,81 @@ const POLL_DELAY_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 
 /// Spool line results (label `result`).
 pub const SPOOL_RESULTS: [&str; 3] = ["accepted", "duplicate", "rejected"];
 
+/// Labelled counters and histograms (the families that grow to thousands of series)
+/// are [`Family`]s that render themselves; the prometheus crate's registry keeps the
+/// scalars, the gauges and the process collector, and its output is merged in.
 pub struct Metrics {
     registry: Registry,
-    pub orders: IntCounterVec,
-    pub fallbacks: IntCounterVec,
-    pub attempts: IntCounterVec,
+    /// The [`Family`]s, sorted by name (clones sharing the fields' series).
+    families: Vec<Box<dyn RenderFamily>>,
+    /// Length of the last exposition: the next one's buffer starts that large.
+    last_len: AtomicUsize,
+    pub orders: IntCounterFamily<4>,
+    pub fallbacks: IntCounterFamily<4>,
+    pub attempts: IntCounterFamily<5>,
     /// `otp_operator_orders_total{app_id,country,operator,outcome}`.
-    pub operator_orders: IntCounterVec,
+    pub operator_orders: IntCounterFamily<4>,
     /// `otp_operator_attempts_total{country,mcc,mnc,operator,channel,result}`.
-    pub operator_attempts: IntCounterVec,
+    pub operator_attempts: IntCounterFamily<6>,
     /// `otp_operator_delivery_latency_seconds{country,operator}`.
-    pub operator_delivery_latency: HistogramVec,
+    pub operator_delivery_latency: HistogramFamily<2>,
     /// `otp_operator_cost_usd_total{app_id,country,operator}`.
-    pub operator_cost_usd: CounterVec,
-    pub delivery_latency: HistogramVec,
-    pub verification_latency: HistogramVec,
-    pub cost_usd: CounterVec,
-    pub sms_segments: IntCounterVec,
+    pub operator_cost_usd: CounterFamily<3>,
+    pub delivery_latency: HistogramFamily<2>,
+    pub verification_latency: HistogramFamily<3>,
+    pub cost_usd: CounterFamily<4>,
+    pub sms_segments: IntCounterFamily<3>,
     pub orders_pending: IntGaugeVec,
     pub oldest_pending_age: Gauge,
-    pub spool_lines: IntCounterVec,
-    pub spool_files_quarantined: IntCounterVec,
-    pub api_requests: IntCounterVec,
+    pub spool_lines: IntCounterFamily<1>,
+    pub spool_files_quarantined: IntCounterFamily<1>,
+    pub api_requests: IntCounterFamily<1>,
     pub api_duration: Histogram,
     pub api_up: IntGauge,
     pub polls_per_order: Histogram,
     pub build_info: IntGaugeVec,
-    pub store_errors: IntCounterVec,
+    pub store_errors: IntCounterFamily<1>,
     pub store_healthy: IntGauge,
-    pub invalid_values: IntCounterVec,
+    pub invalid_values: IntCounterFamily<1>,
     pub attempts_dropped: IntCounter,
-    pub attempt_results: IntCounterVec,
-    pub verifications: IntCounterVec,
-    pub orders_sent: IntCounterVec,
-    pub orders_overdue: IntCounterVec,
+    pub attempt_results: IntCounterFamily<5>,
+    pub verifications: IntCounterFamily<3>,
+    pub orders_sent: IntCounterFamily<3>,
+    pub orders_overdue: IntCounterFamily<4>,
     /// `otp_exporter_poll_delay_seconds{purpose}`: observed when a query is handed to
     /// a worker.
-    pub poll_delay: HistogramVec,
+    pub poll_delay: HistogramFamily<1>,
 }
 
-/// Registers metrics in one registry. Names and label sets are constants of this
-/// file, so a failure is a programming error caught by every test that builds
-/// `Metrics`, never something input can cause.
-struct Registrar(Registry);
+/// Registers metrics: scalars and gauges in the prometheus registry, labelled counters
+/// and histograms as [`Family`]s. Names and label sets are constants of this file, so
+/// a failure is a programming error caught by every test that builds `Metrics`, never
+/// something input can cause.
+struct Registrar {
+    registry: Registry,
+    families: Vec<Box<dyn RenderFamily>>,
+}
+
+/// A [`Family`] of any kind, as the exposition sees it.
+trait RenderFamily: Send + Sync {
+    fn name(&self) -> &str;
+    fn render(&self, out: &mut Vec<u8>);
+    #[cfg(test)]
+    fn collector(&self) -> Box<dyn prometheus::core::Collector>;
+}
+
+impl<V: family::Value, const N: usize> RenderFamily for Family<V, N> {
+    fn name(&self) -> &str {
+        Family::name(self)
+    }
+    fn render(&self, out: &mut Vec<u8>) {
+        Family::render(self, out)
+    }
+    #[cfg(test)]
+    fn collector(&self) -> Box<dyn prometheus::core::Collector> {
+        Box::new(self.clone())
+    }
+}
 
 impl Registrar {
     fn add<M: prometheus::core::Collector + Clone + 'static>(
@@ -71,21 +109,43 @@ impl Registrar {
         metric: prometheus::Result<M>,
     ) -> M {
         let metric = metric.expect("valid metric definition");
-        self.0
+        self.registry
             .register(Box::new(metric.clone()))
             .expect("unique metric name");
         metric
     }
 
-    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-        self.add(IntCounterVec::new(Opts::new(name, help), labels))
+    fn family<V: family::Value, const N: usize>(&mut self, family: Family<V, N>) -> Family<V, N> {
+        self.families.push(Box::new(family.clone()));
+        family
     }
 
-    fn histogram(&self, name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
-        self.add(HistogramVec::new(
-            histogram_opts(name, help, buckets),
-            labels,
-        ))
+    fn counter<const N: usize>(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: [&'static str; N],
+    ) -> IntCounterFamily<N> {
+        self.family(Family::with_bounds(name, help, &[], labels))
+    }
+
+    fn amount<const N: usize>(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: [&'static str; N],
+    ) -> CounterFamily<N> {
+        self.family(Family::with_bounds(name, help, &[], labels))
+    }
+
+    fn histogram<const N: usize>(
+        &mut self,
+        name: &str,
+        help: &str,
+        buckets: &'static [f64],
+        labels: [&'static str; N],
+    ) -> HistogramFamily<N> {
+        self.family(Family::with_bounds(name, help, buckets, labels))
     }
 }
 
@@ -108,62 +168,69 @@ fn histogram_opts(name: &str, help: &str, buckets: &[f64]) -> HistogramOpts {
 impl Metrics {
     /// Registers every metric; `app_ids` pre-creates the per-app pending gauges.
     pub fn new(app_ids: &[String]) -> Metrics {
-        let r = Registrar(Registry::new());
-        let m = Metrics {
+        let mut r = Registrar {
+            registry: Registry::new(),
+            families: Vec::new(),
+        };
+        let mut m = Metrics {
             orders: r.counter("otp_orders_total", "Finalized OTP orders by outcome; channel is the verification's channel, else the last attempt's, else none.",
-                &["app_id", "channel", "country", "outcome"]),
+                ["app_id", "channel", "country", "outcome"]),
             fallbacks: r.counter("otp_channel_fallbacks_total", "Channel switches inside finalized orders (attempts in submit order).",
-                &["app_id", "from", "to", "country"]),
+                ["app_id", "from", "to", "country"]),
             attempts: r.counter("otp_delivery_attempts_total", "Delivery attempts of finalized orders by result.",
-                &["app_id", "channel", "country", "mcc", "result"]),
+                ["app_id", "channel", "country", "mcc", "result"]),
             operator_orders: r.counter("otp_operator_orders_total", "Finalized OTP orders by outcome and the receiver's operator: the network (MCC, MNC) of the order's first attempt that reports both, named by the MCC/MNC table (normalised); unknown when no attempt reports both or the table does not name that network.",
-                &["app_id", "country", "operator", "outcome"]),
+                ["app_id", "country", "operator", "outcome"]),
             operator_attempts: r.counter("otp_operator_attempts_total", "Delivery attempts of finalized orders by result and operator (the attempts of otp_delivery_attempts_total); mnc as the MCC/MNC table writes it and operator its network name (normalised), both unknown when the attempt has no MNC or the table lacks the network; a call takes its order's SMS/SNA network.",
-                &["country", "mcc", "mnc", "operator", "channel", "result"]),
+                ["country", "mcc", "mnc", "operator", "channel", "result"]),
             operator_delivery_latency: r.histogram("otp_operator_delivery_latency_seconds", "Delivery latency of delivered attempts by operator (the observations of otp_delivery_latency_seconds); operator as in otp_operator_attempts_total: the attempt's network named by the MCC/MNC table (normalised), unknown without an MNC or a named network; a call takes its order's SMS/SNA network.",
-                LATENCY_BUCKETS, &["country", "operator"]),
-            operator_cost_usd: r.add(CounterVec::new(Opts::new("otp_operator_cost_usd_total", "Money spent on finalized orders in USD (SMS pay plus call cost) by operator: the money of otp_cost_usd_total, each attempt's under its operator as in otp_operator_attempts_total; a call takes its order's SMS/SNA network."),
-                &["app_id", "country", "operator"])),
+                LATENCY_BUCKETS, ["country", "operator"]),
+            operator_cost_usd: r.amount("otp_operator_cost_usd_total", "Money spent on finalized orders in USD (SMS pay plus call cost) by operator: the money of otp_cost_usd_total, each attempt's under its operator as in otp_operator_attempts_total; a call takes its order's SMS/SNA network.",
+                ["app_id", "country", "operator"]),
             delivery_latency: r.histogram("otp_delivery_latency_seconds", "Delivery latency of delivered attempts (SMS submit to DLR, call submit to answer, SNA request to result).",
-                LATENCY_BUCKETS, &["channel", "country"]),
+                LATENCY_BUCKETS, ["channel", "country"]),
             verification_latency: r.histogram("otp_verification_latency_seconds", "Time from the first attempt's submit to verification, for verified orders.",
-                LATENCY_BUCKETS, &["app_id", "channel", "country"]),
-            cost_usd: r.add(CounterVec::new(Opts::new("otp_cost_usd_total", "Money spent on finalized orders in USD (SMS pay plus call cost)."),
-                &["app_id", "channel", "country", "mcc"])),
+                LATENCY_BUCKETS, ["app_id", "channel", "country"]),
+            cost_usd: r.amount("otp_cost_usd_total", "Money spent on finalized orders in USD (SMS pay plus call cost).",
+                ["app_id", "channel", "country", "mcc"]),
             sms_segments: r.counter("otp_sms_segments_total", "Billed SMS segments of finalized orders.",
-                &["app_id", "country", "mcc"]),
+                ["app_id", "country", "mcc"]),
             orders_pending: r.add(IntGaugeVec::new(Opts::new("otp_exporter_orders_pending", "Orders being tracked."),
                 &["app_id"])),
             oldest_pending_age: r.add(Gauge::with_opts(Opts::new("otp_exporter_oldest_pending_age_seconds", "Age of the oldest pending order (0 when none)."))),
             spool_lines: r.counter("otp_exporter_spool_lines_total", "Spool lines read, by result.",
-                &["result"]),
+                ["result"]),
             spool_files_quarantined: r.counter("otp_exporter_spool_files_quarantined_total", "Spool files moved to quarantine whole, by reason.",
-                &["reason"]),
+                ["reason"]),
             api_requests: r.counter("otp_exporter_api_requests_total", "Record queries by the API's status, or http_NNN, timeout, connect_error, invalid_response.",
-                &["status"]),
+                ["status"]),
             api_duration: r.add(Histogram::with_opts(histogram_opts("otp_exporter_api_request_duration_seconds", "Record query latency.", API_BUCKETS))),
             api_up: r.add(IntGauge::with_opts(Opts::new("otp_exporter_api_up", "1 while the API accepts our credentials and answers."))),
             polls_per_order: r.add(Histogram::with_opts(histogram_opts("otp_exporter_polls_per_order", "Record queries spent per finalized order.", POLL_BUCKETS))),
             build_info: r.add(IntGaugeVec::new(Opts::new("otp_exporter_build_info", "Build information (version, git revision, rustc version); always 1."),
                 &["version", "revision", "rustc"])),
             store_errors: r.counter("otp_exporter_store_errors_total", "Failed writes to the state database, by operation (admit, commit, purge, reopen).",
-                &["op"]),
+                ["op"]),
             store_healthy: r.add(IntGauge::with_opts(Opts::new("otp_exporter_store_healthy", "1 while the state database takes writes; 0 after a failed write until a write succeeds again (not ready, spool files wait)."))),
             invalid_values: r.counter("otp_exporter_invalid_values_total", "Provider values of finalized orders dropped as unbelievable (negative, not finite or above tracking.max_cost_per_attempt_usd amounts; times unparseable, before the order's issue or in the future; chargeCnt above 255), by wire field.",
-                &["field"]),
+                ["field"]),
             attempts_dropped: r.add(IntCounter::new("otp_exporter_attempts_dropped_total", "Attempts of finalized orders beyond tracking.max_attempts_per_order, not counted in the otp_* metrics.")),
             attempt_results: r.counter("otp_attempt_results_total", "Delivery results of attempts (delivered, failed), counted when a poll first shows them, before the order is final.",
-                &["app_id", "channel", "country", "mcc", "result"]),
+                ["app_id", "channel", "country", "mcc", "result"]),
             verifications: r.counter("otp_verifications_total", "Orders counted when a poll first shows them verified, before they are final.",
-                &["app_id", "channel", "country"]),
+                ["app_id", "channel", "country"]),
             orders_sent: r.counter("otp_orders_sent_total", "Orders counted when a poll first shows an attempt; channel is the first attempt's.",
-                &["app_id", "channel", "country"]),
+                ["app_id", "channel", "country"]),
             orders_overdue: r.counter("otp_orders_overdue_total", "Orders later than expected for their country and first channel (learned 90th percentile): the first attempt's delivery report (stage delivery) or the verification (stage verification); each once per order.",
-                &["app_id", "channel", "country", "stage"]),
+                ["app_id", "channel", "country", "stage"]),
             poll_delay: r.histogram("otp_exporter_poll_delay_seconds", "How late each record query went out against the time it was planned for, by why it was planned (decisive, expected, routine).",
-                POLL_DELAY_BUCKETS, &["purpose"]),
-            registry: r.0,
+                POLL_DELAY_BUCKETS, ["purpose"]),
+            families: Vec::new(),
+            last_len: AtomicUsize::new(0),
+            registry: r.registry,
         };
+        m.families = r.families;
+        m.families.sort_by(|a, b| a.name().cmp(b.name()));
         #[cfg(target_os = "linux")]
         register_process_collector(&m.registry);
         m.preset(app_ids);
@@ -312,12 +379,44 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format.
+    /// The text exposition format: the families in name order, as `gather()` sorts
+    /// them, each family's series sorted by label values.
     pub fn render(&self) -> Vec<u8> {
-        let mut buffer = Vec::with_capacity(16 * 1024);
-        // Encoding into a Vec only fails on invalid metric families, which we never build.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
-        buffer
+        let mut out = Vec::with_capacity(self.last_len.load(Ordering::Relaxed) + 4096);
+        // Scalars, gauges and process_*: a few dozen series.
+        let gathered = self.registry.gather();
+        let mut gathered = gathered.iter().peekable();
+        let encoder = TextEncoder::new();
+        for family in &self.families {
+            while let Some(mf) = gathered.next_if(|mf| mf.name() < family.name()) {
+                // Encoding into a Vec only fails on invalid metric families, which we
+                // never build.
+                let _ = encoder.encode(std::slice::from_ref(mf), &mut out);
+            }
+            family.render(&mut out);
+        }
+        for mf in gathered {
+            let _ = encoder.encode(std::slice::from_ref(mf), &mut out);
+        }
+        self.last_len.store(out.len(), Ordering::Relaxed);
+        out
+    }
+
+    /// What the prometheus crate's `TextEncoder` writes for the same data, through a
+    /// registry holding every family: the reference `render` must equal.
+    #[cfg(test)]
+    fn render_by_text_encoder(&self) -> Vec<u8> {
+        let all = Registry::new();
+        for family in &self.families {
+            all.register(family.collector())
+                .expect("family names are unique");
+        }
+        let mut families = all.gather();
+        families.extend(self.registry.gather());
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&families, &mut out);
+        out
     }
 }
 
@@ -411,6 +510,69 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// The exposition without the `process_*` families, whose values move between
+    /// two renders (CPU seconds, memory).
+    fn without_process(text: &[u8]) -> String {
+        String::from_utf8(text.to_vec())
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains(" process_") && !l.starts_with("process_"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn render_writes_what_the_text_encoder_writes_for_the_same_data() {
+        let m = Metrics::new(&["app".to_string(), "b\"pp".to_string()]);
+        let samples = |country: &'static str, operator: &'static str| OrderSamples {
+            outcome: Outcome::Verified,
+            channel: "sms",
+            country,
+            network: Some((404, 45)),
+            operator,
+            operator_name: None,
+            attempts: vec![AttemptSample {
+                channel: Channel::Sms,
+                country,
+                mcc: "404".into(),
+                mnc: "045",
+                operator,
+                operator_name: None,
+                result: AttemptResult::Delivered,
+                latency_seconds: Some(2.5),
+                cost_usd: 0.1,
+                segments: 1,
+            }],
+            fallbacks: vec![(Channel::Sms, Channel::Call)],
+            verification_latency_seconds: Some(30.0),
+            attempts_dropped: 1,
+            invalid_values: Default::default(),
+        };
+        for (i, country) in ["IN", "ID", "BR", "I"].into_iter().enumerate() {
+            for app in ["app", "b\"pp", "z\\z"] {
+                for _ in 0..=i {
+                    m.record_order(app, &samples(country, "op_a"), 3);
+                    m.record_order(app, &samples(country, "unknown"), 1);
+                }
+            }
+        }
+        m.api_requests.with_label_values(&["0"]).inc();
+        m.poll_delay.with_label_values(&["routine"]).observe(0.7);
+        m.api_duration.observe(0.03);
+        m.orders_pending.with_label_values(&["app"]).set(5);
+        let ours = without_process(&m.render());
+        let want = without_process(&m.render_by_text_encoder());
+        assert!(ours.contains("otp_operator_cost_usd_total{"), "{ours}");
+        assert!(
+            ours.contains("otp_exporter_api_request_duration_seconds_bucket"),
+            "{ours}"
+        );
+        assert_eq!(ours, want);
+        // The process collector is there too, in its place.
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains("\nprocess_threads "), "{text}");
     }
 
     #[test]

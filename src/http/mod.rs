@@ -247,7 +247,17 @@ async fn route(ctx: &Ctx, get: bool, path: &str, query: Option<&str>) -> Respons
     const TEXT: &str = "text/plain; charset=utf-8";
     match path {
         path if path == &*ctx.telemetry_path => {
-            response(StatusCode::OK, metrics::CONTENT_TYPE, ctx.metrics.render())
+            // Milliseconds of CPU with many series: on a blocking thread, not on an
+            // async worker the scheduler needs.
+            let metrics = Arc::clone(&ctx.metrics);
+            match tokio::task::spawn_blocking(move || metrics.render()).await {
+                Ok(body) => response(StatusCode::OK, metrics::CONTENT_TYPE, body),
+                Err(_) => response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    TEXT,
+                    "the metrics could not be rendered\n",
+                ),
+            }
         }
         "/healthz" => match ctx.status.liveness_problem(crate::clock::unix_now_ms()) {
             Some(problem) => response(
