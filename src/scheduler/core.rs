@@ -90,8 +90,6 @@ pub(super) struct Core {
     staged_answers: usize,
     /// A batch being written (its finalized orders still count as pending).
     committing: Option<Committing>,
-    /// Orders taken in since freed memory was last handed back to the system.
-    taken_since_trim: usize,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     status: Arc<Status>,
@@ -174,7 +172,6 @@ impl Core {
             unsaved: Changes::default(),
             staged_answers: 0,
             committing: None,
-            taken_since_trim: 0,
             store,
             metrics,
             status,
@@ -232,25 +229,16 @@ impl Core {
             }
         }
         self.update_gauges(now_ms);
-        // The loaded rows were transient (freed as they went): hand their memory back.
-        release_freed_memory();
         loaded
     }
 
     /// Starts tracking orders the spool accepted.
     pub fn add_from_spool(&mut self, batch: Vec<SpoolOrder>, now_ms: i64) {
-        self.taken_since_trim += batch.len();
         for order in batch {
             let state = PendingState::new(order.app_id, order.issued_ms);
             if self.track(&order.order_id, &state, now_ms) {
                 tracing::debug!(order_id = %order.order_id, app_id = %state.app_id, "tracking order");
             }
-        }
-        // A big intake leaves the spool's and the store's transient memory behind
-        // (parsed lines, the admission's pages): hand it back once in a while.
-        if self.taken_since_trim >= TRIM_AFTER_ORDERS {
-            self.taken_since_trim = 0;
-            release_freed_memory();
         }
     }
 
@@ -801,22 +789,6 @@ impl Batch {
 struct Committing {
     finalized: usize,
     oldest_issued_ms: Option<i64>,
-}
-
-/// Orders taken in from the spool between two [`release_freed_memory`] calls.
-const TRIM_AFTER_ORDERS: usize = 1 << 16;
-
-/// Hands memory freed after a bulk load or intake back to the system. glibc keeps
-/// freed memory of its arenas (holes, and free tops below a threshold that grows with
-/// the large blocks it has seen), so without this a million transient rows stay in
-/// RSS (the footprint bench: ~120 B per pending order). Elsewhere a no-op.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes no pointer and has no precondition; glibc locks each
-    // arena while trimming it, so other threads may allocate meanwhile.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Entries deleted per eviction transaction: a few milliseconds of the single writer.
