@@ -312,12 +312,15 @@ fn throughput() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (rate, cpu_seconds) = poll_rate(&daemon, Duration::from_secs(8));
+    let window = poll_rate(&daemon, Duration::from_secs(8));
+    let rate = window.polls_per_second;
     println!("throughput: raw client {raw:.0} req/s, daemon {rate:.0} polls/s against the same server; daemon / raw = {:.2} (target >= 0.50)", rate / raw);
     println!(
-        "cpu per poll: {:.1} µs ({:.2} cores busy)",
-        cpu_seconds / rate * 1e6,
-        cpu_seconds
+        "cpu per poll: {:.1} µs (daemon {:.2} cores busy, record server {:.2}; mean query {:.2} ms)",
+        window.daemon_cores / rate * 1e6,
+        window.daemon_cores,
+        window.server_cores,
+        window.mean_query_ms
     );
     // The same while /metrics is scraped back to back: a scrape must not hold polling.
     let scraping = Arc::new(AtomicBool::new(true));
@@ -338,7 +341,7 @@ fn throughput() {
             (times, series)
         })
     };
-    let (scraped_rate, _) = poll_rate(&daemon, Duration::from_secs(8));
+    let scraped_rate = poll_rate(&daemon, Duration::from_secs(8)).polls_per_second;
     scraping.store(false, Ordering::Relaxed);
     let (times, series) = scraper.join().unwrap_or_default();
     let median = times.get(times.len() / 2).copied().unwrap_or_default();
@@ -351,8 +354,18 @@ fn throughput() {
     daemon.stop();
 }
 
-/// Polls per second and CPU cores the daemon used over `window`.
-fn poll_rate(daemon: &Daemon, window: Duration) -> (f64, f64) {
+/// What one measurement window saw.
+struct Window {
+    polls_per_second: f64,
+    /// CPU cores the daemon and the record server used.
+    daemon_cores: f64,
+    server_cores: f64,
+    /// `otp_exporter_api_request_duration_seconds`' mean over the window.
+    mean_query_ms: f64,
+}
+
+/// Polls per second and CPU the daemon used over `window`.
+fn poll_rate(daemon: &Daemon, window: Duration) -> Window {
     let polls = || {
         daemon
             .sample("otp_exporter_api_requests_total")

@@ -234,7 +234,7 @@ impl ApiClient {
                     Err(BodyError::Transport(e)) => transport_error(&e),
                     Err(e @ BodyError::TooLarge { .. }) => invalid_response(e.to_string()),
                     Ok(bytes) if http_status.is_success() => {
-                        self.classify(&bytes, server_date, &asked)
+                        self.classify(&bytes, server_date, asked)
                     }
                     // A 4xx that carries the API's own envelope (`401` with status -1, say)
                     // means what its status says; 5xx, 429 and bare error pages are transient.
@@ -244,7 +244,7 @@ impl ApiClient {
                                 && http_status.is_client_error()
                                 && http_status != reqwest::StatusCode::TOO_MANY_REQUESTS =>
                         {
-                            self.classify_reply(reply, server_date, &asked)
+                            self.classify_reply(reply, server_date, asked)
                         }
                         _ => (
                             QueryOutcome::Transient {
