@@ -386,12 +386,12 @@ fn poll_rate(daemon: &Daemon, window: Duration) -> Window {
     let after = polls();
     let cpu = daemon.cpu_seconds() - cpu_before;
     let elapsed = started.elapsed().as_secs_f64();
-    eprintln!(
-        "DEBUG mean query duration {:.2} ms, server {:.2} cores",
-        (sum() - sum_before) / (after - before) * 1e3,
-        (cpu_seconds_of(server_pid) - server_before) / started.elapsed().as_secs_f64()
-    );
-    ((after - before) / elapsed, cpu / elapsed)
+    Window {
+        polls_per_second: (after - before) / elapsed,
+        daemon_cores: cpu / elapsed,
+        server_cores: (cpu_seconds_of(server_pid) - server_before) / elapsed,
+        mean_query_ms: (sum() - sum_before) / (after - before) * 1e3,
+    }
 }
 
 fn memory() {
