@@ -130,6 +130,8 @@ impl<C: Clock> Scheduler<C> {
         let mut pool = WorkerPool::start(source, workers, max_requests_per_second, held);
         // Set when the rate limit said "not yet": no job is picked before then.
         let mut budget_at: Option<tokio::time::Instant> = None;
+        let limiter = pool.limiter.clone();
+        let precise = pool.paced_precisely();
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
@@ -194,8 +196,8 @@ impl<C: Clock> Scheduler<C> {
                 // for the budget, so under a short budget the queue's priorities choose
                 // what goes out (decisive polls first). Every job that can go out now
                 // goes in one turn of the loop.
-                () = sleep_until_or_now(budget_at), if dispatchable && pool.has_free_worker() => {
-                    budget_at = self.dispatch(&mut pool);
+                cell_in_hand = wait_for_budget(&limiter, budget_at, precise), if dispatchable && pool.has_free_worker() => {
+                    budget_at = self.dispatch(&mut pool, cell_in_hand);
                 }
                 _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)), if !dispatchable => {}
                 _ = housekeeping.tick() => {
@@ -222,17 +224,19 @@ impl<C: Clock> Scheduler<C> {
         }))
     }
 
-    /// A worker's answer, with whatever else finished meanwhile, staged for the next
-    /// group commit; returns how many answers are staged.
-    /// Sends due jobs while a query slot and a rate-limit cell are free; returns when
-    /// the next cell comes if the rate limit stopped it.
+    /// Sends due jobs while a query slot and a rate-limit cell are free (`cell_in_hand`:
+    /// the first cell is already taken); returns when the next cell comes if the rate
+    /// limit stopped it.
     fn dispatch<R: RecordSource>(
         &mut self,
         pool: &mut WorkerPool<R>,
+        mut cell_in_hand: bool,
     ) -> Option<tokio::time::Instant> {
         let now = self.clock.now_ms();
         while pool.has_free_worker() && self.core.has_due(now) {
-            if let Err(not_until) = pool.limiter.check() {
+            if std::mem::take(&mut cell_in_hand) {
+                // Taken by `wait_for_budget`.
+            } else if let Err(not_until) = pool.limiter.check() {
                 let wait = not_until.wait_time_from(governor::clock::Clock::now(
                     &governor::clock::DefaultClock::default(),
                 ));
@@ -353,10 +357,26 @@ async fn join_write(handle: &mut tokio::task::JoinHandle<Written>) -> Written {
     }
 }
 
-/// Sleeps until `at`, or returns at once without one.
-async fn sleep_until_or_now(at: Option<tokio::time::Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at).await;
+/// Waits for the rate limit's next cell after it said "not yet" at `at` (at once
+/// without); returns whether it took the cell. Up to 1,000/s the cell is awaited with
+/// governor's own timer, whose precision is finer than the loop's millisecond timer
+/// (rounding every wait up to a millisecond would stretch a 999/s budget towards
+/// 500/s); above, the limiter allows a millisecond's burst and the loop just sleeps.
+async fn wait_for_budget(
+    limiter: &governor::DefaultDirectRateLimiter,
+    at: Option<tokio::time::Instant>,
+    precise: bool,
+) -> bool {
+    match at {
+        None => false,
+        Some(_) if precise => {
+            limiter.until_ready().await;
+            true
+        }
+        Some(at) => {
+            tokio::time::sleep_until(at).await;
+            false
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::task::{JoinError, JoinSet};
@@ -53,6 +54,8 @@ pub(super) struct WorkerPool<R> {
     /// out now, so under a short budget the priorities of the due queue decide what
     /// goes out instead of a backlog committed in advance.
     pub limiter: Arc<DefaultDirectRateLimiter>,
+    /// `max_requests_per_second`.
+    per_second: u32,
     /// While set, only probes are sent; other jobs come back unsent.
     held: Arc<AtomicBool>,
     /// Set at shutdown: jobs come back unsent.
@@ -68,11 +71,20 @@ pub(super) struct WorkerPool<R> {
 /// 1,000/s; the refill is lowered by that burst, so a second still never holds more
 /// than `per_second`.
 fn rate_limiter(per_second: u32) -> DefaultDirectRateLimiter {
+    RateLimiter::direct(quota(per_second))
+}
+
+fn quota(per_second: u32) -> Quota {
+    let per_second = per_second.max(1);
     let burst = (per_second / 1000).max(1);
-    let refill = per_second.saturating_sub(burst - 1);
-    let refill = NonZeroU32::new(refill).unwrap_or(NonZeroU32::MIN);
+    let refill = u64::from(per_second - (burst - 1));
+    // The period rounded up to whole nanoseconds (`Quota::per_second` rounds it down,
+    // which lets a second hold a little more than asked at high rates).
+    let period = Duration::from_nanos(1_000_000_000u64.div_ceil(refill));
     let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-    RateLimiter::direct(Quota::per_second(refill).allow_burst(burst))
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
 }
 
 impl<R: RecordSource> WorkerPool<R> {
@@ -89,6 +101,7 @@ impl<R: RecordSource> WorkerPool<R> {
             source,
             size: workers.max(1),
             limiter,
+            per_second: max_requests_per_second,
             held,
             stopping: false,
             queries: JoinSet::new(),
@@ -120,6 +133,12 @@ impl<R: RecordSource> WorkerPool<R> {
     /// An answer that is already there, without waiting.
     pub fn try_next_done(&mut self) -> Option<Result<Done, JoinError>> {
         self.queries.try_join_next()
+    }
+
+    /// The rate limit's cells are awaited precisely (up to 1,000/s; see
+    /// [`rate_limiter`]).
+    pub fn paced_precisely(&self) -> bool {
+        self.per_second <= 1000
     }
 
     /// Queries sent and not yet collected.
@@ -170,6 +189,60 @@ mod tests {
             order_id: Arc::from(id),
             app_id: Arc::from("app"),
             probe,
+        }
+    }
+
+    /// Cells granted by the limiter of `per_second`, polled every `step`, over `total`
+    /// of a hand-moved clock: their times in nanoseconds.
+    fn granted(per_second: u32, step: Duration, total: Duration) -> Vec<u64> {
+        use governor::clock::FakeRelativeClock;
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::direct_with_clock(quota(per_second), clock.clone());
+        let mut at = Vec::new();
+        let mut now = Duration::ZERO;
+        while now < total {
+            while limiter.check().is_ok() {
+                at.push(now.as_nanos() as u64);
+            }
+            clock.advance(step);
+            now += step;
+        }
+        at
+    }
+
+    #[test]
+    fn no_second_holds_more_than_the_limit_and_the_limit_is_reached() {
+        // Up to 1,000/s the loop awaits cells with governor's timer (modelled by polling
+        // every 50 µs); above, it sleeps on its millisecond timer.
+        for per_second in [1, 20, 999, 1000, 1001, 5000, 50_000, 1_000_000] {
+            let steps = if per_second <= 1000 {
+                vec![Duration::from_micros(50)]
+            } else {
+                vec![Duration::from_millis(1), Duration::from_micros(50)]
+            };
+            for step in steps {
+                let at = granted(per_second, step, Duration::from_secs(3));
+                let mut end = 0;
+                for (i, start) in at.iter().enumerate() {
+                    while end < at.len() && at[end] < start + 1_000_000_000 {
+                        end += 1;
+                    }
+                    let within = end - i;
+                    assert!(
+                        within <= per_second as usize,
+                        "{per_second}/s polled every {step:?}: {within} cells in one second"
+                    );
+                }
+                // Over 3 s, nine tenths of the limit at least: a cell taken late moves
+                // the next one (the limiter has no memory of time lost), by at most
+                // the polling step here.
+                let least = (3 * per_second as usize) * 9 / 10;
+                assert!(
+                    at.len() >= least,
+                    "{per_second}/s polled every {step:?}: only {} cells in 3 s",
+                    at.len()
+                );
+            }
         }
     }
 
