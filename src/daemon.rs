@@ -157,7 +157,7 @@ pub async fn run(
     let drain = config.api.timeout.min(Duration::from_secs(10)) + Duration::from_secs(1);
     // The scheduler stops on a signal of its own, sent at shutdown or after a failure.
     let (stop_scheduler, scheduler_stopping) = watch::channel(false);
-    // A task of its own: the scheduler blocks briefly (block_in_place) to commit.
+    // A task of its own; its group commits are written on the blocking pool.
     let scheduler = tokio::spawn(scheduler.run(
         client,
         config.api.max_in_flight as usize,

@@ -1,0 +1,220 @@
+//! The group commit: what a batch of answers changed, staged until it is written in
+//! one transaction (off the loop's thread: [`Core::begin_commit`], [`Batch::write`],
+//! [`Core::end_commit`]), and counted in the metrics only once saved, so that a restart
+//! cannot count an order twice.
+
+use std::sync::Arc;
+
+use super::Core;
+use crate::journal;
+use crate::outcome::{self, Fact, Outcome};
+use crate::scheduler::queue::Entry;
+use crate::store::{PendingState, Store, StoreError};
+
+/// What one batch of events changed.
+#[derive(Debug, Default)]
+pub(in crate::scheduler) struct Changes {
+    /// Pending orders whose persisted state changed.
+    pub(super) updated: Vec<Arc<str>>,
+    /// Orders taken out of the queue, to be committed and then counted.
+    pub(super) finalized: Vec<(Arc<str>, Outcome, Entry)>,
+    /// Facts polls revealed first (app index, order), counted once committed.
+    pub(super) facts: Vec<(u16, Arc<str>, Fact)>,
+    /// Journal updates, written in the same transaction.
+    pub(super) journal: Vec<(Arc<str>, journal::Update)>,
+}
+
+impl Changes {
+    pub(super) fn is_empty(&self) -> bool {
+        self.updated.is_empty()
+            && self.finalized.is_empty()
+            && self.facts.is_empty()
+            && self.journal.is_empty()
+    }
+
+    /// Adds `later` to changes not yet committed (an order updated twice is written
+    /// once, with its state at commit time).
+    pub(super) fn merge(&mut self, later: Changes) {
+        if self.is_empty() {
+            *self = later;
+            return;
+        }
+        // Deduplicated once, at commit: a group commit merges many batches.
+        self.updated.extend(later.updated);
+        self.finalized.extend(later.finalized);
+        self.facts.extend(later.facts);
+        self.journal.extend(later.journal);
+    }
+}
+
+impl Core {
+    /// Keeps changes for the next [`Core::commit`] (a group commit); returns how many
+    /// answers are staged.
+    pub fn stage(&mut self, changes: Changes, answers: usize) -> usize {
+        self.unsaved.merge(changes);
+        self.staged_answers += answers;
+        self.staged_answers
+    }
+
+    /// Writes the batch's changes, with any left unsaved by a failed commit, in one
+    /// transaction, then emits the metrics of the finalized orders. Only after the
+    /// commit: an order is counted once its finalization is saved, so a restart cannot
+    /// count it again. A failed commit keeps the whole batch for the next try (the
+    /// store logs and reports the failure, once per distinct error).
+    ///
+    /// Synchronous (tests, shutdown); the loop writes off its thread with
+    /// [`Core::begin_commit`] and [`Core::end_commit`].
+    pub fn commit(&mut self, changes: Changes, now_ms: i64) {
+        debug_assert!(self.committing.is_none(), "one write at a time, in order");
+        self.unsaved.merge(changes);
+        if let Some(batch) = self.begin_commit(now_ms) {
+            let store = self.store.clone();
+            let result = tokio::task::block_in_place(|| batch.write(&store));
+            self.end_commit(batch, result);
+        }
+    }
+
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    /// Changes are staged or left by a failed commit.
+    pub fn has_unsaved(&self) -> bool {
+        !self.unsaved.is_empty()
+    }
+
+    /// Takes everything staged as one batch to write, with the pending states as they
+    /// are now; `None` with nothing to write. Until [`Core::end_commit`], its finalized
+    /// orders still count as pending.
+    pub fn begin_commit(&mut self, now_ms: i64) -> Option<Batch> {
+        if self.unsaved.is_empty() {
+            return None;
+        }
+        let mut changes = std::mem::take(&mut self.unsaved);
+        self.staged_answers = 0;
+        changes.updated.sort_unstable();
+        changes.updated.dedup();
+        let states = changes
+            .updated
+            .iter()
+            .filter_map(|id| Some((id.clone(), self.pending_state(self.queue.get(id)?))))
+            .collect();
+        self.committing = Some(Committing {
+            finalized: changes.finalized.len(),
+            oldest_issued_ms: changes
+                .finalized
+                .iter()
+                .map(|(_, _, e)| e.issued_ms())
+                .min(),
+        });
+        Some(Batch {
+            changes,
+            states,
+            now_ms,
+        })
+    }
+
+    /// After a batch's write: counts what it saved, or keeps it (before anything staged
+    /// since) for the next try.
+    pub fn end_commit(&mut self, batch: Batch, result: Result<(), StoreError>) {
+        self.committing = None;
+        let changes = batch.changes;
+        if let Err(e) = result {
+            tracing::debug!(error = %crate::error::Chain(&e), updated = changes.updated.len(), finalized = changes.finalized.len(), "order progress not saved; kept pending and retried");
+            let newer = std::mem::replace(&mut self.unsaved, changes);
+            self.unsaved.merge(newer);
+            return;
+        }
+        self.count_facts(changes.facts);
+        for (order_id, outcome, entry) in changes.finalized {
+            self.count_finalized(&order_id, outcome, &entry);
+        }
+    }
+
+    fn count_finalized(&mut self, order_id: &str, outcome: Outcome, entry: &Entry) {
+        let samples = outcome::samples(outcome, entry.last());
+        let app = self.apps[entry.app as usize].clone();
+        if samples.attempts_dropped > 0 {
+            tracing::warn!(order_id = %order_id, app_id = %app, dropped = samples.attempts_dropped, "the order's record has more attempts than tracking.max_attempts_per_order; only the earliest are counted");
+        }
+        self.metrics.record_order(&app, &samples, entry.polls);
+        self.count_pending(entry.app, -1);
+        let latency_seconds = samples.attempts.iter().find_map(|a| a.latency_seconds);
+        let cost_usd: f64 = samples.attempts.iter().map(|a| a.cost_usd).sum();
+        tracing::info!(
+            order_id = %order_id,
+            app_id = %app,
+            outcome = outcome.as_str(),
+            channel = samples.channel,
+            country = samples.country,
+            operator = samples.operator_name,
+            mcc = samples.network.map(|n| n.0),
+            mnc = samples.network.map(|n| n.1),
+            latency_seconds,
+            cost_usd,
+            attempts = samples.attempts.len(),
+            queries = entry.polls,
+            "order finalized"
+        );
+    }
+
+    /// Counts committed facts; the per-order debug line lets a test check that no fact
+    /// is counted twice across restarts.
+    fn count_facts(&self, facts: Vec<(u16, Arc<str>, Fact)>) {
+        for (app, order_id, fact) in &facts {
+            self.metrics.record_fact(&self.apps[*app as usize], fact);
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                tracing::debug!(order_id = %order_id, fact = fact.describe(), "early signal counted");
+            }
+        }
+    }
+
+    /// Housekeeping: retries changes a failed commit left, or, with none waiting,
+    /// lets the store reopen itself after a failure so that the spool resumes.
+    pub fn retry_unsaved(&mut self, now_ms: i64) {
+        if self.committing.is_some() {
+            // The loop's write in progress retries with it.
+        } else if !self.unsaved.is_empty() {
+            self.commit(Changes::default(), now_ms);
+        } else if !self.store.is_healthy() {
+            let store = self.store.clone();
+            // Failures are logged and reported by the store.
+            let _ = tokio::task::block_in_place(|| store.recover());
+        }
+    }
+}
+
+/// What the loop writes in one transaction, off its thread.
+pub(in crate::scheduler) struct Batch {
+    changes: Changes,
+    /// The pending states of `changes.updated` when the batch was taken.
+    states: Vec<(Arc<str>, PendingState)>,
+    now_ms: i64,
+}
+
+impl Batch {
+    /// The transaction (blocking).
+    pub fn write(&self, store: &Store) -> Result<(), StoreError> {
+        let updates: Vec<(&str, &PendingState)> =
+            self.states.iter().map(|(id, s)| (&**id, s)).collect();
+        let finalized: Vec<&str> = self
+            .changes
+            .finalized
+            .iter()
+            .map(|(id, _, _)| &**id)
+            .collect();
+        let journal: Vec<(&str, &journal::Update)> = self
+            .changes
+            .journal
+            .iter()
+            .map(|(id, u)| (&**id, u))
+            .collect();
+        store.apply(&updates, &finalized, &journal, self.now_ms)
+    }
+}
+
+/// The batch being written, as far as `pending` and the oldest-age gauge need it.
+pub(super) struct Committing {
+    pub(super) finalized: usize,
+    pub(super) oldest_issued_ms: Option<i64>,
+}
