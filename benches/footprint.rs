@@ -131,6 +131,108 @@ async fn raw_connection(addr: SocketAddr, until: Instant, worker: usize) -> u64 
     done
 }
 
+/// The same load through reqwest, configured as the daemon's `ApiClient` configures it
+/// (keep-alive, no redirects), with nothing signed, decoded or kept: the ceiling of the
+/// daemon's HTTP stack alone, between the raw client's and the daemon's rates.
+fn reqwest_client_rate(addr: SocketAddr, seconds: u64) -> f64 {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let Ok(client) = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(32)
+            .build()
+        else {
+            return 0.0;
+        };
+        let url = format!("http://{addr}/otp/verification/orderId/record");
+        let started = Instant::now();
+        let until = started + Duration::from_secs(seconds);
+        let tasks: Vec<_> = (0..32)
+            .map(|worker| {
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < until {
+                        let body = format!(r#"{{"appId":"bench","orderId":"rq-{worker}-{done}"}}"#);
+                        let Ok(response) = client.post(&url).body(body).send().await else {
+                            break;
+                        };
+                        if response.bytes().await.is_err() {
+                            break;
+                        }
+                        done += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap_or(0);
+        }
+        total as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
+/// The same load through hyper-util's pooled client (what reqwest is built on, without
+/// reqwest's layers): what a leaner `ApiClient` could reach.
+fn pooled_client_rate(addr: SocketAddr, seconds: u64) -> f64 {
+    use http_body_util::{BodyExt as _, Full};
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client: Client<HttpConnector, Full<hyper::body::Bytes>> =
+            Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_max_idle_per_host(32)
+                .build(connector);
+        let Ok(uri) =
+            format!("http://{addr}/otp/verification/orderId/record").parse::<hyper::Uri>()
+        else {
+            return 0.0;
+        };
+        let started = Instant::now();
+        let until = started + Duration::from_secs(seconds);
+        let tasks: Vec<_> = (0..32)
+            .map(|worker| {
+                let (client, uri) = (client.clone(), uri.clone());
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < until {
+                        let body = format!(r#"{{"appId":"bench","orderId":"hu-{worker}-{done}"}}"#);
+                        let Ok(request) = hyper::Request::post(uri.clone())
+                            .header("content-type", "application/json")
+                            .body(Full::new(hyper::body::Bytes::from(body)))
+                        else {
+                            break;
+                        };
+                        let Ok(response) = client.request(request).await else {
+                            break;
+                        };
+                        if response.into_body().collect().await.is_err() {
+                            break;
+                        }
+                        done += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap_or(0);
+        }
+        total as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
 fn raw_client_rate(addr: SocketAddr, seconds: u64) -> f64 {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -289,6 +391,13 @@ fn write_spool(dir: &Path, name: &str, prefix: &str, orders: u64) {
 fn throughput() {
     let (_server, server) = start_server();
     let raw = raw_client_rate(server, 5);
+    let through_reqwest = reqwest_client_rate(server, 5);
+    let through_pool = pooled_client_rate(server, 5);
+    println!(
+        "http stacks alone (nothing signed, decoded or kept): reqwest as the daemon configures it {through_reqwest:.0} req/s = {:.2} of the raw client; hyper-util's pooled client {through_pool:.0} req/s = {:.2}",
+        through_reqwest / raw,
+        through_pool / raw
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let listen = free_addr();
     let config = write_config(
