@@ -131,7 +131,7 @@ pub async fn run(
         server_stopping,
     ));
     tracing::info!(web = %web.web.describe(), telemetry_path = %web.telemetry_path, "HTTP server");
-    tracing::info!(listen = %config.listen, api = client.record_url(), spool = %config.spool.dir.display(), state = %store.path().display(), "itnio-otp-exporter {} started", env!("CARGO_PKG_VERSION"));
+    tracing::info!(listen = %config.listen, api = %client.record_url(), spool = %config.spool.dir.display(), state = %store.path().display(), "itnio-otp-exporter {} started", env!("CARGO_PKG_VERSION"));
 
     let (store, pending) = load_pending(store, on_damage).await?;
     store.report_health_to(status.clone(), metrics.clone());

@@ -1,6 +1,7 @@
 //! The ITNIO record client: signs queries exactly like the provider's samples and
 //! classifies every answer into what the scheduler must do next.
 
+mod transport;
 pub mod wire;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -9,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::clock::unix_now_secs;
 
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use md5::{Digest, Md5};
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, DATE, RETRY_AFTER};
 
 use crate::config::{ApiSettings, Secret};
 pub use wire::{Record, Reply};
@@ -24,6 +25,8 @@ pub enum ApiError {
     Client(#[source] reqwest::Error),
     #[error("api.base_url does not make a valid record URL ({url:?}): {detail}")]
     RecordUrl { url: String, detail: String },
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
 }
 
 /// The record query's body (`appId`, `orderId`), serialised without an intermediate
@@ -91,9 +94,8 @@ pub struct Query {
 /// Signs and sends record queries over one keep-alive connection pool.
 #[derive(Debug)]
 pub struct ApiClient {
-    http: reqwest::Client,
-    /// Parsed once: parsing it per request showed in the poll path's profile.
-    record_url: reqwest::Url,
+    /// The record URL (parsed once) and how queries travel to it.
+    transport: transport::Transport,
     api_key: String,
     secret: Secret,
     /// Seconds to add to our clock when signing, learned from `Date` after a -16;
@@ -116,24 +118,10 @@ struct Sent {
 impl ApiClient {
     /// A client for the validated API settings; it signs with `api.secret`.
     pub fn new(api: &ApiSettings) -> Result<Self, ApiError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(api.timeout.min(Duration::from_secs(5)))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(api.max_in_flight as usize)
-            .tcp_keepalive(Duration::from_secs(60))
-            // A redirect would replay the signed headers to another host; treat it as an error.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("itnio-otp-exporter/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(ApiError::Client)?;
         let record_url = format!("{}{}", api.base_url.trim_end_matches('/'), RECORD_PATH);
-        let record_url = reqwest::Url::parse(&record_url).map_err(|e| ApiError::RecordUrl {
-            detail: e.to_string(),
-            url: record_url,
-        })?;
+        let transport = transport::Transport::new(api, &record_url)?;
         Ok(ApiClient {
-            http,
-            record_url,
+            transport,
             api_key: api.api_key.clone(),
             secret: api.secret.clone(),
             clock_offset_secs: Arc::default(),
@@ -149,8 +137,8 @@ impl ApiClient {
         self
     }
 
-    pub fn record_url(&self) -> &str {
-        self.record_url.as_str()
+    pub fn record_url(&self) -> String {
+        self.transport.url()
     }
 
     /// Current correction applied to our clock when signing.
@@ -212,51 +200,41 @@ impl ApiClient {
         headers: HeaderMap,
         asked: &Asked<'_>,
     ) -> (QueryOutcome, String, bool) {
-        let response = self
-            .http
-            .post(self.record_url.clone())
-            .headers(headers)
-            .body(body)
-            .send()
+        let answer = self
+            .transport
+            .post(headers, body, self.max_response_bytes)
             .await;
-        match response {
-            Err(e) => transport_error(&e),
-            Ok(response) => {
-                let http_status = response.status();
-                let retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
-                // Read only after a -16 (see `server_date_secs`).
-                let server_date = response.headers().get(DATE).cloned();
-                match read_body(response, self.max_response_bytes).await {
-                    Err(BodyError::Transport(e)) => transport_error(&e),
-                    Err(e @ BodyError::TooLarge { .. }) => invalid_response(e.to_string()),
-                    Ok(bytes) if http_status.is_success() => {
-                        self.classify(&bytes, server_date, asked)
-                    }
-                    // A 4xx that carries the API's own envelope (`401` with status -1, say)
-                    // means what its status says; 5xx, 429 and bare error pages are transient.
-                    Ok(bytes) => match wire::decode_reply(&bytes) {
-                        Ok(reply)
-                            if reply.status != 0
-                                && http_status.is_client_error()
-                                && http_status != reqwest::StatusCode::TOO_MANY_REQUESTS =>
-                        {
-                            self.classify_reply(reply, server_date, asked)
-                        }
-                        _ => (
-                            QueryOutcome::Transient {
-                                retry_after,
-                                detail: format!("HTTP {}", http_status.as_u16()),
-                            },
-                            format!("http_{}", http_status.as_u16()),
-                            false,
-                        ),
-                    },
-                }
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(failure) => return transport_failure(&failure),
+        };
+        let http_status = answer.status;
+        let server_date = answer.date;
+        if http_status.is_success() {
+            return self.classify(&answer.body, server_date, asked);
+        }
+        // A 4xx that carries the API's own envelope (`401` with status -1, say) means
+        // what its status says; 5xx, 429 and bare error pages are transient.
+        match wire::decode_reply(&answer.body) {
+            Ok(reply)
+                if reply.status != 0
+                    && http_status.is_client_error()
+                    && http_status != hyper::StatusCode::TOO_MANY_REQUESTS =>
+            {
+                self.classify_reply(reply, server_date, asked)
             }
+            _ => (
+                QueryOutcome::Transient {
+                    retry_after: answer
+                        .retry_after
+                        .as_ref()
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after),
+                    detail: format!("HTTP {}", http_status.as_u16()),
+                },
+                format!("http_{}", http_status.as_u16()),
+                false,
+            ),
         }
     }
 
@@ -423,37 +401,12 @@ fn redact_runs(text: &str, secret_like: impl Fn(&str) -> bool) -> String {
     out
 }
 
-/// Why a body was not read whole.
-#[derive(Debug, thiserror::Error)]
-enum BodyError {
-    #[error("response body larger than api.max_response_bytes ({limit} bytes); not read further")]
-    TooLarge { limit: u64 },
-    #[error("cannot read the response body")]
-    Transport(#[source] reqwest::Error),
-}
-
-/// Reads a body up to `limit` bytes: a declared length above it is refused unread,
-/// and an undeclared one is read chunk by chunk and dropped once past it.
 /// The `Date` header as Unix seconds.
 fn server_date_secs(date: &HeaderValue) -> Option<i64> {
     let date = date.to_str().ok()?;
     chrono::DateTime::parse_from_rfc2822(date)
         .ok()
         .map(|d| d.timestamp())
-}
-
-async fn read_body(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, BodyError> {
-    if response.content_length().is_some_and(|len| len > limit) {
-        return Err(BodyError::TooLarge { limit });
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
-        if (body.len() + chunk.len()) as u64 > limit {
-            return Err(BodyError::TooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// An answer we cannot use: retried like any transient failure, and not proof that the
@@ -497,20 +450,18 @@ fn timed_out(timeout: Duration) -> (QueryOutcome, String, bool) {
     )
 }
 
-fn transport_error(e: &reqwest::Error) -> (QueryOutcome, String, bool) {
-    let label = if e.is_timeout() {
-        "timeout"
-    } else if e.is_decode() || e.is_body() {
-        "invalid_response"
-    } else {
-        "connect_error"
+/// No whole answer: `connect_error` (connecting, sending, the head) or
+/// `invalid_response` (the body), not proof that the API answered. The client's errors
+/// name the URL but never headers, so the signature cannot leak here.
+fn transport_failure(failure: &transport::Failure) -> (QueryOutcome, String, bool) {
+    let label = match failure {
+        transport::Failure::Connect(_) => "connect_error",
+        transport::Failure::Body(_) | transport::Failure::TooLarge { .. } => "invalid_response",
     };
-    // reqwest errors name the URL but never headers, so the signature cannot leak here.
-    let detail = format!("{label}: {}", error_chain(e));
     (
         QueryOutcome::Transient {
             retry_after: None,
-            detail,
+            detail: failure.to_string(),
         },
         label.to_string(),
         false,
@@ -857,19 +808,12 @@ mod tests {
     #[tokio::test]
     async fn provider_text_loses_what_it_echoes_of_the_request() {
         let api_key = "bDqJFiq9";
-        let client = || {
+        for status in [-1, -22, -18] {
             let api = ApiSettings {
                 api_key: api_key.into(),
-                ..test_settings("http://127.0.0.1:9".into())
+                ..test_settings(echoing(status).await)
             };
-            ApiClient::new(&api).unwrap()
-        };
-        for status in [-1, -22, -18] {
-            let client = ApiClient {
-                record_url: reqwest::Url::parse(&format!("{}{RECORD_PATH}", echoing(status).await))
-                    .unwrap(),
-                ..client()
-            };
+            let client = ApiClient::new(&api).unwrap();
             let q = client.query("app", "order-1").await;
             let text = match &q.outcome {
                 QueryOutcome::Rejected { reason, .. }
