@@ -805,6 +805,46 @@ mod tests {
         .await
     }
 
+    /// https goes through TLS with the server's certificate checked against the public
+    /// roots: a certificate no public root signed is refused before anything is sent
+    /// (`connect_error`, naming the certificate), never taken for an answer.
+    #[tokio::test]
+    async fn https_checks_the_servers_certificate() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let private = rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], private.into())
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let _ = acceptor.accept(socket).await;
+                });
+            }
+        });
+        let q = client(format!("https://127.0.0.1:{port}"))
+            .query("app", "order-1")
+            .await;
+        assert_eq!(q.status_label, "connect_error", "{:?}", q.outcome);
+        assert!(!q.answered);
+        let QueryOutcome::Transient { detail, .. } = &q.outcome else {
+            panic!("{:?}", q.outcome)
+        };
+        assert!(detail.contains("certificate"), "{detail}");
+    }
+
     #[tokio::test]
     async fn provider_text_loses_what_it_echoes_of_the_request() {
         let api_key = "bDqJFiq9";
