@@ -135,45 +135,30 @@ async fn raw_connection(addr: SocketAddr, until: Instant, worker: usize) -> u64 
 /// (keep-alive, no redirects), with nothing signed, decoded or kept: the ceiling of the
 /// daemon's HTTP stack alone, between the raw client's and the daemon's rates.
 fn reqwest_client_rate(addr: SocketAddr, seconds: u64) -> f64 {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
+    let Ok(client) = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(32)
         .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let Ok(client) = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(32)
-            .build()
-        else {
-            return 0.0;
-        };
-        let url = format!("http://{addr}/otp/verification/orderId/record");
-        let started = Instant::now();
-        let until = started + Duration::from_secs(seconds);
-        let tasks: Vec<_> = (0..32)
-            .map(|worker| {
-                let (client, url) = (client.clone(), url.clone());
-                tokio::spawn(async move {
-                    let mut done = 0u64;
-                    while Instant::now() < until {
-                        let body = format!(r#"{{"appId":"bench","orderId":"rq-{worker}-{done}"}}"#);
-                        let Ok(response) = client.post(&url).body(body).send().await else {
-                            break;
-                        };
-                        if response.bytes().await.is_err() {
-                            break;
-                        }
-                        done += 1;
-                    }
-                    done
-                })
-            })
-            .collect();
-        let mut total = 0;
-        for t in tasks {
-            total += t.await.unwrap_or(0);
+    else {
+        return 0.0;
+    };
+    let url = format!("http://{addr}/otp/verification/orderId/record");
+    closed_loop_rate(seconds, |worker, until| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let mut done = 0u64;
+            while Instant::now() < until {
+                let body = format!(r#"{{"appId":"bench","orderId":"rq-{worker}-{done}"}}"#);
+                let Ok(response) = client.post(&url).body(body).send().await else {
+                    break;
+                };
+                if response.bytes().await.is_err() {
+                    break;
+                }
+                done += 1;
+            }
+            done
         }
-        total as f64 / started.elapsed().as_secs_f64()
     })
 }
 
@@ -182,58 +167,59 @@ fn reqwest_client_rate(addr: SocketAddr, seconds: u64) -> f64 {
 fn pooled_client_rate(addr: SocketAddr, seconds: u64) -> f64 {
     use http_body_util::{BodyExt as _, Full};
     use hyper_util::client::legacy::{connect::HttpConnector, Client};
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client: Client<HttpConnector, Full<hyper::body::Bytes>> =
-            Client::builder(hyper_util::rt::TokioExecutor::new())
-                .pool_max_idle_per_host(32)
-                .build(connector);
-        let Ok(uri) =
-            format!("http://{addr}/otp/verification/orderId/record").parse::<hyper::Uri>()
-        else {
-            return 0.0;
-        };
-        let started = Instant::now();
-        let until = started + Duration::from_secs(seconds);
-        let tasks: Vec<_> = (0..32)
-            .map(|worker| {
-                let (client, uri) = (client.clone(), uri.clone());
-                tokio::spawn(async move {
-                    let mut done = 0u64;
-                    while Instant::now() < until {
-                        let body = format!(r#"{{"appId":"bench","orderId":"hu-{worker}-{done}"}}"#);
-                        let Ok(request) = hyper::Request::post(uri.clone())
-                            .header("content-type", "application/json")
-                            .body(Full::new(hyper::body::Bytes::from(body)))
-                        else {
-                            break;
-                        };
-                        let Ok(response) = client.request(request).await else {
-                            break;
-                        };
-                        if response.into_body().collect().await.is_err() {
-                            break;
-                        }
-                        done += 1;
-                    }
-                    done
-                })
+    let Ok(uri) = format!("http://{addr}/otp/verification/orderId/record").parse::<hyper::Uri>()
+    else {
+        return 0.0;
+    };
+    // Built inside the runtime: the pool's idle-connection reaper needs one.
+    let client: std::sync::OnceLock<Client<HttpConnector, Full<hyper::body::Bytes>>> =
+        std::sync::OnceLock::new();
+    closed_loop_rate(seconds, |worker, until| {
+        let client = client
+            .get_or_init(|| {
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .pool_max_idle_per_host(32)
+                    .build(connector)
             })
-            .collect();
-        let mut total = 0;
-        for t in tasks {
-            total += t.await.unwrap_or(0);
+            .clone();
+        let uri = uri.clone();
+        async move {
+            let mut done = 0u64;
+            while Instant::now() < until {
+                let body = format!(r#"{{"appId":"bench","orderId":"hu-{worker}-{done}"}}"#);
+                let Ok(request) = hyper::Request::post(uri.clone())
+                    .header("content-type", "application/json")
+                    .body(Full::new(hyper::body::Bytes::from(body)))
+                else {
+                    break;
+                };
+                let Ok(response) = client.request(request).await else {
+                    break;
+                };
+                if response.into_body().collect().await.is_err() {
+                    break;
+                }
+                done += 1;
+            }
+            done
         }
-        total as f64 / started.elapsed().as_secs_f64()
     })
 }
 
 fn raw_client_rate(addr: SocketAddr, seconds: u64) -> f64 {
+    closed_loop_rate(seconds, |worker, until| raw_connection(addr, until, worker))
+}
+
+/// Requests per second of 32 workers, each sending one request after another until
+/// `seconds` have passed (`worker(index, until)` returns how many it completed), on a
+/// runtime of their own.
+fn closed_loop_rate<F, Fut>(seconds: u64, worker: F) -> f64
+where
+    F: Fn(usize, Instant) -> Fut,
+    Fut: std::future::Future<Output = u64> + Send + 'static,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -241,9 +227,7 @@ fn raw_client_rate(addr: SocketAddr, seconds: u64) -> f64 {
     rt.block_on(async {
         let started = Instant::now();
         let until = started + Duration::from_secs(seconds);
-        let tasks: Vec<_> = (0..32)
-            .map(|w| tokio::spawn(raw_connection(addr, until, w)))
-            .collect();
+        let tasks: Vec<_> = (0..32).map(|w| tokio::spawn(worker(w, until))).collect();
         let mut total = 0;
         for t in tasks {
             total += t.await.unwrap_or(0);
