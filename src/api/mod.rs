@@ -257,12 +257,15 @@ impl ApiClient {
         asked: &Asked,
     ) -> (QueryOutcome, String, bool) {
         // Provider text goes to logs and the status page: what it may echo of our
-        // request goes first, at the source.
-        let reason = reply
-            .reason
-            .as_deref()
-            .map(|r| self.redact(r, &asked.sent))
-            .unwrap_or_default();
+        // request goes first, at the source. Only read for statuses that show it (a
+        // success's "success" is neither logged nor shown: not worth its copies).
+        let reason = || {
+            reply
+                .reason
+                .as_deref()
+                .map(|r| self.redact(r, &asked.sent))
+                .unwrap_or_default()
+        };
         let outcome = match reply.status {
             0 => match reply.data {
                 Some(record) if !record.is_empty() => {
@@ -284,7 +287,7 @@ impl ApiClient {
             },
             -1 | -2 => QueryOutcome::Rejected {
                 status: reply.status,
-                reason,
+                reason: reason(),
             },
             -16 => {
                 let offset = server_date
@@ -300,11 +303,14 @@ impl ApiClient {
             }
             -18 => QueryOutcome::Transient {
                 retry_after: None,
-                detail: format!("status -18 (system error) {reason}")
+                detail: format!("status -18 (system error) {}", reason())
                     .trim()
                     .to_string(),
             },
-            status => QueryOutcome::OtherStatus { status, reason },
+            status => QueryOutcome::OtherStatus {
+                status,
+                reason: reason(),
+            },
         };
         // A status outside the plausible range is garbage, not an answer.
         let answered = plausible_status(reply.status);
