@@ -5,7 +5,7 @@ mod transport;
 pub mod wire;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clock::unix_now_secs;
@@ -107,11 +107,31 @@ pub struct ApiClient {
     /// and read timeouts cost two more timers per query, which showed in the poll
     /// path's profile).
     timeout: Duration,
+    /// The headers signed for the current second: a signature covers only the key,
+    /// the secret and the timestamp, so every query within a second carries the same
+    /// ones (built once, not per poll).
+    signed: Mutex<Option<Signed>>,
+}
+
+/// One second's signed headers.
+struct Signed {
+    headers: HeaderMap,
+    sent: Sent,
+}
+
+/// Never the headers: they carry the signature.
+impl std::fmt::Debug for Signed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signed")
+            .field("timestamp_secs", &self.sent.timestamp_secs)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What one request carried that the provider might echo back in its `reason`.
+#[derive(Clone)]
 struct Sent {
-    signature: String,
+    signature: Arc<str>,
     timestamp_secs: i64,
 }
 
@@ -127,6 +147,7 @@ impl ApiClient {
             clock_offset_secs: Arc::default(),
             max_response_bytes: api.max_response_bytes,
             timeout: api.timeout,
+            signed: Mutex::new(None),
         })
     }
 
@@ -148,6 +169,21 @@ impl ApiClient {
 
     fn headers(&self) -> (HeaderMap, Sent) {
         let now = unix_now_secs() + self.clock_offset_secs();
+        // A poisoned lock only means another query panicked mid-copy: the cache is
+        // rebuilt below either way.
+        let mut signed = self.signed.lock().unwrap_or_else(|e| e.into_inner());
+        match signed.as_ref() {
+            Some(s) if s.sent.timestamp_secs == now => (s.headers.clone(), s.sent.clone()),
+            _ => {
+                let fresh = self.sign_headers(now);
+                let copy = (fresh.headers.clone(), fresh.sent.clone());
+                *signed = Some(fresh);
+                copy
+            }
+        }
+    }
+
+    fn sign_headers(&self, now: i64) -> Signed {
         let timestamp = now.to_string();
         let signature = sign(&self.api_key, self.secret.expose(), &timestamp);
         let mut headers = HeaderMap::new();
@@ -166,11 +202,13 @@ impl ApiClient {
         insert("Sign", &signature);
         insert("Timestamp", &timestamp);
         insert("Api-Key", &self.api_key);
-        let sent = Sent {
-            signature,
-            timestamp_secs: now,
-        };
-        (headers, sent)
+        Signed {
+            headers,
+            sent: Sent {
+                signature: signature.into(),
+                timestamp_secs: now,
+            },
+        }
     }
 
     /// Queries one order's record and classifies the answer.

@@ -219,7 +219,8 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError>
 /// calling code only the last two digits are kept. Nothing of a number with fewer
 /// than four digits is kept.
 pub fn mask_receiver(number: &str, calling_code: Option<&str>) -> Option<String> {
-    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    let mut digits = String::with_capacity(number.len());
+    digits.extend(number.chars().filter(char::is_ascii_digit));
     if digits.len() < 4 {
         return None;
     }
@@ -231,12 +232,18 @@ pub fn mask_receiver(number: &str, calling_code: Option<&str>) -> Option<String>
     };
     let code = calling_code.filter(|c| !c.is_empty() && international.starts_with(c));
     let national = international.len() - code.map_or(0, str::len);
-    let bullets = "\u{2022}".repeat(national.saturating_sub(2));
+    let bullets = national.saturating_sub(2);
     let last = &digits[digits.len() - 2..];
-    Some(match code {
-        Some(c) => format!("+{c} {bullets}{last}"),
-        None => format!("{bullets}{last}"),
-    })
+    // Built in place: every journaled snapshot masks its receiver (the poll path).
+    let mut masked = String::with_capacity(code.map_or(0, |c| c.len() + 2) + 3 * bullets + 2);
+    if let Some(c) = code {
+        masked.push('+');
+        masked.push_str(c);
+        masked.push(' ');
+    }
+    masked.extend(std::iter::repeat_n('\u{2022}', bullets));
+    masked.push_str(last);
+    Some(masked)
 }
 
 /// A provider string as kept: control characters dropped, at most

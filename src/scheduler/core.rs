@@ -248,8 +248,7 @@ impl Core {
     /// its lateness against the plan is observed here.
     pub fn next_job(&mut self, now_ms: i64) -> Option<Job> {
         let poll = self.queue.take_due(now_ms)?;
-        let app = self.queue.get(&poll.order_id)?.app;
-        self.queue.set_in_flight(&poll.order_id, true);
+        let app = self.queue.start_flight(poll.slot)?.app;
         let late_seconds = (now_ms - poll.due_ms).max(0) as f64 / 1000.0;
         self.metrics
             .poll_delay
@@ -270,7 +269,6 @@ impl Core {
     /// A worker's answer, or a job handed back unsent.
     pub fn on_done(&mut self, done: Done, now_ms: i64, changes: &mut Changes) {
         let Done { order_id, query } = done;
-        self.queue.set_in_flight(&order_id, false);
         let Some(query) = query else {
             // Handed back unsent (paused or stopping): the order keeps its deadlines.
             self.advance(&order_id, Sighting::Skipped, None, now_ms, changes);
@@ -283,7 +281,7 @@ impl Core {
         self.metrics
             .api_duration
             .observe(query.duration.as_secs_f64());
-        if let Some(entry) = self.queue.get_mut(&order_id) {
+        if let Some((_, entry)) = self.queue.land_flight(&order_id) {
             entry.polls = entry.polls.saturating_add(1);
         }
         let (sighting, said) = self.sighting(&order_id, query, now_ms);
@@ -408,7 +406,8 @@ impl Core {
         now_ms: i64,
         changes: &mut Changes,
     ) {
-        let Some(entry) = self.queue.get_mut(order_id) else {
+        // Out of flight, whatever happens next (an unsent job handed back included).
+        let Some((slot, entry)) = self.queue.land_flight(order_id) else {
             return;
         };
         let app = entry.app;
@@ -487,7 +486,7 @@ impl Core {
                 if changed {
                     changes.updated.push(order_id.clone());
                 }
-                self.queue.schedule(order_id, due_ms, purpose);
+                self.queue.schedule_at(slot, due_ms, purpose);
             }
         }
     }

@@ -63,6 +63,8 @@ pub(super) struct DuePoll {
     pub order_id: Arc<str>,
     pub due_ms: i64,
     pub purpose: PollPurpose,
+    /// Where its entry is, for [`DueQueue::start_flight`] (no second lookup by id).
+    pub slot: u32,
 }
 
 /// Why the queue cannot take an order.
@@ -371,11 +373,6 @@ impl DueQueue {
         self.slots.get(slot as usize)
     }
 
-    pub fn get_mut(&mut self, order_id: &str) -> Option<&mut Entry> {
-        let slot = self.slot_of(order_id)?;
-        self.slots.get_mut(slot as usize)
-    }
-
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.slots.iter().filter(|e| !e.is_vacant())
     }
@@ -470,6 +467,7 @@ impl DueQueue {
 
     /// (Re)schedules a pending order at `due_ms` for `purpose`; it is no longer in
     /// flight.
+    #[cfg(test)]
     pub fn schedule(&mut self, order_id: &str, due_ms: i64, purpose: PollPurpose) {
         if let Some(slot) = self.slot_of(order_id) {
             self.schedule_slot(slot, due_ms, purpose);
@@ -488,9 +486,46 @@ impl DueQueue {
     }
 
     /// Marks an order in flight: its queue entry is not live until it is rescheduled.
+    #[cfg(test)]
     pub fn set_in_flight(&mut self, order_id: &str, in_flight: bool) {
-        if let Some(entry) = self.get_mut(order_id) {
+        if let Some(entry) = self
+            .slot_of(order_id)
+            .map(|slot| &mut self.slots[slot as usize])
+        {
             entry.set_flag(IN_FLIGHT, in_flight);
+        }
+    }
+
+    /// Marks the order just taken by [`DueQueue::take_due`] in flight; its entry.
+    /// Each lookup by id is a few cache misses at a million orders: the poll path
+    /// looks an order up by id once per query and once per answer.
+    pub fn start_flight(&mut self, slot: u32) -> Option<&Entry> {
+        let entry = self
+            .slots
+            .get_mut(slot as usize)
+            .filter(|e| !e.is_vacant())?;
+        entry.set_flag(IN_FLIGHT, true);
+        Some(entry)
+    }
+
+    /// The entry of an order whose query came back, no longer in flight, with its
+    /// slot for [`DueQueue::schedule_at`].
+    pub fn land_flight(&mut self, order_id: &str) -> Option<(u32, &mut Entry)> {
+        let slot = self.slot_of(order_id)?;
+        let entry = self.slots.get_mut(slot as usize)?;
+        entry.set_flag(IN_FLIGHT, false);
+        Some((slot, entry))
+    }
+
+    /// [`DueQueue::schedule`] for the order at `slot` (from [`DueQueue::land_flight`],
+    /// with no removal since).
+    pub fn schedule_at(&mut self, slot: u32, due_ms: i64, purpose: PollPurpose) {
+        if self
+            .slots
+            .get(slot as usize)
+            .is_some_and(|e| !e.is_vacant())
+        {
+            self.schedule_slot(slot, due_ms, purpose);
         }
     }
 
@@ -545,6 +580,7 @@ impl DueQueue {
             order_id: Arc::from(order_id),
             due_ms: planned.due_ms,
             purpose,
+            slot: planned.slot,
         })
     }
 
