@@ -14,7 +14,7 @@
 //! sorted series list, then formats without any lock.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::io::Write as _;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,7 +71,9 @@ struct Inner<V: Value, const N: usize> {
     /// `rank[i]`: the place of the i-th declared label in name order.
     rank: [usize; N],
     bounds: &'static [f64],
-    hasher: RandomState,
+    /// foldhash, randomly seeded per process (label values are the provider's words):
+    /// SipHash showed in the poll path's profile, several lookups per answer.
+    hasher: hashbrown::DefaultHashBuilder,
     series: RwLock<Series<V>>,
 }
 
@@ -176,7 +178,7 @@ impl<V: Value, const N: usize> Family<V, N> {
                 sorted_names,
                 rank,
                 bounds,
-                hasher: RandomState::new(),
+                hasher: hashbrown::DefaultHashBuilder::default(),
                 series: RwLock::new(Series {
                     by_hash: HashMap::default(),
                     sorted: Arc::new(Vec::new()),

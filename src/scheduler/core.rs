@@ -466,7 +466,7 @@ impl Core {
                 },
             );
             if let Some(update) = noted {
-                changes.journal.push((order_id.clone(), update));
+                changes.journal.push((order_id.clone(), Box::new(update)));
             }
         }
         entry.put_tracking(tracking);
