@@ -621,6 +621,31 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn signed_headers_are_those_of_the_current_corrected_second() {
+        let c = client("http://127.0.0.1:9".into());
+        let timestamp = |h: &HeaderMap| h["Timestamp"].to_str().unwrap().to_string();
+        let signed = |h: &HeaderMap| h["Sign"].to_str().unwrap().to_string();
+        let (first, sent) = c.headers();
+        assert_eq!(signed(&first), sign("key", "secret", &timestamp(&first)));
+        assert_eq!(sent.timestamp_secs.to_string(), timestamp(&first));
+        assert_eq!(&*sent.signature, signed(&first));
+        // A correction (as a -16 teaches) is signed from the next query on, not from
+        // the next second: the headers kept for a second are those of the clock as
+        // corrected.
+        c.clock_offset_secs.store(3600, Ordering::Relaxed);
+        let (corrected, _) = c.headers();
+        let ahead = timestamp(&corrected).parse::<i64>().unwrap()
+            - timestamp(&first).parse::<i64>().unwrap();
+        assert!((3600..3603).contains(&ahead), "{ahead}");
+        assert_eq!(
+            signed(&corrected),
+            sign("key", "secret", &timestamp(&corrected))
+        );
+        assert_eq!(corrected["Api-Key"], "key");
+        assert!(corrected["Sign"].is_sensitive());
+    }
+
     async fn answer(status_line: &str, extra_headers: &str, body: &str) -> Query {
         let url = canned(status_line, extra_headers, body).await;
         client(url).query("app", "order-1").await
