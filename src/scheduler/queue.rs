@@ -498,7 +498,7 @@ impl DueQueue {
 
     /// Marks the order just taken by [`DueQueue::take_due`] in flight; its entry.
     /// Each lookup by id is a few cache misses at a million orders: the poll path
-    /// looks an order up by id once per query and once per answer.
+    /// looks an order up by id three times per answer (none when it sends the query).
     pub fn start_flight(&mut self, slot: u32) -> Option<&Entry> {
         let entry = self
             .slots
