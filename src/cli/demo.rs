@@ -130,6 +130,12 @@ fn demo_config(
         },
         default_app: Some("demo-app".into()),
         journal: config::JournalSection::default(),
+        // Often enough that the balance panel and the time to empty move while one
+        // watches (the default is 5m).
+        account: config::AccountSection {
+            balance_interval: Some(secs(30)),
+            ..config::AccountSection::default()
+        },
         apps: vec![
             config::AppEntry::new("demo-app"),
             config::AppEntry::new("demo-shop"),

@@ -56,6 +56,8 @@ pub struct ConfigFile {
     pub polling: PollingSection,
     /// `journal`: what is kept of each order for the drill-down pages and API.
     pub journal: JournalSection,
+    /// `account`: the account balance poller.
+    pub account: AccountSection,
 }
 
 /// `api:` the provider's API and how hard we may use it.
@@ -162,6 +164,19 @@ pub struct JournalSection {
     pub max_bytes: Option<ByteSize>,
 }
 
+/// `account:` the balance poller (money left, so that running out is seen before
+/// every send fails with -10).
+#[derive(Debug, Clone, Default)]
+pub struct AccountSection {
+    /// `account.enabled`: poll the account's balance (on by default).
+    pub enabled: Option<bool>,
+    /// `account.balance_interval`: how often (`5m` by default; `0` turns it off).
+    pub balance_interval: Option<Duration>,
+    /// `account.balance_url`: the balance endpoint; by default `/sms/getBalance` on
+    /// `api.base_url`'s scheme, host and port.
+    pub balance_url: Option<String>,
+}
+
 // Reading: one function per section, keys in the README's order. The keys asked for
 // here are the list of keys the program knows (`config::keys()`).
 
@@ -177,6 +192,7 @@ impl ConfigFile {
         let tracking = TrackingSection::read(top.take_value("tracking"), problems);
         let polling = PollingSection::read(top.take_value("polling"), problems);
         let journal = JournalSection::read(top.take_value("journal"), problems);
+        let account = AccountSection::read(top.take_value("account"), problems);
         top.finish(problems);
         ConfigFile {
             listen,
@@ -188,6 +204,7 @@ impl ConfigFile {
             tracking,
             polling,
             journal,
+            account,
         }
     }
 }
@@ -301,5 +318,18 @@ impl JournalSection {
         };
         s.finish(problems);
         journal
+    }
+}
+
+impl AccountSection {
+    fn read(value: Option<Value>, problems: &mut Problems) -> Self {
+        let mut s = Section::new("account", value, problems);
+        let account = AccountSection {
+            enabled: s.take("enabled", problems),
+            balance_interval: s.take("balance_interval", problems),
+            balance_url: s.take("balance_url", problems),
+        };
+        s.finish(problems);
+        account
     }
 }

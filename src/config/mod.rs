@@ -21,14 +21,15 @@ mod yaml;
 use std::path::Path;
 
 pub use file::{
-    ApiSection, AppEntry, ConfigFile, JournalSection, PollingSection, SpoolSection, TrackingSection,
+    AccountSection, ApiSection, AppEntry, ConfigFile, JournalSection, PollingSection, SpoolSection,
+    TrackingSection,
 };
 pub use problems::{ConfigError, Problem, ProblemList};
 pub use secret::Secret;
 // Also the parser of `--web.listen-address`, so that the flag takes what the key takes.
 pub use settings::{
-    parse_offset, valid_app_id, ApiSettings, AppSettings, Config, JournalSettings, PollingSettings,
-    SpoolSettings, TrackingSettings,
+    parse_offset, valid_app_id, AccountSettings, ApiSettings, AppSettings, Config, JournalSettings,
+    PollingSettings, SpoolSettings, TrackingSettings,
 };
 pub use yaml::parse_listen;
 

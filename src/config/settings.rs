@@ -30,6 +30,8 @@ pub struct Config {
     pub polling: PollingSettings,
     /// What is kept of each order for the drill-down.
     pub journal: JournalSettings,
+    /// The account balance poller.
+    pub account: AccountSettings,
 }
 
 /// The provider's API and how hard we may use it.
@@ -114,6 +116,16 @@ pub struct JournalSettings {
     pub max_bytes: u64,
 }
 
+/// The account balance poller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountSettings {
+    /// How often the balance is queried; `None` when `account.enabled` is false or
+    /// `account.balance_interval` is 0.
+    pub balance_interval: Option<Duration>,
+    /// The balance endpoint (`GET`, signed like record queries).
+    pub balance_url: String,
+}
+
 impl Config {
     /// The secret, resolved at load time.
     pub fn secret(&self) -> &Secret {
@@ -174,6 +186,11 @@ pub(super) mod defaults {
     pub const JOURNAL_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
     /// ~3 million orders at ~350 bytes each.
     pub const JOURNAL_MAX_BYTES: u64 = 1 << 30;
+    /// The balance changes only as fast as money is spent: five minutes tell "runs out
+    /// within 3 hours" in time, at 288 queries a day.
+    pub const BALANCE_INTERVAL: Duration = Duration::from_secs(300);
+    /// The balance endpoint's path at the API's host (not under `/otp`).
+    pub const BALANCE_PATH: &str = "/sms/getBalance";
     pub const FIRST_DELAY: Duration = Duration::from_secs(5);
     pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 }

@@ -366,7 +366,7 @@ fn a_bad_secret_file_is_named_but_never_printed() {
 #[test]
 fn every_known_key_is_read_where_it_is_written() {
     let keys = keys();
-    assert_eq!(keys.len(), 30, "{keys:?}");
+    assert_eq!(keys.len(), 33, "{keys:?}");
     for key in &keys {
         // A mapping is wrong for every leaf key: the problem must name the key itself.
         let (path, leaf) = key.rsplit_once('.').unwrap_or(("", key));
@@ -545,4 +545,87 @@ fn the_journal_section_takes_sizes_with_units_and_names_bad_values() {
         assert!(e.contains(&key) && e.contains(said), "{line}: {e}");
         assert!(e.contains("line 7"), "{line}: {e}");
     }
+}
+
+#[test]
+fn the_account_section_defaults_to_a_five_minute_poll_at_the_api_hosts_root() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.account.balance_interval, Some(Duration::from_secs(300)));
+    assert_eq!(
+        c.account.balance_url,
+        "https://api.itniotech.com/sms/getBalance"
+    );
+    // The host's root, whatever the base path; the port is kept.
+    let c = parse(
+        &format!("{MINIMAL}account:\n  balance_interval: 30s\n").replace(
+            "api_key: k",
+            "api_key: k\n  base_url: http://127.0.0.1:9000/proxy/otp/",
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        c.account.balance_url,
+        "http://127.0.0.1:9000/sms/getBalance"
+    );
+    assert_eq!(c.account.balance_interval, Some(Duration::from_secs(30)));
+    let c = parse(&format!(
+        "{MINIMAL}account:\n  balance_url: https://balance.example/sms/getBalance\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.account.balance_url,
+        "https://balance.example/sms/getBalance"
+    );
+}
+
+#[test]
+fn the_balance_poller_is_off_with_enabled_false_or_a_zero_interval() {
+    for section in [
+        "enabled: false",
+        "balance_interval: 0s",
+        "balance_interval: 0",
+    ] {
+        let c = parse(&format!("{MINIMAL}account:\n  {section}\n"))
+            .unwrap_or_else(|e| panic!("{section}: {e}"));
+        assert_eq!(c.account.balance_interval, None, "{section}");
+    }
+}
+
+#[test]
+fn bad_account_values_are_named_with_their_key() {
+    for (line, key, says) in [
+        (
+            "balance_interval: 500ms",
+            "account.balance_interval",
+            "at least 1s",
+        ),
+        (
+            "balance_interval: 30d",
+            "account.balance_interval",
+            "7 days",
+        ),
+        ("balance_interval: soon", "account.balance_interval", "line"),
+        ("enabled: maybe", "account.enabled", "line"),
+        (
+            "balance_url: ftp://host/x",
+            "account.balance_url",
+            "http(s) URL",
+        ),
+        ("balance_url: not a url", "account.balance_url", "not a URL"),
+        (
+            "balance_url: https://host/x?y=1",
+            "account.balance_url",
+            "query",
+        ),
+    ] {
+        let e = error(&format!("{MINIMAL}account:\n  {line}\n"));
+        assert!(e.contains(&format!("`{key}`")), "{line}: {e}");
+        assert!(e.contains(says), "{line}: {e}");
+    }
+    // Credentials in the URL are refused without being repeated.
+    let e = error(&format!(
+        "{MINIMAL}account:\n  balance_url: https://user:hunter2@host/sms/getBalance\n"
+    ));
+    assert!(e.contains("`account.balance_url`"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
 }

@@ -7,13 +7,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::file::{
-    ApiSection, AppEntry, ConfigFile, JournalSection, PollingSection, SpoolSection, TrackingSection,
+    AccountSection, ApiSection, AppEntry, ConfigFile, JournalSection, PollingSection, SpoolSection,
+    TrackingSection,
 };
 use super::problems::{ConfigError, Problems};
 use super::secret;
 use super::settings::{
-    defaults, valid_app_id, ApiSettings, AppSettings, Config, JournalSettings, PollingSettings,
-    SpoolSettings, TrackingSettings,
+    defaults, valid_app_id, AccountSettings, ApiSettings, AppSettings, Config, JournalSettings,
+    PollingSettings, SpoolSettings, TrackingSettings,
 };
 
 /// Longest accepted tracking, polling or rescan duration. Upper bounds keep time
@@ -60,6 +61,7 @@ impl ConfigFile {
         let tracking = self.tracking.validate(problems);
         let polling = self.polling.validate(problems);
         let journal = self.journal.validate(problems);
+        let account = self.account.validate(api.as_ref(), problems);
         let state_dir = self.state_dir.unwrap_or_else(defaults::state_dir);
         if state_dir.as_os_str().is_empty() {
             problems.add("state_dir", "must not be empty");
@@ -76,6 +78,7 @@ impl ConfigFile {
             tracking,
             polling,
             journal,
+            account,
         })
     }
 }
@@ -178,7 +181,11 @@ impl ApiSection {
 /// The base URL is shown on `/` and in logs, so it must not carry credentials; the
 /// error then does not repeat it.
 fn check_base_url(base: &str, problems: &mut Problems) {
-    const KEY: &str = "api.base_url";
+    check_url("api.base_url", base, problems);
+}
+
+/// An endpoint URL: http(s), a host, no credentials, no query or fragment.
+fn check_url(key: &str, base: &str, problems: &mut Problems) {
     let url = match reqwest::Url::parse(base) {
         Ok(url) => url,
         Err(e) => {
@@ -193,16 +200,16 @@ fn check_base_url(base: &str, problems: &mut Problems) {
             } else {
                 format!("{base:?} is not a URL ({e})")
             };
-            return problems.add_caused(KEY, message, e);
+            return problems.add_caused(key, message, e);
         }
     };
     if !url.username().is_empty() || url.password().is_some() {
-        problems.add(KEY, "must not contain a user name or password (the API authenticates with api_key and the secret)");
+        problems.add(key, "must not contain a user name or password (the API authenticates with api_key and the secret)");
     } else if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        problems.add(KEY, format!("{base:?} is not an http(s) URL with a host"));
+        problems.add(key, format!("{base:?} is not an http(s) URL with a host"));
     } else if url.query().is_some() || url.fragment().is_some() {
         problems.add(
-            KEY,
+            key,
             format!("{base:?} must not have a query or fragment (the endpoint path is appended)"),
         );
     }
@@ -411,6 +418,48 @@ impl JournalSection {
             max_bytes,
         }
     }
+}
+
+impl AccountSection {
+    /// `api` is `None` when the API section is unusable (its problems are reported).
+    fn validate(self, api: Option<&ApiSettings>, problems: &mut Problems) -> AccountSettings {
+        const INTERVAL: &str = "account.balance_interval";
+        let interval = duration(
+            problems,
+            INTERVAL,
+            self.balance_interval,
+            defaults::BALANCE_INTERVAL,
+            true,
+        );
+        // Below a second is a typo (`5` for `5m`?): the provider would see a query
+        // per second for a figure that moves with spend.
+        if !interval.is_zero() && interval < Duration::from_secs(1) {
+            problems.add(INTERVAL, "must be 0 (off) or at least 1s");
+        }
+        let balance_url = match self.balance_url {
+            Some(url) => {
+                let url = url.trim().to_string();
+                check_url("account.balance_url", &url, problems);
+                url
+            }
+            None => api
+                .and_then(|api| default_balance_url(&api.base_url))
+                .unwrap_or_default(),
+        };
+        let enabled = self.enabled.unwrap_or(true);
+        AccountSettings {
+            balance_interval: (enabled && !interval.is_zero()).then_some(interval),
+            balance_url,
+        }
+    }
+}
+
+/// `/sms/getBalance` at `base_url`'s scheme, host and port (the record endpoint lives
+/// under `/otp`, the balance endpoint at the host's root).
+fn default_balance_url(base_url: &str) -> Option<String> {
+    let mut url = reqwest::Url::parse(base_url).ok()?;
+    url.set_path(defaults::BALANCE_PATH);
+    Some(url.to_string())
 }
 
 /// An order must outlive its OTP's validity, for every app.

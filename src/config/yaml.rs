@@ -164,6 +164,9 @@ impl FromYaml for Duration {
         }
         match value {
             Value::String(s) => parse_duration(s),
+            // Zero needs no unit (`balance_interval: 0` turns the poller off); where
+            // zero is not allowed, validation says so.
+            Value::Number(n) if n.as_u64() == Some(0) => Ok(Duration::ZERO),
             Value::Number(n) => Err(format!(
                 "expected a duration with a unit, like 30s, 5m or 1h; got the number {n}"
             )),
@@ -180,6 +183,9 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.starts_with('-') {
         return Err(format!("durations cannot be negative (got {text:?})"));
+    }
+    if trimmed == "0" {
+        return Ok(Duration::ZERO);
     }
     humantime::parse_duration(trimmed)
         .map_err(|e| format!("invalid duration {text:?}: {e} (use e.g. 30s, 5m, 1h)"))
