@@ -1,5 +1,5 @@
-//! The ITNIO record client: signs queries exactly like the provider's samples and
-//! classifies every answer into what the scheduler must do next.
+//! The ITNIO client: signs record and balance queries exactly like the provider's
+//! samples and classifies every answer into what the scheduler must do next.
 
 mod transport;
 pub mod wire;
@@ -14,7 +14,7 @@ use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use md5::{Digest, Md5};
 
 use crate::config::{ApiSettings, Secret};
-pub use wire::{Record, Reply};
+pub use wire::{Amount, BalanceKind, Record, Reply};
 
 /// Path of the record endpoint below `api.base_url`.
 pub const RECORD_PATH: &str = "/verification/orderId/record";
@@ -23,8 +23,8 @@ pub const RECORD_PATH: &str = "/verification/orderId/record";
 pub enum ApiError {
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
-    #[error("api.base_url does not make a valid record URL ({url:?}): {detail}")]
-    RecordUrl { url: String, detail: String },
+    #[error("{url:?} is not a usable endpoint URL: {detail}")]
+    Url { url: String, detail: String },
     #[error("cannot set up TLS: {0}")]
     Tls(String),
 }
@@ -91,11 +91,38 @@ pub struct Query {
     pub duration: Duration,
 }
 
-/// Signs and sends record queries over one keep-alive connection pool.
+/// One finished balance query, like [`Query`].
+#[derive(Debug, Clone)]
+pub struct BalanceQuery {
+    pub outcome: BalanceOutcome,
+    /// `otp_exporter_balance_requests_total{status}`, as for record queries.
+    pub status_label: String,
+    /// The API's own reply came back, whatever its status.
+    pub answered: bool,
+    pub duration: Duration,
+}
+
+/// What one balance query says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BalanceOutcome {
+    /// Status 0: the amounts as sent, by [`BalanceKind`] (each may be missing or odd).
+    Balance([Amount; 3]),
+    /// -13: the account is locked (sends fail until the provider unlocks it).
+    Locked { reason: String },
+    /// Every other answer, classified as a record query's would be (-1/-2 rejected,
+    /// -16 clock skew, -18 and HTTP failures transient, other statuses).
+    Failed(QueryOutcome),
+}
+
+/// Signs and sends queries over one keep-alive connection pool.
 #[derive(Debug)]
 pub struct ApiClient {
-    /// The record URL (parsed once) and how queries travel to it.
+    /// How queries travel.
     transport: transport::Transport,
+    /// The record endpoint, parsed once.
+    record: transport::Target,
+    /// The balance endpoint, when the balance poller runs.
+    balance: Option<transport::Target>,
     api_key: String,
     secret: Secret,
     /// Seconds to add to our clock when signing, learned from `Date` after a -16;
@@ -139,9 +166,12 @@ impl ApiClient {
     /// A client for the validated API settings; it signs with `api.secret`.
     pub fn new(api: &ApiSettings) -> Result<Self, ApiError> {
         let record_url = format!("{}{}", api.base_url.trim_end_matches('/'), RECORD_PATH);
-        let transport = transport::Transport::new(api, &record_url)?;
+        let transport = transport::Transport::new(api)?;
+        let record = transport.target(&record_url)?;
         Ok(ApiClient {
             transport,
+            record,
+            balance: None,
             api_key: api.api_key.clone(),
             secret: api.secret.clone(),
             clock_offset_secs: Arc::default(),
@@ -158,8 +188,18 @@ impl ApiClient {
         self
     }
 
+    /// Queries of [`ApiClient::balance`] go to `url`.
+    pub fn with_balance_url(mut self, url: &str) -> Result<Self, ApiError> {
+        self.balance = Some(self.transport.target(url)?);
+        Ok(self)
+    }
+
     pub fn record_url(&self) -> String {
-        self.transport.url()
+        self.record.url()
+    }
+
+    pub fn balance_url(&self) -> Option<String> {
+        self.balance.as_ref().map(transport::Target::url)
     }
 
     /// Current correction applied to our clock when signing.
@@ -240,52 +280,95 @@ impl ApiClient {
     ) -> (QueryOutcome, String, bool) {
         let answer = self
             .transport
-            .post(headers, body, self.max_response_bytes)
+            .send(
+                hyper::Method::POST,
+                &self.record,
+                headers,
+                body,
+                self.max_response_bytes,
+            )
             .await;
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(failure) => return transport_failure(&failure),
-        };
-        let http_status = answer.status;
-        let server_date = answer.date;
-        if http_status.is_success() {
-            return self.classify(&answer.body, server_date, asked);
-        }
-        // A 4xx that carries the API's own envelope (`401` with status -1, say) means
-        // what its status says; 5xx, 429 and bare error pages are transient.
-        match wire::decode_reply(&answer.body) {
-            Ok(reply)
-                if reply.status != 0
-                    && http_status.is_client_error()
-                    && http_status != hyper::StatusCode::TOO_MANY_REQUESTS =>
-            {
-                self.classify_reply(reply, server_date, asked)
-            }
-            _ => (
-                QueryOutcome::Transient {
-                    retry_after: answer
-                        .retry_after
-                        .as_ref()
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after),
-                    detail: format!("HTTP {}", http_status.as_u16()),
-                },
-                format!("http_{}", http_status.as_u16()),
-                false,
-            ),
+        match read_answer(answer, wire::decode_reply, |r| r.status) {
+            Ok((reply, server_date)) => self.classify_reply(reply, server_date, asked),
+            Err(failed) => failed,
         }
     }
 
-    fn classify(
-        &self,
-        body: &[u8],
-        server_date: Option<HeaderValue>,
-        asked: &Asked,
-    ) -> (QueryOutcome, String, bool) {
-        match wire::decode_reply(body) {
-            Ok(reply) => self.classify_reply(reply, server_date, asked),
-            Err(e) => invalid_response(e.to_string()),
+    /// Queries the account's balance (`GET`, no body, signed like a record query).
+    /// Without a balance URL ([`ApiClient::with_balance_url`]) nothing is sent.
+    pub async fn balance(&self) -> BalanceQuery {
+        let started = Instant::now();
+        let Some(target) = &self.balance else {
+            return BalanceQuery {
+                outcome: BalanceOutcome::Failed(QueryOutcome::Transient {
+                    retry_after: None,
+                    detail: "no balance URL is configured".into(),
+                }),
+                status_label: "connect_error".into(),
+                answered: false,
+                duration: started.elapsed(),
+            };
+        };
+        let (headers, sent) = self.headers();
+        let exchange = async {
+            let answer = self
+                .transport
+                .send(
+                    hyper::Method::GET,
+                    target,
+                    headers,
+                    Vec::new(),
+                    self.max_response_bytes,
+                )
+                .await;
+            match read_answer(answer, wire::decode_balance, |r| r.status) {
+                Ok((reply, server_date)) => self.classify_balance(reply, server_date, &sent),
+                Err((failed, label, answered)) => (BalanceOutcome::Failed(failed), label, answered),
+            }
+        };
+        let (outcome, status_label, answered) =
+            match tokio::time::timeout(self.timeout, exchange).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    let (failed, label, answered) = timed_out(self.timeout);
+                    (BalanceOutcome::Failed(failed), label, answered)
+                }
+            };
+        BalanceQuery {
+            outcome,
+            status_label,
+            answered,
+            duration: started.elapsed(),
         }
+    }
+
+    fn classify_balance(
+        &self,
+        reply: wire::BalanceReply,
+        server_date: Option<HeaderValue>,
+        sent: &Sent,
+    ) -> (BalanceOutcome, String, bool) {
+        let outcome = match reply.status {
+            0 => BalanceOutcome::Balance(reply.amounts),
+            -13 => BalanceOutcome::Locked {
+                reason: reply
+                    .reason
+                    .as_deref()
+                    .map(|r| self.redact(r, sent))
+                    .unwrap_or_default(),
+            },
+            status => BalanceOutcome::Failed(self.failure(
+                status,
+                reply.reason.as_deref(),
+                server_date,
+                sent,
+            )),
+        };
+        (
+            outcome,
+            status_label(reply.status),
+            plausible_status(reply.status),
+        )
     }
 
     fn classify_reply(
@@ -294,16 +377,6 @@ impl ApiClient {
         server_date: Option<HeaderValue>,
         asked: &Asked,
     ) -> (QueryOutcome, String, bool) {
-        // Provider text goes to logs and the status page: what it may echo of our
-        // request goes first, at the source. Only read for statuses that show it (a
-        // success's "success" is neither logged nor shown: not worth its copies).
-        let reason = || {
-            reply
-                .reason
-                .as_deref()
-                .map(|r| self.redact(r, &asked.sent))
-                .unwrap_or_default()
-        };
         let outcome = match reply.status {
             0 => match reply.data {
                 Some(record) if !record.is_empty() => {
@@ -323,8 +396,28 @@ impl ApiClient {
                 }
                 _ => QueryOutcome::NoRecord,
             },
+            status => self.failure(status, reply.reason.as_deref(), server_date, &asked.sent),
+        };
+        // A status outside the plausible range is garbage, not an answer.
+        let answered = plausible_status(reply.status);
+        (outcome, status_label(reply.status), answered)
+    }
+
+    /// What a non-zero status means, for any endpoint.
+    fn failure(
+        &self,
+        status: i64,
+        reason: Option<&str>,
+        server_date: Option<HeaderValue>,
+        sent: &Sent,
+    ) -> QueryOutcome {
+        // Provider text goes to logs and the status page: what it may echo of our
+        // request goes first, at the source. Only read for statuses that show it (a
+        // success's "success" is neither logged nor shown: not worth its copies).
+        let reason = || reason.map(|r| self.redact(r, sent)).unwrap_or_default();
+        match status {
             -1 | -2 => QueryOutcome::Rejected {
-                status: reply.status,
+                status,
                 reason: reason(),
             },
             -16 => {
@@ -349,10 +442,49 @@ impl ApiClient {
                 status,
                 reason: reason(),
             },
-        };
-        // A status outside the plausible range is garbage, not an answer.
-        let answered = plausible_status(reply.status);
-        (outcome, status_label(reply.status), answered)
+        }
+    }
+}
+
+/// An HTTP answer read as the API's reply (with the server's `Date`), or what the
+/// query failed with: no whole answer, an undecodable body, or an HTTP error without
+/// the API's envelope. A 4xx that carries the envelope (`401` with status -1, say)
+/// means what its status says; 5xx, 429 and bare error pages are transient.
+// The failure is what a query returns anyway, matched at once: boxing it would cost
+// an allocation per failed query for nothing.
+#[allow(clippy::result_large_err)]
+fn read_answer<T>(
+    answer: Result<transport::Answer, transport::Failure>,
+    decode: impl Fn(&[u8]) -> Result<T, wire::DecodeError>,
+    status_of: impl Fn(&T) -> i64,
+) -> Result<(T, Option<HeaderValue>), (QueryOutcome, String, bool)> {
+    let answer = answer.map_err(|failure| transport_failure(&failure))?;
+    let http_status = answer.status;
+    if http_status.is_success() {
+        return decode(&answer.body)
+            .map(|reply| (reply, answer.date))
+            .map_err(|e| invalid_response(e.to_string()));
+    }
+    match decode(&answer.body) {
+        Ok(reply)
+            if status_of(&reply) != 0
+                && http_status.is_client_error()
+                && http_status != hyper::StatusCode::TOO_MANY_REQUESTS =>
+        {
+            Ok((reply, answer.date))
+        }
+        _ => Err((
+            QueryOutcome::Transient {
+                retry_after: answer
+                    .retry_after
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after),
+                detail: format!("HTTP {}", http_status.as_u16()),
+            },
+            format!("http_{}", http_status.as_u16()),
+            false,
+        )),
     }
 }
 
@@ -946,6 +1078,149 @@ mod tests {
                 "status {status}: a forged log line in {text:?}"
             );
         }
+    }
+
+    /// A balance client against a server that records the request it got and answers
+    /// `status_line`/`body`.
+    async fn balance_answer(
+        status_line: &'static str,
+        extra_headers: &'static str,
+        body: &'static str,
+    ) -> (BalanceQuery, String) {
+        use tokio::io::AsyncWriteExt;
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+        let base = raw_server(move |mut socket, request| {
+            let seen_tx = seen_tx.clone();
+            async move {
+                let _ = seen_tx.send(request);
+                let response = format!(
+                    "HTTP/1.1 {status_line}\r\ncontent-length: {}\r\nconnection: close\r\n{extra_headers}\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        })
+        .await;
+        let url = base.replace("/otp", "/sms/getBalance");
+        let q = client(base).with_balance_url(&url).unwrap().balance().await;
+        let request = seen_rx.try_recv().unwrap_or_default();
+        (q, request)
+    }
+
+    #[tokio::test]
+    async fn a_balance_query_is_a_signed_get_without_body_at_the_balance_url() {
+        let (q, request) = balance_answer(
+            "200 OK",
+            "",
+            r#"{"status":"0","reason":"success","balance":"12.3400","gift":"0.5000","credit":"0"}"#,
+        )
+        .await;
+        assert!(
+            request.starts_with("GET /sms/getBalance HTTP/1.1\r\n"),
+            "{request}"
+        );
+        let lower = request.to_ascii_lowercase();
+        let ts = lower
+            .lines()
+            .find_map(|l| l.strip_prefix("timestamp: "))
+            .expect("a Timestamp header")
+            .trim()
+            .to_string();
+        assert!(lower.contains("api-key: key\r\n"), "{request}");
+        assert!(
+            lower.contains(&format!("sign: {}\r\n", sign("key", "secret", &ts))),
+            "{request}"
+        );
+        assert!(!lower.contains("content-length: 1"), "no body: {request}");
+        assert_eq!(q.status_label, "0");
+        assert!(q.answered);
+        assert_eq!(
+            q.outcome,
+            BalanceOutcome::Balance([Amount::Usd(12.34), Amount::Usd(0.5), Amount::Usd(0.0)])
+        );
+    }
+
+    #[tokio::test]
+    async fn balance_statuses_mean_what_record_statuses_mean_and_minus_13_is_locked() {
+        let (q, _) =
+            balance_answer("200 OK", "", r#"{"status":"-13","reason":"user locked"}"#).await;
+        assert_eq!(
+            q.outcome,
+            BalanceOutcome::Locked {
+                reason: "user locked".into()
+            }
+        );
+        assert_eq!(q.status_label, "-13");
+        assert!(q.answered);
+        let (q, _) = balance_answer("200 OK", "", r#"{"status":"-1","reason":"auth"}"#).await;
+        assert_eq!(
+            q.outcome,
+            BalanceOutcome::Failed(QueryOutcome::Rejected {
+                status: -1,
+                reason: "auth".into()
+            })
+        );
+        // A 401 carrying the API's envelope means its status, as for records.
+        let (q, _) = balance_answer("401 Unauthorized", "", r#"{"status":-2,"reason":"ip"}"#).await;
+        assert!(
+            matches!(
+                q.outcome,
+                BalanceOutcome::Failed(QueryOutcome::Rejected { status: -2, .. })
+            ),
+            "{:?}",
+            q.outcome
+        );
+        let (q, _) = balance_answer("200 OK", "", r#"{"status":"-18","reason":"busy"}"#).await;
+        assert!(
+            matches!(
+                q.outcome,
+                BalanceOutcome::Failed(QueryOutcome::Transient { .. })
+            ),
+            "{:?}",
+            q.outcome
+        );
+        assert!(q.answered, "-18 is the API's own answer");
+        let (q, _) = balance_answer(
+            "200 OK",
+            "date: Thu, 01 Jan 2037 00:00:00 GMT\r\n",
+            r#"{"status":"-16","reason":"timestamp expired"}"#,
+        )
+        .await;
+        let BalanceOutcome::Failed(QueryOutcome::ClockSkew {
+            offset_secs: Some(offset),
+        }) = q.outcome
+        else {
+            panic!("{:?}", q.outcome)
+        };
+        assert!(offset > 300 * 24 * 3600, "{offset}");
+        let (q, _) = balance_answer("502 Bad Gateway", "", "<html>bad gateway</html>").await;
+        assert_eq!(q.status_label, "http_502");
+        assert!(!q.answered);
+        let (q, _) = balance_answer("200 OK", "", "<html>maintenance</html>").await;
+        assert_eq!(q.status_label, "invalid_response");
+        assert!(!q.answered);
+    }
+
+    #[tokio::test]
+    async fn a_locked_reason_loses_what_it_echoes_of_the_request() {
+        let base = echoing(-13).await;
+        let url = base.replace("/otp", "/sms/getBalance");
+        let api = ApiSettings {
+            api_key: "bDqJFiq9".into(),
+            ..test_settings(base)
+        };
+        let q = ApiClient::new(&api)
+            .unwrap()
+            .with_balance_url(&url)
+            .unwrap()
+            .balance()
+            .await;
+        let BalanceOutcome::Locked { reason } = &q.outcome else {
+            panic!("{:?}", q.outcome)
+        };
+        assert!(!reason.contains("bDqJFiq9"), "{reason}");
+        assert!(reason.starts_with("denied: Sign=[redacted]"), "{reason}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, DATE, RETRY_AFTER, USER_AGENT};
-use hyper::StatusCode;
+use hyper::{Method, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
@@ -47,12 +47,26 @@ pub(super) enum Failure {
 pub(super) enum Transport {
     Direct {
         client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
-        uri: hyper::Uri,
     },
     Proxied {
         client: reqwest::Client,
-        url: reqwest::Url,
     },
+}
+
+/// An endpoint's URL, parsed once for the transport that sends to it.
+#[derive(Debug, Clone)]
+pub(super) enum Target {
+    Direct(hyper::Uri),
+    Proxied(reqwest::Url),
+}
+
+impl Target {
+    pub fn url(&self) -> String {
+        match self {
+            Target::Direct(uri) => uri.to_string(),
+            Target::Proxied(url) => url.to_string(),
+        }
+    }
 }
 
 /// A proxy named in the environment, as reqwest reads it.
@@ -70,14 +84,10 @@ fn proxy_in_environment() -> bool {
 }
 
 impl Transport {
-    pub fn new(api: &ApiSettings, record_url: &str) -> Result<Transport, ApiError> {
+    pub fn new(api: &ApiSettings) -> Result<Transport, ApiError> {
         let connect_timeout = api.timeout.min(Duration::from_secs(5));
         let idle = Duration::from_secs(90);
         let keepalive = Duration::from_secs(60);
-        let bad_url = |detail: String| ApiError::RecordUrl {
-            url: record_url.to_string(),
-            detail,
-        };
         if proxy_in_environment() {
             let client = reqwest::Client::builder()
                 .connect_timeout(connect_timeout)
@@ -89,12 +99,7 @@ impl Transport {
                 .user_agent(AGENT)
                 .build()
                 .map_err(ApiError::Client)?;
-            let url = reqwest::Url::parse(record_url).map_err(|e| bad_url(e.to_string()))?;
-            return Ok(Transport::Proxied { client, url });
-        }
-        let uri: hyper::Uri = record_url.parse().map_err(|e| bad_url(format!("{e}")))?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-            return Err(bad_url("not an http:// or https:// URL with a host".into()));
+            return Ok(Transport::Proxied { client });
         }
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(connect_timeout));
@@ -120,26 +125,44 @@ impl Transport {
             .pool_idle_timeout(idle)
             .pool_max_idle_per_host(api.max_in_flight as usize)
             .build(https);
-        Ok(Transport::Direct { client, uri })
+        Ok(Transport::Direct { client })
     }
 
-    pub fn url(&self) -> String {
+    /// `url` parsed for this transport: an http(s) URL with a host.
+    pub fn target(&self, url: &str) -> Result<Target, ApiError> {
+        let bad_url = |detail: String| ApiError::Url {
+            url: url.to_string(),
+            detail,
+        };
         match self {
-            Transport::Direct { uri, .. } => uri.to_string(),
-            Transport::Proxied { url, .. } => url.to_string(),
+            Transport::Proxied { .. } => reqwest::Url::parse(url)
+                .map(Target::Proxied)
+                .map_err(|e| bad_url(e.to_string())),
+            Transport::Direct { .. } => {
+                let uri: hyper::Uri = url.parse().map_err(|e| bad_url(format!("{e}")))?;
+                if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                    return Err(bad_url("not an http:// or https:// URL with a host".into()));
+                }
+                Ok(Target::Direct(uri))
+            }
         }
     }
 
-    /// POSTs `body` with `headers` and reads the answer, its body up to `limit` bytes.
-    pub async fn post(
+    /// Sends `method` to `target` with `headers` (and `body`, if any) and reads the
+    /// answer, its body up to `limit` bytes.
+    pub async fn send(
         &self,
+        method: Method,
+        target: &Target,
         headers: HeaderMap,
         body: Vec<u8>,
         limit: u64,
     ) -> Result<Answer, Failure> {
-        match self {
-            Transport::Direct { client, uri } => {
-                let mut request = hyper::Request::post(uri.clone())
+        match (self, target) {
+            (Transport::Direct { client }, Target::Direct(uri)) => {
+                let mut request = hyper::Request::builder()
+                    .method(method)
+                    .uri(uri.clone())
                     .body(Full::new(Bytes::from(body)))
                     .map_err(|e| Failure::Connect(e.to_string()))?;
                 *request.headers_mut() = headers;
@@ -161,11 +184,12 @@ impl Transport {
                 }
                 Ok(answer(head.status, &head.headers, bytes))
             }
-            Transport::Proxied { client, url } => {
-                let mut response = client
-                    .post(url.clone())
-                    .headers(headers)
-                    .body(body)
+            (Transport::Proxied { client }, Target::Proxied(url)) => {
+                let mut request = client.request(method, url.clone()).headers(headers);
+                if !body.is_empty() {
+                    request = request.body(body);
+                }
+                let mut response = request
                     .send()
                     .await
                     .map_err(|e| Failure::Connect(super::error_chain(&e)))?;
@@ -182,6 +206,10 @@ impl Transport {
                     .unwrap_or(StatusCode::BAD_GATEWAY);
                 Ok(answer(status, response.headers(), bytes))
             }
+            // Targets are made by `target` of the same transport.
+            _ => Err(Failure::Connect(
+                "the target was parsed for another transport".into(),
+            )),
         }
     }
 }

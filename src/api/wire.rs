@@ -15,6 +15,9 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Number;
 
+mod balance;
+pub use balance::{decode_balance, Amount, BalanceKind, BalanceReply};
+
 /// Why a response body could not be used at all.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DecodeError {
