@@ -6,6 +6,7 @@
 //!                                 ▼ new orders      │ progress, finalized
 //!                             scheduler ────────────┘
 //!                 time-ordered queue ──▶ workers (max_in_flight, rate limit) ──▶ ITNIO API
+//!                   balance poller (account.balance_interval) ──▶ same limiter ──┘
 //!                                 │ outcome rules
 //!                                 ▼
 //!                              metrics ──▶ http (/metrics, /, /healthz, /readyz)
@@ -108,8 +109,13 @@ pub async fn run(
     if !config.journal.enabled {
         store.disable_journal();
     }
-    let client =
-        Arc::new(ApiClient::new(&config.api)?.with_clock_offset(status.clock_offset_secs.clone()));
+    let mut client =
+        ApiClient::new(&config.api)?.with_clock_offset(status.clock_offset_secs.clone());
+    if let Some(every) = config.account.balance_interval {
+        client = client.with_balance_url(&config.account.balance_url)?;
+        tracing::info!(balance_url = %config.account.balance_url, every = %humantime::format_duration(every), "the account's balance is polled");
+    }
+    let client = Arc::new(client);
 
     let page = PageInfo {
         spool_dir: config.spool.dir.display().to_string(),

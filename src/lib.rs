@@ -6,6 +6,7 @@
 //! `daemon` wires them together; `cli` is the command line. The provider stand-in
 //! (`simulate`, `demo`, the tests) is the separate workspace crate `itnio-sim`.
 
+pub mod account;
 pub mod api;
 pub mod build_info;
 pub mod cli;

@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 mod family;
@@ -71,6 +71,17 @@ pub struct Metrics {
     /// `otp_exporter_poll_delay_seconds{purpose}`: observed when a query is handed to
     /// a worker.
     pub poll_delay: HistogramFamily<1>,
+    /// `otp_account_balance_usd{kind}`: a kind's series appears with its first good
+    /// reading (see `account`).
+    pub account_balance: GaugeVec,
+    /// No labels: the series is made when the balance poller starts, so that it is
+    /// absent (not stale) with the poller off.
+    pub account_last_success: GaugeVec,
+    /// No labels, made like `account_last_success`.
+    pub account_locked: IntGaugeVec,
+    /// `otp_exporter_balance_requests_total{status}`: balance queries, apart from the
+    /// record queries of `otp_exporter_api_requests_total`.
+    pub balance_requests: IntCounterFamily<1>,
 }
 
 /// Registers metrics: scalars and gauges in the prometheus registry, labelled counters
@@ -225,6 +236,14 @@ impl Metrics {
                 ["app_id", "channel", "country", "stage"]),
             poll_delay: r.histogram("otp_exporter_poll_delay_seconds", "How late each record query went out against the time it was planned for, by why it was planned (decisive, expected, routine).",
                 POLL_DELAY_BUCKETS, ["purpose"]),
+            account_balance: r.add(GaugeVec::new(Opts::new("otp_account_balance_usd", "The ITNIO account's money in USD by kind (balance, gift, credit) as last read; a kind appears with its first good reading and keeps its last good value when an answer lacks it."),
+                &["kind"])),
+            account_last_success: r.add(GaugeVec::new(Opts::new("otp_account_balance_last_success_timestamp_seconds", "Unix time of the last balance query whose balance could be read; 0 until the first (only while account.balance_interval polls)."),
+                &[])),
+            account_locked: r.add(IntGaugeVec::new(Opts::new("otp_account_locked", "1 while the balance query answers -13 (user locked): sends fail until ITNIO unlocks the account."),
+                &[])),
+            balance_requests: r.counter("otp_exporter_balance_requests_total", "Balance queries by the API's status, or http_NNN, timeout, connect_error, invalid_response (record queries are otp_exporter_api_requests_total).",
+                ["status"]),
             families: Vec::new(),
             last_len: AtomicUsize::new(0),
             registry: r.registry,

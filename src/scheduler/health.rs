@@ -150,6 +150,17 @@ impl ApiHealth {
         self.metrics.api_up.set(1);
     }
 
+    /// The result of a query that is not the probe (the balance query): as
+    /// [`ApiHealth::on_result`], except that one without an answer leaves a probe in
+    /// flight alone (it is the probe's answer that decides).
+    pub fn on_side_result(&mut self, answered: bool, detail: &str, now_ms: i64) {
+        if !answered && matches!(self.state, ApiState::Rejected { probing: true, .. }) {
+            self.unanswered_in_row = self.unanswered_in_row.saturating_add(1);
+            return;
+        }
+        self.on_result(answered, detail, now_ms);
+    }
+
     fn set_down(&self, problem: String) {
         self.status.set_api_problem(problem);
         self.status.api_up.store(false, Ordering::Relaxed);
@@ -227,6 +238,29 @@ mod tests {
         assert!(h.holds_due_orders(61_999));
         assert!(!h.holds_due_orders(62_000));
         assert_eq!(metrics.api_up.get(), 0, "still rejected");
+    }
+
+    #[test]
+    fn a_balance_answer_resumes_polling_and_its_silence_leaves_the_probe_alone() {
+        let (mut h, _, metrics) = health();
+        h.on_rejected(-1, "bad key", 0);
+        assert!(h.on_send(), "the probe is out");
+        h.on_side_result(false, "timeout", 1_000);
+        assert_eq!(
+            h.state(),
+            ApiState::Rejected {
+                next_probe_ms: AUTH_PROBE_INTERVAL_MS,
+                probing: true
+            },
+            "the probe in flight still decides"
+        );
+        h.on_side_result(true, "", 2_000);
+        assert_eq!(
+            h.state(),
+            ApiState::Up,
+            "an answer other than -1/-2 proves the credentials"
+        );
+        assert_eq!(metrics.api_up.get(), 1);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   the loop takes a rate-limit cell before it picks a job, so that under a short
 //!   budget the queue's priorities choose what goes out (decisive polls first);
 //! - [`core`]: the decisions, driven by `now` and events, committing store-then-metrics;
-//! - this module: the loop that wires timers, channels and the clock to the core.
+//! - this module: the loop that wires timers, channels and the clock to the core, and
+//!   sends the balance query every `account.balance_interval` (one at a time, through
+//!   the same rate limiter; its answer feeds `account` and the API's health).
 
 mod core;
 mod health;
@@ -24,6 +26,8 @@ use tokio::sync::{mpsc, watch};
 
 use self::core::{Changes, Core, Outputs};
 use self::pool::WorkerPool;
+use crate::account::{Account, ApiSaid};
+use crate::api::BalanceQuery;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -66,6 +70,9 @@ pub struct Scheduler<C: Clock = SystemClock> {
     core: Core,
     clock: C,
     status: Arc<Status>,
+    metrics: Arc<Metrics>,
+    /// `account.balance_interval`; `None` when the balance poller is off.
+    balance_interval: Option<Duration>,
 }
 
 impl Scheduler<SystemClock> {
@@ -90,13 +97,15 @@ impl<C: Clock> Scheduler<C> {
     ) -> Self {
         let outputs = Outputs {
             store,
-            metrics,
+            metrics: metrics.clone(),
             status: status.clone(),
         };
         Scheduler {
             core: Core::new(config, outputs),
             clock,
             status,
+            metrics,
+            balance_interval: config.account.balance_interval,
         }
     }
 
@@ -127,6 +136,15 @@ impl<C: Clock> Scheduler<C> {
         drain: Duration,
     ) -> Result<(), SchedulerError> {
         let held = self.core.health.held();
+        let mut balance = self.balance_interval.map(|every| BalancePoller {
+            every,
+            account: Account::start(&self.metrics),
+            source: source.clone(),
+            // The first at once: the balance is worth knowing from the start.
+            at: Some(tokio::time::Instant::now()),
+        });
+        // The balance query out, apart from `balance` (the loop's futures borrow it).
+        let mut balance_query: Option<tokio::task::JoinHandle<BalanceQuery>> = None;
         let mut pool = WorkerPool::start(source, workers, max_requests_per_second, held);
         // Set when the rate limit said "not yet": no job is picked before then.
         let mut budget_at: Option<tokio::time::Instant> = None;
@@ -152,6 +170,7 @@ impl<C: Clock> Scheduler<C> {
                 commit_at = Some(tokio::time::Instant::now() + GROUP_COMMIT);
             }
             let (dispatchable, sleep_ms) = self.core.next_wake(now);
+            let balance_at = balance.as_ref().and_then(|b| b.at);
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -204,7 +223,21 @@ impl<C: Clock> Scheduler<C> {
                     ticks += 1;
                     self.housekeeping(ticks);
                 }
+                () = sleep_until_some(balance_at) => {
+                    if let Some(poller) = balance.as_mut() {
+                        balance_query = poller.send(&limiter);
+                    }
+                }
+                answered = join_balance(&mut balance_query) => {
+                    balance_query = None;
+                    if let Some(poller) = balance.as_mut() {
+                        self.on_balance(poller, answered);
+                    }
+                }
             }
+        }
+        if let Some(query) = balance_query {
+            query.abort();
         }
         if let Some(write) = writing {
             let written = finish_write(write).await;
@@ -269,6 +302,38 @@ impl<C: Clock> Scheduler<C> {
         Ok(self.core.stage(changes, answers))
     }
 
+    /// A balance answer: the account's metrics, the API's health, the next query.
+    fn on_balance<R: RecordSource>(
+        &mut self,
+        poller: &mut BalancePoller<R>,
+        answered: Result<BalanceQuery, tokio::task::JoinError>,
+    ) {
+        let now = self.clock.now_ms();
+        let next = match answered {
+            Ok(query) => {
+                let (said, next) =
+                    poller
+                        .account
+                        .on_query(&query, now, poller.every, &self.metrics);
+                match said {
+                    ApiSaid::Rejected { status, reason } => {
+                        self.core.health.on_rejected(status, &reason, now);
+                    }
+                    ApiSaid::Result { answered, detail } => {
+                        self.core.health.on_side_result(answered, &detail, now);
+                    }
+                }
+                next
+            }
+            // It holds no order: a lost balance answer is only a later balance.
+            Err(e) => {
+                tracing::error!(error = %e, "the balance query's task failed; asking again later");
+                poller.every.min(crate::account::RETRY_AFTER_FAILURE)
+            }
+        };
+        poller.at = Some(tokio::time::Instant::now() + next);
+    }
+
     /// Once a second: the heartbeat, unsaved changes, gauges; every 10 seconds the
     /// journal's eviction, every 10 minutes the purge of old finalized ids.
     fn housekeeping(&mut self, ticks: u64) {
@@ -321,6 +386,45 @@ impl<C: Clock> Scheduler<C> {
             answered_while_draining,
             "scheduler stopped; pending orders are saved (orders answered while stopping are finalized by the next run)"
         );
+    }
+}
+
+/// The balance poller's state in the loop: one query at a time, the next when `at`.
+struct BalancePoller<R> {
+    every: Duration,
+    account: Account,
+    source: Arc<R>,
+    /// When the next query is due (`None` while one is out).
+    at: Option<tokio::time::Instant>,
+}
+
+impl<R: RecordSource> BalancePoller<R> {
+    /// Sends the query when the rate limit has a cell for it (returning it); else
+    /// waits for the cell.
+    fn send(
+        &mut self,
+        limiter: &governor::DefaultDirectRateLimiter,
+    ) -> Option<tokio::task::JoinHandle<BalanceQuery>> {
+        if let Err(not_until) = limiter.check() {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            self.at = Some(tokio::time::Instant::now() + wait);
+            return None;
+        }
+        let source = self.source.clone();
+        self.at = None;
+        Some(tokio::spawn(async move { source.balance().await }))
+    }
+}
+
+/// The balance query's answer; never without one out.
+async fn join_balance(
+    query: &mut Option<tokio::task::JoinHandle<BalanceQuery>>,
+) -> Result<BalanceQuery, tokio::task::JoinError> {
+    match query {
+        Some(query) => query.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -15,17 +15,27 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::task::{JoinError, JoinSet};
 
-use crate::api::{ApiClient, Query};
+use crate::api::{ApiClient, BalanceQuery, Query};
 
-/// Where record queries go: the real [`ApiClient`] in production, a scripted stand-in
-/// for the provider in tests.
+/// Where record (and balance) queries go: the real [`ApiClient`] in production, a
+/// scripted stand-in for the provider in tests.
 pub trait RecordSource: Send + Sync + 'static {
     fn query(&self, app_id: &str, order_id: &str) -> impl Future<Output = Query> + Send;
+
+    /// The account's balance. A stand-in without one never answers (the poller then
+    /// waits on its one query; it is off in such tests anyway).
+    fn balance(&self) -> impl Future<Output = BalanceQuery> + Send {
+        std::future::pending()
+    }
 }
 
 impl RecordSource for ApiClient {
     fn query(&self, app_id: &str, order_id: &str) -> impl Future<Output = Query> + Send {
         ApiClient::query(self, app_id, order_id)
+    }
+
+    fn balance(&self) -> impl Future<Output = BalanceQuery> + Send {
+        ApiClient::balance(self)
     }
 }
 

@@ -8,16 +8,21 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::*;
 use crate::api::wire::decode_reply;
-use crate::api::{Query, QueryOutcome};
+use crate::api::{BalanceOutcome, BalanceQuery, Query, QueryOutcome};
 use crate::clock::ManualClock;
 use crate::store::PendingState;
 
 const T0: i64 = 1_800_000_000_000;
 
-/// A minimal configuration (default limits) with one app, `app`.
+/// A minimal configuration (default limits) with one app, `app`, and the balance
+/// poller off (a test of it turns it on).
 pub(super) fn config(dir: &std::path::Path) -> Config {
+    config_with(dir, "account:\n  enabled: false\n")
+}
+
+fn config_with(dir: &std::path::Path, more: &str) -> Config {
     let yaml = format!(
-        "state_dir: {}\napi:\n  base_url: http://127.0.0.1:1/otp\n  api_key: k\n  api_secret: s\napps:\n  - id: app\n",
+        "state_dir: {}\napi:\n  base_url: http://127.0.0.1:1/otp\n  api_key: k\n  api_secret: s\napps:\n  - id: app\n{more}",
         dir.display()
     );
     Config::from_yaml(&yaml, std::path::Path::new("test"), &|_| None).unwrap()
@@ -401,4 +406,157 @@ fn every_purpose_has_a_delay_series_from_the_start() {
         );
         assert!(text.contains(&line), "missing {line}\n{text}");
     }
+}
+
+/// Hands record and balance queries to the test, which answers them.
+struct WithBalance {
+    calls: mpsc::UnboundedSender<(String, oneshot::Sender<Query>)>,
+    balances: mpsc::UnboundedSender<oneshot::Sender<BalanceQuery>>,
+}
+
+impl RecordSource for WithBalance {
+    async fn query(&self, app_id: &str, order_id: &str) -> Query {
+        Scripted {
+            calls: self.calls.clone(),
+        }
+        .query(app_id, order_id)
+        .await
+    }
+
+    async fn balance(&self) -> BalanceQuery {
+        let (answer, answered) = oneshot::channel();
+        let _ = self.balances.send(answer);
+        match answered.await {
+            Ok(query) => query,
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+async fn next_balance(
+    balances: &mut mpsc::UnboundedReceiver<oneshot::Sender<BalanceQuery>>,
+) -> oneshot::Sender<BalanceQuery> {
+    tokio::time::timeout(Duration::from_secs(5), balances.recv())
+        .await
+        .expect("a balance query")
+        .unwrap()
+}
+
+fn balance_query(outcome: BalanceOutcome, status_label: &str) -> BalanceQuery {
+    BalanceQuery {
+        outcome,
+        status_label: status_label.into(),
+        answered: true,
+        duration: Duration::from_millis(5),
+    }
+}
+
+/// The balance poller asks at once and then every interval, through the loop; a -1
+/// pauses record polling as a record query's would, and a good balance answer resumes
+/// it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_balance_query_pauses_polling_until_an_answer_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(dir.path(), "account:\n  balance_interval: 1s\n");
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let metrics = Arc::new(Metrics::new(&cfg.app_ids()));
+    let status = Arc::new(Status::new());
+    let clock = ManualClock::at(T0);
+    let scheduler = Scheduler::with_clock(&cfg, store, metrics.clone(), status, clock.clone());
+    let (calls_tx, mut calls) = mpsc::unbounded_channel();
+    let (balances_tx, mut balances) = mpsc::unbounded_channel();
+    let source = Arc::new(WithBalance {
+        calls: calls_tx,
+        balances: balances_tx,
+    });
+    let (intake_tx, intake) = mpsc::unbounded_channel();
+    let (stop, shutdown) = watch::channel(false);
+    let run = tokio::spawn(scheduler.run(
+        source,
+        2,
+        1000,
+        intake,
+        shutdown,
+        Duration::from_millis(100),
+    ));
+    let started = Instant::now();
+    let rejected = BalanceOutcome::Failed(QueryOutcome::Rejected {
+        status: -1,
+        reason: "auth".into(),
+    });
+    next_balance(&mut balances)
+        .await
+        .send(balance_query(rejected, "-1"))
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "the first goes at once"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metrics.api_up.get() != 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        metrics.api_up.get(),
+        0,
+        "-1 on the balance sets api_up to 0"
+    );
+    // An order falls due while paused: no record query goes out.
+    intake_tx.send(vec![order("a")]).unwrap();
+    clock.set(T0 + 5_000);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(calls.try_recv().is_err(), "polling is paused");
+    // The retry (after min(interval, 30 s) = 1 s) is answered: polling resumes.
+    let good = BalanceOutcome::Balance([
+        crate::api::Amount::Usd(42.5),
+        crate::api::Amount::Usd(0.0),
+        crate::api::Amount::Usd(10.0),
+    ]);
+    let retry = next_balance(&mut balances).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "not before its interval"
+    );
+    retry.send(balance_query(good, "0")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metrics.api_up.get() != 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Orders held while paused were moved to their next poll: let it come.
+    clock.set(T0 + 65_000);
+    let (id, _answer) = tokio::time::timeout(Duration::from_secs(5), calls.recv())
+        .await
+        .expect("polling resumed")
+        .unwrap();
+    assert_eq!(id, "a");
+    assert_eq!(metrics.api_up.get(), 1);
+    assert_eq!(
+        metrics
+            .account_balance
+            .with_label_values(&["balance"])
+            .get(),
+        42.5
+    );
+    assert_eq!(
+        metrics
+            .account_last_success
+            .with_label_values::<&str>(&[])
+            .get(),
+        (T0 + 5_000) as f64 / 1000.0,
+        "the clock when the answer came"
+    );
+    for status in ["-1", "0"] {
+        assert_eq!(
+            metrics.balance_requests.with_label_values(&[status]).get(),
+            1,
+            "{status}"
+        );
+    }
+    assert_eq!(
+        metrics.api_requests.with_label_values(&["-1"]).get(),
+        0,
+        "the record endpoint's series are the record queries'"
+    );
+    stop.send(true).unwrap();
+    run.await.unwrap().unwrap();
 }
