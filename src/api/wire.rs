@@ -1,4 +1,5 @@
-//! The record endpoint's wire model, decoded leniently.
+//! The record endpoint's wire model, decoded leniently (the balance endpoint's is in
+//! [`balance`], read with the same machinery).
 //!
 //! Real payloads mix types (`"status": "0"` next to `"matched": 0`, MCCs as strings,
 //! `null` anywhere, arrays missing). Each field is read with a small converter instead
