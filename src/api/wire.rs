@@ -1,5 +1,5 @@
 //! The record endpoint's wire model, decoded leniently (the balance endpoint's is in
-//! [`balance`], read with the same machinery).
+//! `wire::balance`, read with the same machinery).
 //!
 //! Real payloads mix types (`"status": "0"` next to `"matched": 0`, MCCs as strings,
 //! `null` anywhere, arrays missing). Each field is read with a small converter instead
@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Number;
 
 mod balance;
-pub use balance::{decode_balance, Amount, BalanceKind, BalanceReply};
+pub use balance::{decode_balance, Amount, BalanceKind, BalanceReply, MAX_SHOWN_CHARS};
 
 /// Why a response body could not be used at all.
 #[derive(Debug, thiserror::Error, PartialEq)]
