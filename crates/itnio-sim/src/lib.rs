@@ -12,7 +12,8 @@
 //! `Sign`), `GET /sim/truth`, `GET|PUT /sim/faults` (the live scenario),
 //! `POST /sim/unsent` (ids handed out but never sent, for the truth),
 //! `GET|PUT /sim/account` (the account's pots, the sends refused for want of balance;
-//! a top-up), `GET /` (a one-line description). Faults apply to record queries only.
+//! a top-up), `GET /` (a one-line description). Faults apply to record queries, except
+//! `balance_status`, which applies to balance queries only.
 //!
 //! Money: sends spend a simulated account (`--balance-usd`, `--gift-usd`,
 //! `--credit-usd`); once it cannot pay for an order, the send is refused with `-10`
@@ -58,7 +59,7 @@ use tracing::info;
 
 pub use account::{AccountSnapshot, AccountUpdate, Usd};
 pub use error::SimError;
-pub use faults::{Faults, InjectedStatus, Outage, OutageKind};
+pub use faults::{BalanceStatus, Faults, InjectedStatus, Outage, OutageKind};
 pub use oracle::OracleRules;
 pub use profile::Channel;
 pub use secret::ApiSecret;

@@ -384,10 +384,20 @@ impl State {
         )
     }
 
-    /// `GET /sms/getBalance`: the account's pots, signed like every call.
+    /// `GET /sms/getBalance`: the account's pots, signed like every call. The scenario's
+    /// `balance_status` replaces the answer: `-2` before the signature is looked at (the
+    /// provider's IP check comes first), the others after it, so that a bad signature
+    /// still answers for itself.
     fn balance(&self, headers: &hyper::HeaderMap) -> Resp {
+        let injected = self.faults().balance_status;
+        if let Some(status) = injected.filter(|s| s.code() == -2) {
+            return envelope("-2", status.reason());
+        }
         if let Some(refusal) = self.auth_refusal(headers) {
             return refusal;
+        }
+        if let Some(status) = injected {
+            return envelope(&status.code().to_string(), status.reason());
         }
         let account = self.account();
         json_response(

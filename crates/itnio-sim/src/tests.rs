@@ -803,6 +803,63 @@ async fn sends_spend_the_account_and_an_unpaid_send_gets_no_record() {
     sim.shutdown().await;
 }
 
+/// `balance_status` makes the balance endpoint answer a status, and only it.
+#[tokio::test]
+async fn balance_status_faults_the_balance_endpoint_only() {
+    let sim = start(test_args()).await.expect("start");
+    let faults_url = format!("{}/sim/faults", root(&sim));
+    send(&sim, json!({"to": "+919856321412", "orderId": "bs-1"})).await;
+
+    let put = plain(reqwest::Method::PUT, &faults_url, "balance_status: -13").await;
+    assert_eq!(put.status, 200, "{}", put.text);
+    assert_eq!(put.json()["balance_status"], -13);
+    assert_eq!(
+        balance(&sim).await,
+        json!({"status": "-13", "reason": "user locked"})
+    );
+    assert_eq!(record(&sim, "bs-1").await.json()["status"], "0");
+    let sent = send(&sim, json!({"to": "+919856321413", "orderId": "bs-2"})).await;
+    assert_eq!(sent["status"], "0", "sends are not affected");
+
+    // -1, then recovery.
+    plain(reqwest::Method::PUT, &faults_url, "balance_status: -1").await;
+    assert_eq!(balance(&sim).await["status"], "-1");
+    plain(reqwest::Method::PUT, &faults_url, "balance_status: null").await;
+    assert_eq!(balance(&sim).await["status"], "0");
+
+    // -2 comes before the signature check; the others after it.
+    sim.set_faults(Faults::parse("balance_status: -2").expect("valid"));
+    let unsigned = balance_call(&sim, "demo-key", "wrong", now_secs()).await;
+    assert_eq!(unsigned.json()["status"], "-2");
+    sim.set_faults(Faults::parse("balance_status: -18").expect("valid"));
+    let unsigned = balance_call(&sim, "demo-key", "wrong", now_secs()).await;
+    assert_eq!(unsigned.json()["status"], "-1");
+    assert_eq!(
+        balance(&sim).await,
+        json!({"status": "-18", "reason": "system error"})
+    );
+    sim.set_faults(Faults::parse("balance_status: -16").expect("valid"));
+    assert_eq!(balance(&sim).await["status"], "-16");
+
+    // The record queries' faults leave the balance alone.
+    plain(
+        reqwest::Method::PUT,
+        &faults_url,
+        "auth_outage: true\nip_restricted: true\nhttp_error_rate: 1",
+    )
+    .await;
+    assert_eq!(balance(&sim).await["status"], "0");
+    assert_ne!(record(&sim, "bs-1").await.status, 200);
+
+    let bad = plain(reqwest::Method::PUT, &faults_url, "balance_status: -10").await;
+    assert!(
+        bad.status == 400 && bad.text.contains("cannot be injected"),
+        "{}",
+        bad.text
+    );
+    sim.shutdown().await;
+}
+
 #[test]
 fn balance_flags_parse_and_default_to_a_large_balance() {
     #[derive(Parser)]
