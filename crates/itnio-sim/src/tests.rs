@@ -860,6 +860,56 @@ async fn balance_status_faults_the_balance_endpoint_only() {
     sim.shutdown().await;
 }
 
+/// Refused sends still reach the spool (an issuing app hands the id over whatever the
+/// provider said), and the truth expects `not_found` for them.
+#[tokio::test]
+async fn traffic_generator_spools_unpaid_ids_and_the_truth_expects_not_found() {
+    let sim = start(SimulateArgs {
+        balance_usd: usd("0.3"),
+        ..test_args()
+    })
+    .await
+    .expect("start");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = dir.path().join("spool");
+    let opts = TrafficOptions {
+        seed: 4,
+        max_orders: Some(60),
+        unknown_ratio: 0.1,
+        ..fast_traffic(&sim, spool.clone())
+    };
+    run_traffic(opts).await.expect("traffic");
+    let mut spooled = Vec::new();
+    for entry in std::fs::read_dir(&spool).expect("spool") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("read");
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).expect("json line");
+            spooled.push(v["orderId"].as_str().expect("orderId").to_string());
+        }
+    }
+    spooled.sort();
+    let account = sim.account();
+    assert!(account.refused_sends > 10, "{account:?}");
+    let truth = sim.truth();
+    let mut known: Vec<String> = truth.orders.iter().map(|o| o.order_id.clone()).collect();
+    known.sort();
+    assert_eq!(spooled, known, "every id is in the spool and the truth");
+    let not_found = truth
+        .orders
+        .iter()
+        .filter(|o| o.outcome == "not_found")
+        .count() as u64;
+    // Drawn unknown, or refused: both are not_found.
+    assert!(not_found >= account.refused_sends, "{not_found}");
+    let sent = truth
+        .orders
+        .iter()
+        .filter(|o| o.outcome != "not_found")
+        .count() as u64;
+    assert_eq!(sent, account.charged_sends);
+    sim.shutdown().await;
+}
+
 #[test]
 fn balance_flags_parse_and_default_to_a_large_balance() {
     #[derive(Parser)]
@@ -898,4 +948,39 @@ fn balance_flags_parse_and_default_to_a_large_balance() {
         let err = parse(&["--balance-usd", bad]).expect_err(bad).to_string();
         assert!(err.contains("--balance-usd") && err.contains(why), "{err}");
     }
+}
+
+#[test]
+fn the_mean_price_per_id_is_plausible_and_counts_unknown_ids_as_free() {
+    let dir = std::env::temp_dir();
+    let opts = TrafficOptions {
+        base_url: String::new(),
+        api_key: String::new(),
+        api_secret: "x".into(),
+        spool_dir: dir,
+        app_ids: Vec::new(),
+        orders_per_second: 5.0,
+        seed: 1,
+        max_orders: None,
+        unknown_ratio: 0.0,
+    };
+    let validity = Duration::from_secs(300);
+    let all_sent = traffic::mean_price_per_id(&opts, validity, 4000).expect("estimate");
+    // SMS prices run 0.003 to 0.035 a segment; fallbacks to calls add some.
+    assert!(
+        (usd("0.005")..=usd("0.05")).contains(&all_sent),
+        "{all_sent}"
+    );
+    let half = TrafficOptions {
+        unknown_ratio: 0.5,
+        ..opts.clone()
+    };
+    let half = traffic::mean_price_per_id(&half, validity, 4000).expect("estimate");
+    let ratio = half.as_f64() / all_sent.as_f64();
+    assert!((0.4..0.6).contains(&ratio), "{ratio}");
+    let bad = TrafficOptions {
+        unknown_ratio: 2.0,
+        ..opts
+    };
+    assert!(traffic::mean_price_per_id(&bad, validity, 10).is_err());
 }
