@@ -1,5 +1,5 @@
-//! The fault scenario: what goes wrong with record queries, and which country/channel
-//! pairs are down.
+//! The fault scenario: what goes wrong with record queries and balance queries, and
+//! which country/channel pairs are down.
 //!
 //! Fault draws use their own RNG, never an order's, so injecting faults changes only
 //! whether a query gets its record, not the record itself. Outages are the exception
@@ -57,35 +57,79 @@ impl Serialize for InjectedStatus {
 
 impl<'de> Deserialize<'de> for InjectedStatus {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = InjectedStatus;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "a provider status, one of {:?}", InjectedStatus::KNOWN)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<InjectedStatus, E> {
-                i32::try_from(v)
-                    .ok()
-                    .and_then(InjectedStatus::new)
-                    .ok_or_else(|| {
-                        E::custom(format!(
-                            "status {v} cannot be injected (use one of {:?})",
-                            InjectedStatus::KNOWN
-                        ))
-                    })
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<InjectedStatus, E> {
-                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<InjectedStatus, E> {
-                let code: i64 = v
-                    .trim()
-                    .parse()
-                    .map_err(|_| E::custom(format!("status {v:?} is not a number")))?;
-                self.visit_i64(code)
-            }
+        d.deserialize_any(StatusVisitor(InjectedStatus::new, &InjectedStatus::KNOWN))
+    }
+}
+
+/// A status `GET /sms/getBalance` may be made to answer: one of the balance page's
+/// failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BalanceStatus(i32);
+
+impl BalanceStatus {
+    /// The balance page's statuses other than success.
+    pub const KNOWN: [i32; 5] = [-1, -2, -13, -16, -18];
+
+    pub fn new(code: i32) -> Option<BalanceStatus> {
+        Self::KNOWN.contains(&code).then_some(BalanceStatus(code))
+    }
+
+    pub fn code(self) -> i32 {
+        self.0
+    }
+
+    /// The provider's reason text for the status.
+    pub fn reason(self) -> &'static str {
+        match self.0 {
+            -1 => "authentication error",
+            -2 => "restricted IP access",
+            -13 => "user locked",
+            -16 => "timestamp expired",
+            -18 => "system error",
+            _ => "error",
         }
-        d.deserialize_any(V)
+    }
+}
+
+/// A number in YAML, as it is written there (`balance_status: -13`).
+impl Serialize for BalanceStatus {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for BalanceStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StatusVisitor(BalanceStatus::new, &BalanceStatus::KNOWN))
+    }
+}
+
+/// Reads a provider status written as a number or a numeric string, accepting only
+/// the `known` ones (through `new`).
+struct StatusVisitor<T>(fn(i32) -> Option<T>, &'static [i32]);
+
+impl<T> Visitor<'_> for StatusVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a provider status, one of {:?}", self.1)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        i32::try_from(v).ok().and_then(self.0).ok_or_else(|| {
+            E::custom(format!(
+                "status {v} cannot be injected (use one of {:?})",
+                self.1
+            ))
+        })
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        let code: i64 = v
+            .trim()
+            .parse()
+            .map_err(|_| E::custom(format!("status {v:?} is not a number")))?;
+        self.visit_i64(code)
     }
 }
 
@@ -210,6 +254,10 @@ pub struct Faults {
     pub auth_outage: bool,
     /// Every record query is answered `-2`.
     pub ip_restricted: bool,
+    /// Every `GET /sms/getBalance` is answered with this status (`-2` even before the
+    /// signature is checked, the others after it); `None`: the balance. Only the
+    /// balance endpoint: the record queries' faults above leave it alone.
+    pub balance_status: Option<BalanceStatus>,
     pub outages: Vec<Outage>,
 }
 
@@ -224,6 +272,7 @@ impl Default for Faults {
             slow: default_slow(),
             auth_outage: false,
             ip_restricted: false,
+            balance_status: None,
             outages: Vec::new(),
         }
     }
@@ -434,6 +483,50 @@ outages:
         let f = Faults::parse("status_rates:\n  -22: 0.5\n").expect("int key");
         assert_eq!(f.status_rates.get(&InjectedStatus(-22)), Some(&0.5));
         assert_eq!(Faults::parse("  \n").expect("empty"), Faults::default());
+    }
+
+    #[test]
+    fn balance_status_parses_round_trips_and_accepts_only_the_balance_pages_statuses() {
+        assert_eq!(Faults::default().balance_status, None);
+        let f = Faults::parse("balance_status: -13").expect("valid");
+        assert_eq!(f.balance_status.map(BalanceStatus::code), Some(-13));
+        assert_eq!(
+            f.balance_status.map(BalanceStatus::reason),
+            Some("user locked")
+        );
+        for text in [
+            r#"{"balance_status": "-1"}"#,
+            "balance_status: \"-1\"",
+            "balance_status: -1",
+        ] {
+            let f = Faults::parse(text).expect(text);
+            assert_eq!(f.balance_status, BalanceStatus::new(-1), "{text}");
+        }
+        assert_eq!(
+            Faults::parse("balance_status: null")
+                .expect("null")
+                .balance_status,
+            None
+        );
+        let yaml = serde_yaml::to_string(&f).expect("serialize");
+        assert!(yaml.contains("balance_status: -13\n"), "{yaml}");
+        assert_eq!(Faults::parse(&yaml).expect("round trip"), f);
+        let json = serde_json::to_value(&f).expect("json");
+        assert_eq!(json["balance_status"], -13);
+        assert_eq!(
+            serde_json::to_value(Faults::default()).expect("json")["balance_status"],
+            serde_json::Value::Null
+        );
+        for code in BalanceStatus::KNOWN {
+            assert!(Faults::parse(&format!("balance_status: {code}")).is_ok());
+        }
+        let err = |text: &str| Faults::parse(text).expect_err(text);
+        assert!(err("balance_status: -22").contains("cannot be injected"));
+        assert!(err("balance_status: 0").contains("-13"));
+        assert!(err("balance_status: locked").contains("not a number"));
+        assert!(err("balance_status: [-1]").contains("invalid type"));
+        // -13 is a balance status only: record queries cannot be made to answer it.
+        assert!(err("status_rates: {\"-13\": 0.5}").contains("cannot be injected"));
     }
 
     #[test]

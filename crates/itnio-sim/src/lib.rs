@@ -7,11 +7,17 @@
 //! moment. `GET /sim/truth` tells what the exporter must conclude about every order;
 //! a fault scenario makes queries fail the ways the real API does.
 //!
-//! Endpoints: `POST /otp/verification/send` and `POST /otp/verification/orderId/record`
-//! (signed like the provider's: `Api-Key`, `Timestamp`, `Sign`), `GET /sim/truth`,
-//! `GET|PUT /sim/faults` (the live scenario), `POST /sim/unsent` (ids handed out but
-//! never sent, for the truth), `GET /` (a one-line description). Faults apply to
-//! record queries only.
+//! Endpoints: `POST /otp/verification/send`, `POST /otp/verification/orderId/record`
+//! and `GET /sms/getBalance` (signed like the provider's: `Api-Key`, `Timestamp`,
+//! `Sign`), `GET /sim/truth`, `GET|PUT /sim/faults` (the live scenario),
+//! `POST /sim/unsent` (ids handed out but never sent, for the truth),
+//! `GET|PUT /sim/account` (the account's pots, the sends refused for want of balance;
+//! a top-up), `GET /` (a one-line description). Faults apply to record queries, except
+//! `balance_status`, which applies to balance queries only.
+//!
+//! Money: sends spend a simulated account (`--balance-usd`, `--gift-usd`,
+//! `--credit-usd`); once it cannot pay for an order, the send is refused with `-10`
+//! and the order never gets a record (see [`account`]).
 //!
 //! Time: every simulated delay and the validity are multiplied by `--time-scale`, so
 //! an exporter watching this simulator needs `verification_window` = validity ×
@@ -19,12 +25,13 @@
 //! DLRs of verified orders arrive within that after the verification). Below scale 1
 //! record times carry milliseconds so that compressed events keep their order.
 //!
-//! Modules: [`profile`] (countries), [`timeline`] (an order's life), [`quirks`] (how
+//! Modules: [`account`] (balance and billing), [`profile`] (countries), [`timeline`] (an order's life), [`quirks`] (how
 //! its records deviate from the documentation), [`record`] (rendering), [`truth`],
 //! [`faults`], [`auth`] (the signature), `server` (HTTP), [`traffic`] (the demo's
 //! order generator), [`seed`] (per-order RNG seeds), [`oracle`] (the fewest record
 //! queries per order, for the polling bench: [`SimHandle::oracle_queries`]).
 
+pub mod account;
 pub mod auth;
 mod error;
 pub mod faults;
@@ -50,8 +57,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+pub use account::{AccountSnapshot, AccountUpdate, Usd};
 pub use error::SimError;
-pub use faults::{Faults, InjectedStatus, Outage, OutageKind};
+pub use faults::{BalanceStatus, Faults, InjectedStatus, Outage, OutageKind};
 pub use oracle::OracleRules;
 pub use profile::Channel;
 pub use secret::ApiSecret;
@@ -66,6 +74,10 @@ pub const MAX_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 
 pub const API_KEY_ENV: &str = "ITNIO_SIM_API_KEY";
 pub const API_SECRET_ENV: &str = "ITNIO_SIM_API_SECRET";
+
+/// The account's starting balance unless told otherwise: enough that no test or bench
+/// runs out (tens of millions of orders at the simulated prices).
+pub const DEFAULT_BALANCE: Usd = Usd::from_dollars(1_000_000);
 
 /// The environment's value, else `default`. (The crate's clap is built without its
 /// `env` feature, so the environment is read for the default instead; the secret's
@@ -137,6 +149,15 @@ pub struct SimulateArgs {
     /// Answer every record query with status -2
     #[arg(long)]
     pub ip_restricted: bool,
+    /// Starting balance of the simulated account, in USD (up to 4 decimals); sends spend balance, then gift, then credit, and are refused with -10 when the three cannot pay for the order
+    #[arg(long, value_name = "USD", default_value = "1000000", allow_negative_numbers = true, value_parser = account::parse_usd)]
+    pub balance_usd: Usd,
+    /// Starting gift balance, in USD
+    #[arg(long, value_name = "USD", default_value = "0", allow_negative_numbers = true, value_parser = account::parse_usd)]
+    pub gift_usd: Usd,
+    /// Starting credit line, in USD
+    #[arg(long, value_name = "USD", default_value = "0", allow_negative_numbers = true, value_parser = account::parse_usd)]
+    pub credit_usd: Usd,
     /// Outages added to the scenario file's (the demo's `--outage` flags).
     #[arg(skip)]
     pub extra_outages: Vec<Outage>,
@@ -165,6 +186,9 @@ impl Default for SimulateArgs {
             slow: None,
             auth_outage: false,
             ip_restricted: false,
+            balance_usd: DEFAULT_BALANCE,
+            gift_usd: Usd::ZERO,
+            credit_usd: Usd::ZERO,
             extra_outages: Vec::new(),
         }
     }
@@ -296,6 +320,16 @@ impl SimHandle {
         self.state.set_faults(f);
     }
 
+    /// The account now (as `GET /sim/account` returns it).
+    pub fn account(&self) -> AccountSnapshot {
+        self.state.account()
+    }
+
+    /// Sets the pots `update` names (as `PUT /sim/account` does); the account after it.
+    pub fn update_account(&self, update: &AccountUpdate) -> AccountSnapshot {
+        self.state.update_account(update)
+    }
+
     /// The ground truth so far (as `GET /sim/truth` returns it).
     pub fn truth(&self) -> Truth {
         self.state.truth()
@@ -357,7 +391,8 @@ pub async fn start(args: SimulateArgs) -> Result<SimHandle, SimError> {
     })?;
     let scale = settings.scale;
     let quirks = settings.quirks;
-    let state = Arc::new(server::State::new(settings, faults));
+    let account = account::Account::new(args.balance_usd, args.gift_usd, args.credit_usd);
+    let state = Arc::new(server::State::new(settings, faults, account));
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(server::serve(listener, state.clone(), stop_rx));
     let handle = SimHandle {
@@ -376,6 +411,9 @@ pub async fn start(args: SimulateArgs) -> Result<SimHandle, SimError> {
         )),
         quirks,
         clock_offset = %args.clock_offset,
+        balance_usd = %args.balance_usd,
+        gift_usd = %args.gift_usd,
+        credit_usd = %args.credit_usd,
         "ITNIO OTP simulator listening"
     );
     Ok(handle)

@@ -1,5 +1,5 @@
-//! The simulator's HTTP side: routes, the provider's envelope, fault injection and the
-//! book of orders.
+//! The simulator's HTTP side: routes, the provider's envelope, fault injection, the
+//! book of orders and the account that pays for them.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use super::account::{Account, AccountSnapshot, AccountUpdate, BalanceTooLow, Usd};
 use super::auth;
 use super::faults::{Faults, Injected};
 use super::oracle::{self, OracleRules};
@@ -38,6 +39,9 @@ pub const SEND_PATH: &str = "/otp/verification/send";
 const TRUTH_PATH: &str = "/sim/truth";
 const FAULTS_PATH: &str = "/sim/faults";
 const UNSENT_PATH: &str = "/sim/unsent";
+/// The provider's balance query: at the host's root, not under `/otp`.
+pub const BALANCE_PATH: &str = "/sms/getBalance";
+const ACCOUNT_PATH: &str = "/sim/account";
 /// Larger request bodies are refused; real ones are a few dozen bytes.
 const MAX_BODY: usize = 1 << 20;
 /// The provider's order ids, like the exporter's spool, are short visible ASCII.
@@ -59,7 +63,8 @@ pub struct Settings {
     pub clock_offset_ms: i64,
 }
 
-/// One line of the book: an order, or an id that was handed out but never sent.
+/// One line of the book: an order, or an id that has no record: handed out but never
+/// sent, or refused with `-10` at its send.
 #[derive(Clone)]
 enum Entry {
     Sent(Arc<Order>),
@@ -80,6 +85,10 @@ impl Book {
             Entry::Sent(order) => Some(order.clone()),
             Entry::Unsent(_) => None,
         }
+    }
+
+    fn is_sent(&self, order_id: &str) -> bool {
+        self.get(order_id).is_some()
     }
 
     /// `false` when an order with this id was already sent.
@@ -119,7 +128,9 @@ pub struct State {
     started_unix_ms: i64,
     faults: RwLock<Arc<Faults>>,
     fault_rng: Mutex<StdRng>,
+    /// Locked after `book` when both are needed (a send), never before it.
     book: Mutex<Book>,
+    account: Mutex<Account>,
 }
 
 /// The system clock in Unix milliseconds.
@@ -135,7 +146,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl State {
-    pub fn new(settings: Settings, faults: Faults) -> State {
+    pub fn new(settings: Settings, faults: Faults, account: Account) -> State {
         let fault_rng = StdRng::seed_from_u64(derive_seed(settings.seed, "faults", ""));
         State {
             settings,
@@ -144,6 +155,7 @@ impl State {
             faults: RwLock::new(Arc::new(faults)),
             fault_rng: Mutex::new(fault_rng),
             book: Mutex::new(Book::default()),
+            account: Mutex::new(account),
         }
     }
 
@@ -169,6 +181,16 @@ impl State {
 
     pub fn set_faults(&self, faults: Faults) {
         *self.faults.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(faults);
+    }
+
+    pub fn account(&self) -> AccountSnapshot {
+        lock(&self.account).snapshot()
+    }
+
+    pub fn update_account(&self, update: &AccountUpdate) -> AccountSnapshot {
+        let mut account = lock(&self.account);
+        account.update(update);
+        account.snapshot()
     }
 
     /// The oracle's count of every order sent (or handed out unsent) so far.
@@ -216,13 +238,18 @@ impl State {
             (&Method::GET, FAULTS_PATH) => json_response(StatusCode::OK, &*self.faults()),
             (&Method::PUT, FAULTS_PATH) => self.put_faults(req).await,
             (&Method::POST, UNSENT_PATH) => self.unsent(req).await,
+            (&Method::GET, BALANCE_PATH) => self.balance(req.headers()),
+            (&Method::GET, ACCOUNT_PATH) => json_response(StatusCode::OK, &self.account()),
+            (&Method::PUT, ACCOUNT_PATH) => self.put_account(req).await,
             (&Method::GET, "/") => text(
                 StatusCode::OK,
-                "ITNIO OTP API simulator: POST /otp/verification/send, POST /otp/verification/orderId/record, GET /sim/truth, GET|PUT /sim/faults, POST /sim/unsent\n",
+                "ITNIO OTP API simulator: POST /otp/verification/send, POST /otp/verification/orderId/record, GET /sms/getBalance, GET /sim/truth, GET|PUT /sim/faults, POST /sim/unsent, GET|PUT /sim/account\n",
             ),
-            (_, RECORD_PATH | SEND_PATH | TRUTH_PATH | FAULTS_PATH | UNSENT_PATH | "/") => {
-                text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
-            }
+            (
+                _,
+                RECORD_PATH | SEND_PATH | TRUTH_PATH | FAULTS_PATH | UNSENT_PATH | BALANCE_PATH
+                | ACCOUNT_PATH | "/",
+            ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         };
         if let Some(date) = http_date(self.now_ms()) {
@@ -296,7 +323,10 @@ impl State {
         json_bytes(StatusCode::OK, bytes)
     }
 
-    /// `POST /otp/verification/send`: draws the order's whole timeline now.
+    /// `POST /otp/verification/send`: draws the order's whole timeline now and charges
+    /// the account its whole price (see [`crate::account`]); an account that cannot
+    /// pay refuses the send with `-10`, and the id is booked as having no record, so
+    /// that the truth expects `not_found` for it whoever sent it.
     async fn send(&self, req: Request<Incoming>) -> Resp {
         let (parts, body) = req.into_parts();
         let body = read_body(body).await;
@@ -332,14 +362,86 @@ impl State {
             timeline,
         };
         let order_id = order.order_id.clone();
-        if !lock(&self.book).insert_sent(order) {
-            return envelope("-22", "parameter error: duplicate orderId");
+        let price = Usd::from_units(order.timeline.billed_units());
+        {
+            let mut book = lock(&self.book);
+            // A duplicate is refused before any charge: it never reaches billing.
+            if book.is_sent(&order_id) {
+                return envelope("-22", "parameter error: duplicate orderId");
+            }
+            if let Err(refusal) = lock(&self.account).charge(price, system_now_ms()) {
+                book.insert_unsent(order_id.clone(), order.app_id);
+                drop(book);
+                debug!(order_id = %order_id, %refusal, "simulated send refused");
+                return envelope(BalanceTooLow::STATUS, BalanceTooLow::REASON);
+            }
+            book.insert_sent(order);
         }
-        debug!(order_id = %order_id, "simulated order sent");
+        debug!(order_id = %order_id, %price, "simulated order sent");
         json_response(
             StatusCode::OK,
             &json!({ "status": "0", "reason": "success", "data": { "verificationId": verification_id } }),
         )
+    }
+
+    /// `GET /sms/getBalance`: the account's pots, signed like every call. The scenario's
+    /// `balance_status` replaces the answer: `-2` before the signature is looked at (the
+    /// provider's IP check comes first), the others after it, so that a bad signature
+    /// still answers for itself.
+    fn balance(&self, headers: &hyper::HeaderMap) -> Resp {
+        let injected = self.faults().balance_status;
+        if let Some(status) = injected.filter(|s| s.code() == -2) {
+            return envelope("-2", status.reason());
+        }
+        if let Some(refusal) = self.auth_refusal(headers) {
+            return refusal;
+        }
+        if let Some(status) = injected {
+            return envelope(&status.code().to_string(), status.reason());
+        }
+        let account = self.account();
+        json_response(
+            StatusCode::OK,
+            &BalanceAnswer {
+                status: "0",
+                reason: "success",
+                balance: account.balance,
+                gift: account.gift,
+                credit: account.credit,
+            },
+        )
+    }
+
+    /// `PUT /sim/account`: sets the pots the body names (JSON or YAML, amounts as
+    /// decimal strings or numbers), e.g. `{"balance": "50"}` to top up.
+    async fn put_account(&self, req: Request<Incoming>) -> Resp {
+        let Some(body) = read_body(req.into_body()).await else {
+            return text(StatusCode::BAD_REQUEST, "unreadable body\n");
+        };
+        let update = std::str::from_utf8(&body)
+            .map_err(|_| "not UTF-8".to_string())
+            .and_then(|t| serde_yaml::from_str::<AccountUpdate>(t).map_err(|e| e.to_string()))
+            .and_then(|u| {
+                // An update that changes nothing is more likely a mistake than a wish.
+                if u == AccountUpdate::default() {
+                    Err("it names none of balance, gift, credit".to_string())
+                } else {
+                    Ok(u)
+                }
+            });
+        match update {
+            Ok(update) => {
+                let account = self.update_account(&update);
+                info!(?account, "simulated account changed");
+                json_response(StatusCode::OK, &account)
+            }
+            Err(detail) => text(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "invalid account update: {detail} (expected e.g. {{\"balance\": \"50\", \"gift\": \"0\", \"credit\": \"0\"}})\n"
+                ),
+            ),
+        }
     }
 
     fn get_truth(&self) -> Resp {
@@ -393,6 +495,17 @@ impl State {
             ),
         }
     }
+}
+
+/// A balance query's answer, its fields in the provider's order (a `json!` map would
+/// sort them).
+#[derive(serde::Serialize)]
+struct BalanceAnswer {
+    status: &'static str,
+    reason: &'static str,
+    balance: Usd,
+    gift: Usd,
+    credit: Usd,
 }
 
 /// A validated send request.

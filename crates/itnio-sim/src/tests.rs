@@ -616,3 +616,386 @@ async fn the_oracle_counts_every_order() {
     }
     sim.shutdown().await;
 }
+
+/// A signed `GET /sms/getBalance`, as the provider's page describes it (no body).
+async fn balance_call(sim: &SimHandle, key: &str, secret: &str, ts: i64) -> Reply {
+    let ts = ts.to_string();
+    let resp = reqwest::Client::new()
+        .get(format!("{}/sms/getBalance", root(sim)))
+        .header("Content-Type", "application/json;charset=UTF-8")
+        .header("Api-Key", key)
+        .header("Timestamp", &ts)
+        .header("Sign", auth::sign(key, secret, &ts))
+        .send()
+        .await
+        .expect("request");
+    Reply::read(resp).await
+}
+
+async fn balance(sim: &SimHandle) -> Value {
+    balance_call(sim, "demo-key", "demo-secret", now_secs())
+        .await
+        .json()
+}
+
+fn usd(text: &str) -> Usd {
+    text.parse().expect("amount")
+}
+
+#[tokio::test]
+async fn the_balance_endpoint_checks_the_signature_and_answers_decimal_strings() {
+    let sim = start(SimulateArgs {
+        balance_usd: usd("12.34"),
+        gift_usd: usd("0.5"),
+        ..test_args()
+    })
+    .await
+    .expect("start");
+    let reply = balance_call(&sim, "demo-key", "demo-secret", now_secs()).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.headers.contains_key("date"));
+    assert_eq!(
+        reply.json(),
+        json!({"status": "0", "reason": "success", "balance": "12.3400", "gift": "0.5000", "credit": "0.0000"})
+    );
+    assert!(
+        reply
+            .text
+            .starts_with(r#"{"status":"0","reason":"success","balance":"#),
+        "the provider's field order: {}",
+        reply.text
+    );
+
+    // Refused like every other signed call, the secret never echoed.
+    let wrong = balance_call(&sim, "demo-key", "not-the-secret", now_secs()).await;
+    assert_eq!((wrong.status, &wrong.json()["status"]), (200, &json!("-1")));
+    assert!(!wrong.text.contains("demo-secret") && !wrong.text.contains("not-the-secret"));
+    let key = balance_call(&sim, "other", "demo-secret", now_secs()).await;
+    assert_eq!(key.json()["status"], "-1");
+    let stale = balance_call(&sim, "demo-key", "demo-secret", now_secs() - 600).await;
+    assert_eq!(stale.json()["status"], "-16");
+    let url = format!("{}/sms/getBalance", root(&sim));
+    let unsigned = plain(reqwest::Method::GET, &url, "").await;
+    assert_eq!(unsigned.json()["status"], "-1");
+    assert!(
+        unsigned.json()["balance"].is_null(),
+        "no amounts without a signature"
+    );
+    // At the host's root only, and GET only.
+    assert_eq!(plain(reqwest::Method::POST, &url, "").await.status, 405);
+    let under_otp = format!("{}/sms/getBalance", sim.base_url());
+    assert_eq!(
+        plain(reqwest::Method::GET, &under_otp, "").await.status,
+        404
+    );
+    sim.shutdown().await;
+}
+
+/// Sends spend the account by the orders' prices; once it cannot pay, sends are
+/// refused with -10, the order has no record, and the truth expects `not_found`.
+#[tokio::test]
+async fn sends_spend_the_account_and_an_unpaid_send_gets_no_record() {
+    let sim = start(SimulateArgs {
+        balance_usd: usd("0.05"),
+        gift_usd: usd("0.01"),
+        ..test_args()
+    })
+    .await
+    .expect("start");
+    let account_url = format!("{}/sim/account", root(&sim));
+    let fresh = plain(reqwest::Method::GET, &account_url, "").await.json();
+    assert_eq!(
+        fresh,
+        json!({"balance": "0.0500", "gift": "0.0100", "credit": "0.0000", "spent": "0.0000",
+               "chargedSends": 0, "refusedSends": 0, "firstRefusalUnixMs": null})
+    );
+
+    // India's SMS price is 0.01 a segment: a few sends go out, then the account is dry.
+    let mut refused = Vec::new();
+    let before_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    for i in 0..30 {
+        let order_id = format!("b-{i}");
+        let reply = send(
+            &sim,
+            json!({"appId": "shop", "to": format!("+9198563{i:05}"), "orderId": order_id}),
+        )
+        .await;
+        match reply["status"].as_str() {
+            Some("0") => assert!(refused.is_empty(), "a send after a refusal went out"),
+            Some("-10") => {
+                assert_eq!(reply, json!({"status": "-10", "reason": "balance too low"}));
+                refused.push(order_id);
+            }
+            other => panic!("unexpected {other:?}: {reply}"),
+        }
+    }
+    assert!(!refused.is_empty() && refused.len() < 30, "{refused:?}");
+    let account = sim.account();
+    let truth = sim.truth();
+    assert_eq!(truth.orders.len(), 30);
+    let paid: f64 = truth.orders.iter().map(|o| o.cost_usd).sum();
+    assert!(
+        (account.spent.as_f64() - paid).abs() < 1e-9,
+        "spent {} = the truth's costs {paid}",
+        account.spent
+    );
+    assert_eq!(
+        account.spent.units() + account.balance.units() + account.gift.units(),
+        600,
+        "spending only moves money out of the pots"
+    );
+    assert_eq!(account.balance, Usd::ZERO, "balance is spent before gift");
+    assert_eq!(
+        (account.charged_sends, account.refused_sends),
+        (30 - refused.len() as u64, refused.len() as u64)
+    );
+    let first = account.first_refusal_unix_ms.expect("refusal time");
+    assert!(first >= before_ms && first <= before_ms + 30_000, "{first}");
+    assert_eq!(
+        balance(&sim).await["balance"],
+        "0.0000",
+        "the balance endpoint shows the same pots"
+    );
+
+    for id in &refused {
+        let t = truth
+            .orders
+            .iter()
+            .find(|o| &o.order_id == id)
+            .expect("refused id in the truth");
+        assert_eq!((&*t.outcome, t.app_id.as_str()), ("not_found", "shop"));
+        assert!(t.attempts.is_empty() && t.cost_usd == 0.0);
+        assert_eq!(record(&sim, id).await.json()["data"], Value::Null);
+    }
+
+    // A top-up lets the same id go out; a duplicate is refused before billing.
+    let put = plain(reqwest::Method::PUT, &account_url, r#"{"balance": "1"}"#).await;
+    assert_eq!(put.status, 200, "{}", put.text);
+    assert_eq!(put.json()["balance"], "1.0000");
+    let retried = send(
+        &sim,
+        json!({"appId": "shop", "to": "+919856300000", "orderId": refused[0]}),
+    )
+    .await;
+    assert_eq!(retried["status"], "0", "{retried}");
+    let t = sim.truth();
+    let again = t
+        .orders
+        .iter()
+        .find(|o| o.order_id == refused[0])
+        .expect("in the truth");
+    assert_ne!(again.outcome, "not_found");
+    let spent = sim.account().spent;
+    let dup = send(&sim, json!({"to": "+919856300000", "orderId": "b-0"})).await;
+    assert_eq!(dup["status"], "-22");
+    assert_eq!(sim.account().spent, spent);
+
+    let kept = sim.account();
+    let bad = plain(reqwest::Method::PUT, &account_url, r#"{"balance": "-3"}"#).await;
+    assert!(
+        bad.status == 400 && bad.text.contains("negative"),
+        "{}",
+        bad.text
+    );
+    let bad = plain(reqwest::Method::PUT, &account_url, "balanse: 3").await;
+    assert!(
+        bad.status == 400 && bad.text.contains("unknown field"),
+        "{}",
+        bad.text
+    );
+    for nothing in ["", "{}", "balance: null"] {
+        let bad = plain(reqwest::Method::PUT, &account_url, nothing).await;
+        assert!(
+            bad.status == 400 && bad.text.contains("names none of"),
+            "{nothing:?}: {}",
+            bad.text
+        );
+    }
+    assert_eq!(sim.account(), kept, "a refused update changes nothing");
+    sim.shutdown().await;
+}
+
+/// `balance_status` makes the balance endpoint answer a status, and only it.
+#[tokio::test]
+async fn balance_status_faults_the_balance_endpoint_only() {
+    let sim = start(test_args()).await.expect("start");
+    let faults_url = format!("{}/sim/faults", root(&sim));
+    send(&sim, json!({"to": "+919856321412", "orderId": "bs-1"})).await;
+
+    let put = plain(reqwest::Method::PUT, &faults_url, "balance_status: -13").await;
+    assert_eq!(put.status, 200, "{}", put.text);
+    assert_eq!(put.json()["balance_status"], -13);
+    assert_eq!(
+        balance(&sim).await,
+        json!({"status": "-13", "reason": "user locked"})
+    );
+    assert_eq!(record(&sim, "bs-1").await.json()["status"], "0");
+    let sent = send(&sim, json!({"to": "+919856321413", "orderId": "bs-2"})).await;
+    assert_eq!(sent["status"], "0", "sends are not affected");
+
+    // -1, then recovery.
+    plain(reqwest::Method::PUT, &faults_url, "balance_status: -1").await;
+    assert_eq!(balance(&sim).await["status"], "-1");
+    plain(reqwest::Method::PUT, &faults_url, "balance_status: null").await;
+    assert_eq!(balance(&sim).await["status"], "0");
+
+    // -2 comes before the signature check; the others after it.
+    sim.set_faults(Faults::parse("balance_status: -2").expect("valid"));
+    let unsigned = balance_call(&sim, "demo-key", "wrong", now_secs()).await;
+    assert_eq!(unsigned.json()["status"], "-2");
+    sim.set_faults(Faults::parse("balance_status: -18").expect("valid"));
+    let unsigned = balance_call(&sim, "demo-key", "wrong", now_secs()).await;
+    assert_eq!(unsigned.json()["status"], "-1");
+    assert_eq!(
+        balance(&sim).await,
+        json!({"status": "-18", "reason": "system error"})
+    );
+    sim.set_faults(Faults::parse("balance_status: -16").expect("valid"));
+    assert_eq!(balance(&sim).await["status"], "-16");
+
+    // The record queries' faults leave the balance alone.
+    plain(
+        reqwest::Method::PUT,
+        &faults_url,
+        "auth_outage: true\nip_restricted: true\nhttp_error_rate: 1",
+    )
+    .await;
+    assert_eq!(balance(&sim).await["status"], "0");
+    assert_ne!(record(&sim, "bs-1").await.status, 200);
+
+    let bad = plain(reqwest::Method::PUT, &faults_url, "balance_status: -10").await;
+    assert!(
+        bad.status == 400 && bad.text.contains("cannot be injected"),
+        "{}",
+        bad.text
+    );
+    sim.shutdown().await;
+}
+
+/// Refused sends still reach the spool (an issuing app hands the id over whatever the
+/// provider said), and the truth expects `not_found` for them.
+#[tokio::test]
+async fn traffic_generator_spools_unpaid_ids_and_the_truth_expects_not_found() {
+    let sim = start(SimulateArgs {
+        balance_usd: usd("0.3"),
+        ..test_args()
+    })
+    .await
+    .expect("start");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = dir.path().join("spool");
+    let opts = TrafficOptions {
+        seed: 4,
+        max_orders: Some(60),
+        unknown_ratio: 0.1,
+        ..fast_traffic(&sim, spool.clone())
+    };
+    run_traffic(opts).await.expect("traffic");
+    let mut spooled = Vec::new();
+    for entry in std::fs::read_dir(&spool).expect("spool") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("read");
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).expect("json line");
+            spooled.push(v["orderId"].as_str().expect("orderId").to_string());
+        }
+    }
+    spooled.sort();
+    let account = sim.account();
+    assert!(account.refused_sends > 10, "{account:?}");
+    let truth = sim.truth();
+    let mut known: Vec<String> = truth.orders.iter().map(|o| o.order_id.clone()).collect();
+    known.sort();
+    assert_eq!(spooled, known, "every id is in the spool and the truth");
+    let not_found = truth
+        .orders
+        .iter()
+        .filter(|o| o.outcome == "not_found")
+        .count() as u64;
+    // Drawn unknown, or refused: both are not_found.
+    assert!(not_found >= account.refused_sends, "{not_found}");
+    let sent = truth
+        .orders
+        .iter()
+        .filter(|o| o.outcome != "not_found")
+        .count() as u64;
+    assert_eq!(sent, account.charged_sends);
+    sim.shutdown().await;
+}
+
+#[test]
+fn balance_flags_parse_and_default_to_a_large_balance() {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+    let parse = |extra: &[&str]| {
+        let mut argv = vec!["simulate"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).map(|c| c.args)
+    };
+    let args = parse(&[]).expect("defaults");
+    assert_eq!(args.balance_usd, DEFAULT_BALANCE);
+    assert_eq!(args.balance_usd, SimulateArgs::default().balance_usd);
+    assert_eq!(DEFAULT_BALANCE.to_string(), "1000000.0000");
+    assert_eq!((args.gift_usd, args.credit_usd), (Usd::ZERO, Usd::ZERO));
+    let args = parse(&[
+        "--balance-usd",
+        "2.5",
+        "--gift-usd",
+        "0.0001",
+        "--credit-usd",
+        "10",
+    ])
+    .expect("amounts");
+    assert_eq!(
+        (args.balance_usd, args.gift_usd, args.credit_usd),
+        (usd("2.5"), usd("0.0001"), usd("10"))
+    );
+    for (bad, why) in [
+        ("-1", "negative"),
+        ("0.00005", "more than 4 decimals"),
+        ("ten", "not an amount"),
+    ] {
+        let err = parse(&["--balance-usd", bad]).expect_err(bad).to_string();
+        assert!(err.contains("--balance-usd") && err.contains(why), "{err}");
+    }
+}
+
+#[test]
+fn the_mean_price_per_id_is_plausible_and_counts_unknown_ids_as_free() {
+    let dir = std::env::temp_dir();
+    let opts = TrafficOptions {
+        base_url: String::new(),
+        api_key: String::new(),
+        api_secret: "x".into(),
+        spool_dir: dir,
+        app_ids: Vec::new(),
+        orders_per_second: 5.0,
+        seed: 1,
+        max_orders: None,
+        unknown_ratio: 0.0,
+    };
+    let validity = Duration::from_secs(300);
+    let all_sent = traffic::mean_price_per_id(&opts, validity, 4000).expect("estimate");
+    // SMS prices run 0.003 to 0.035 a segment; fallbacks to calls add some.
+    assert!(
+        (usd("0.005")..=usd("0.05")).contains(&all_sent),
+        "{all_sent}"
+    );
+    let half = TrafficOptions {
+        unknown_ratio: 0.5,
+        ..opts.clone()
+    };
+    let half = traffic::mean_price_per_id(&half, validity, 4000).expect("estimate");
+    let ratio = half.as_f64() / all_sent.as_f64();
+    assert!((0.4..0.6).contains(&ratio), "{ratio}");
+    let bad = TrafficOptions {
+        unknown_ratio: 2.0,
+        ..opts
+    };
+    assert!(traffic::mean_price_per_id(&bad, validity, 10).is_err());
+}

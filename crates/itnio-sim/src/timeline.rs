@@ -236,6 +236,18 @@ impl Timeline {
     pub fn is_stuck(&self) -> bool {
         !self.attempts.is_empty() && self.attempts.iter().all(|a| a.done.is_none())
     }
+
+    /// What the provider bills for the order, in 1e-4 USD, once every attempt is
+    /// final: SMS attempts (billed when submitted, even when no report ever comes) and
+    /// calls or SNA checks that ended (a call that never hangs up is never billed).
+    /// The records' `pay`/`cost` add up to it, and so does the truth's `costUsd`.
+    pub fn billed_units(&self) -> u64 {
+        self.attempts
+            .iter()
+            .filter(|a| a.channel == Channel::Sms || a.done.is_some())
+            .map(|a| u64::from(a.amount))
+            .sum()
+    }
 }
 
 /// An order the simulator accepted.

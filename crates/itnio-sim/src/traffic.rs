@@ -6,6 +6,14 @@
 //! renamed, so that the spool scanner never reads half a file. A share of the ids
 //! (`unknown_ratio`) is written without being sent, and registered with the simulator
 //! (`POST /sim/unsent`) so that its truth expects `not_found`.
+//!
+//! A send refused with `-10` (balance too low) is still written to the spool, as an
+//! issuing application does: it made the id and hands it over whatever the provider
+//! answered, which is why the exporter sees such ids as `not_found` minutes later. The
+//! simulator booked the id as having no record when it refused the send, so its truth
+//! already expects `not_found` (no `POST /sim/unsent` needed: the send told it). Other
+//! refusals (the simulator unreachable, a bad request) leave the id out of the spool:
+//! they are the generator's failures, not traffic.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,10 +26,14 @@ use serde_json::{json, Value};
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
+use super::account::Usd;
 use super::auth::sign;
 use super::error::SimError;
+use super::faults::OutageKind;
+use super::profile::{normalize_receiver, profile_for_receiver, Channel};
 use super::secret::ApiSecret;
 use super::seed::derive_seed;
+use super::timeline::Generator;
 
 /// Options of [`run_traffic`].
 #[derive(Clone, Debug)]
@@ -152,6 +164,20 @@ impl SpoolWriter {
     }
 }
 
+/// Why a send did not go out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum SendError {
+    /// `-10`: the account cannot pay for it; the order has no record.
+    #[error("send refused: balance too low")]
+    BalanceTooLow,
+    /// Any other refusal, with the reply (which carries no secret).
+    #[error("send refused: {0}")]
+    Refused(String),
+    /// No answer, or one that is not the provider's JSON.
+    #[error("send failed: {0}")]
+    Transport(String),
+}
+
 /// Talks to the simulator.
 struct Client {
     http: reqwest::Client,
@@ -172,7 +198,7 @@ fn unix_ms() -> i64 {
 
 impl Client {
     /// Sends one OTP; retries once with the simulator's clock after a `-16`.
-    async fn send(&mut self, body: &Value) -> Result<(), String> {
+    async fn send(&mut self, body: &Value) -> Result<(), SendError> {
         for _ in 0..2 {
             let timestamp = ((unix_ms() + self.skew_ms) / 1000).to_string();
             let resp = self
@@ -188,7 +214,7 @@ impl Client {
                 .body(body.to_string())
                 .send()
                 .await
-                .map_err(|e| format!("send failed: {e}"))?;
+                .map_err(|e| SendError::Transport(e.to_string()))?;
             let date = resp
                 .headers()
                 .get("date")
@@ -198,11 +224,12 @@ impl Client {
             let bytes = resp
                 .bytes()
                 .await
-                .map_err(|e| format!("send failed: {e}"))?;
+                .map_err(|e| SendError::Transport(e.to_string()))?;
             let reply: Value = serde_json::from_slice(&bytes)
-                .map_err(|_| format!("send answered HTTP {http_status} without JSON"))?;
+                .map_err(|_| SendError::Transport(format!("HTTP {http_status} without JSON")))?;
             match reply.get("status").and_then(Value::as_str) {
                 Some("0") => return Ok(()),
+                Some("-10") => return Err(SendError::BalanceTooLow),
                 Some("-16") if date.is_some() => {
                     if let Some(date) = date {
                         self.skew_ms = date.timestamp_millis() - unix_ms();
@@ -212,10 +239,10 @@ impl Client {
                         );
                     }
                 }
-                _ => return Err(format!("send refused: {reply}")),
+                _ => return Err(SendError::Refused(reply.to_string())),
             }
         }
-        Err("send refused: timestamp expired".into())
+        Err(SendError::Refused("timestamp expired".into()))
     }
 
     async fn register_unsent(&self, order_id: &str, app_id: &str) -> Result<(), String> {
@@ -320,11 +347,13 @@ fn draw_order<R: Rng>(rng: &mut R, opts: &TrafficOptions) -> OrderDraw {
     }
 }
 
-/// Ids written to the spool, by fate.
+/// Ids by fate: written to the spool (sent, unknown, unpaid) or not (refused).
 #[derive(Default)]
 struct Tally {
     sent: u64,
     unknown: u64,
+    /// Refused with `-10`; written to the spool.
+    unpaid: u64,
     refused: u64,
 }
 
@@ -334,18 +363,20 @@ impl Tally {
         let Tally {
             sent,
             unknown,
+            unpaid,
             refused,
         } = *self;
         if finished {
-            info!(sent, unknown, refused, "traffic generator finished");
+            info!(sent, unknown, unpaid, refused, "traffic generator finished");
         } else {
-            debug!(sent, unknown, refused, "traffic generator progress");
+            debug!(sent, unknown, unpaid, refused, "traffic generator progress");
         }
     }
 }
 
 /// Issues one order like an application would: sends it (or, if drawn unknown,
-/// registers it as unsent) and writes its id to the spool unless the send was refused.
+/// registers it as unsent) and writes its id to the spool unless the send failed for
+/// another reason than the balance.
 async fn issue(
     client: &mut Client,
     spool: &mut SpoolWriter,
@@ -381,6 +412,18 @@ async fn issue(
             spool.push(&line);
             tally.sent += 1;
         }
+        Err(SendError::BalanceTooLow) => {
+            spool.push(&line);
+            tally.unpaid += 1;
+            let unpaid = tally.unpaid;
+            if unpaid.is_power_of_two() {
+                warn!(
+                    order_id = %order_id,
+                    unpaid,
+                    "the simulated account cannot pay for OTPs (-10); their ids still go to the spool and will be not_found"
+                );
+            }
+        }
         Err(e) => {
             tally.refused += 1;
             let refused = tally.refused;
@@ -390,6 +433,50 @@ async fn issue(
             }
         }
     }
+}
+
+/// What one id of this traffic costs the account on average (ids drawn unknown cost
+/// nothing), estimated by drawing `samples` orders as [`run_traffic`] does and pricing
+/// each with the simulator's own rules (seed `opts.seed`, OTP validity `validity`, no
+/// outages): for sizing a starting balance, as the demo's `--low-balance` does. An
+/// estimate: a run's order ids, and so its orders, are its own.
+pub fn mean_price_per_id(
+    opts: &TrafficOptions,
+    validity: Duration,
+    samples: u32,
+) -> Result<Usd, SimError> {
+    validate(opts)?;
+    let validity_ms = u32::try_from(validity.as_millis()).unwrap_or(u32::MAX);
+    let no_outage = |_: &str, _: Channel| -> Option<OutageKind> { None };
+    let generator = Generator {
+        seed: opts.seed,
+        validity_ms,
+        quirks: true,
+        outage: &no_outage,
+    };
+    // A stream of its own: estimating must not move the traffic's draws.
+    let mut rng = StdRng::seed_from_u64(derive_seed(opts.seed, "traffic-price", ""));
+    let mut total: u64 = 0;
+    let samples = samples.max(1);
+    for n in 0..samples {
+        let draw = draw_order(&mut rng, opts);
+        if draw.is_unknown {
+            continue;
+        }
+        // The destination mix holds simulated countries only; a number the simulator
+        // would refuse costs nothing, as its send would.
+        let Some(profile) = normalize_receiver(&draw.to).and_then(|r| profile_for_receiver(&r))
+        else {
+            continue;
+        };
+        let channel = draw
+            .channel
+            .and_then(Channel::parse)
+            .unwrap_or(Channel::Sms);
+        let timeline = generator.generate(&format!("price-{n}"), profile, channel);
+        total = total.saturating_add(timeline.billed_units());
+    }
+    Ok(Usd::from_units(total / u64::from(samples)))
 }
 
 /// Sends orders until `max_orders` (or forever), writing their ids to the spool.

@@ -102,12 +102,7 @@ impl TruthOrder {
             .map(|w| [w[0].channel.as_str().into(), w[1].channel.as_str().into()])
             .collect();
         // Calls cost nothing until they end; stuck calls never do.
-        let cost_units: u64 = t
-            .attempts
-            .iter()
-            .filter(|a| a.channel == Channel::Sms || a.done.is_some())
-            .map(|a| u64::from(a.amount))
-            .sum();
+        let cost_units = t.billed_units();
         let outcome = outcome(order);
         let channel = t
             .verification
