@@ -515,6 +515,81 @@ def early_signals(d, by):
 
 
 # ---------------------------------------------------------------------------------------------
+# The ITNIO account's money (issue 12), from the recording rules of rules.yml (group otp-account):
+# the newest balance reading per kind, spend averaged over 1h and 24h, the time to empty. One
+# account per Prometheus, as those rules assume; the app, channel and country variables do not
+# apply (the money is the whole account's).
+# ---------------------------------------------------------------------------------------------
+TIME_TO_EMPTY_STEPS = ("red", (3, "orange"), (24, "green"))  # hours: the two alerts' thresholds
+TIME_TO_EMPTY_CAP_HOURS = 168  # the graph stops at a week, so that 3 h and 24 h stay readable
+
+
+def account(d):
+    """The "Account" row: funds, time to empty, balance reading age, lock; funds by kind, spend
+    per hour and time to empty over time."""
+    d.row("Account")
+    d.add(stat_panel().decimals(2).color_scheme(fixed_color("blue")).no_value("no reading"),
+          "Funds left (USD)",
+          "Balance + gift + credit of the ITNIO account, as the exporters' balance poller last read it "
+          "(the newest reading; every account.balance_interval, default 5 min). Not filtered by app, "
+          "channel or country: it is the whole account's money. Low: see \"Time to empty\" and have the "
+          "account owner or finance top up in the ITNIO console (runbook OtpAccountRunsOutWithin3h). "
+          "\"no reading\": the balance poller is disabled or has never succeeded.",
+          "currencyUSD", [instant("otp:account_balance_usd:sum")], w=6, h=5)
+    d.add(stat_panel(graph_mode=cm.BigValueGraphMode.NONE).decimals(1)
+          .thresholds(thresholds(*TIME_TO_EMPTY_STEPS)).color_scheme(by_thresholds())
+          .no_value("no spend or no reading"),
+          "Time to empty",
+          "Hours until the funds are gone at the current pace: funds ÷ the higher of the last hour's and "
+          "the last 24 hours' spend (recording rule otp:account_time_to_empty:seconds). Orange below 24 h "
+          "(alert OtpAccountRunsOutWithin24h: top up today), red below 3 h (OtpAccountRunsOutWithin3h: "
+          "top up now; if spend jumped, rule out SMS pumping first). 0: the money is gone and every send "
+          "fails (status -10).",
+          "h", [instant("otp:account_time_to_empty:seconds / 3600")], w=6, h=5)
+    d.add(stat_panel(graph_mode=cm.BigValueGraphMode.NONE).thresholds(thresholds("green", (900, "orange")))
+          .color_scheme(by_thresholds()).no_value("no reading"),
+          "Balance reading age",
+          "Age of the newest successful balance query of all exporters. It should stay below "
+          "account.balance_interval (default 5 min); orange from 15 min, when OtpAccountBalanceStale "
+          "fires for exporters whose poller fails: the funds and time to empty shown here are that old. "
+          "Read the balance in the ITNIO console meanwhile, and see the runbook for the query's status.",
+          "s", [instant("time() - max (otp_account_balance_last_success_timestamp_seconds > 0)")], w=6, h=5)
+    d.add(stat_panel(graph_mode=cm.BigValueGraphMode.NONE, color_mode=cm.BigValueColorMode.BACKGROUND)
+          .mappings([dm.ValueMap(options={"0": dm.ValueMappingResult(text="OK", color="green", index=0),
+                                          "1": dm.ValueMappingResult(text="LOCKED", color="red", index=1)})])
+          .thresholds(thresholds("green", (1, "red"))).color_scheme(by_thresholds()).no_value("no reading"),
+          "ITNIO account locked",
+          "LOCKED while the provider answers the balance query of any exporter with status -13 (user "
+          "locked): ITNIO has locked the account and sends are likely to fail everywhere (alert "
+          "OtpAccountLocked). Only ITNIO can unlock it: the account owner contacts ITNIO support.",
+          "none", [instant("max (otp_account_locked)")], w=6, h=5)
+    d.add(ts_panel(table_legend=False, decimals=2),
+          "Funds by kind (USD)",
+          "The account's balance, gift and credit (newest reading per kind, recording rule "
+          "kind:otp_account_balance_usd:latest) and their total. The total falls with the spend and "
+          "jumps at a top-up. Falling faster than the spend on this dashboard: something else spends on "
+          "the same account (SMS sent outside the tracked OTPs).",
+          "currencyUSD", [series("{{kind}}", "kind:otp_account_balance_usd:latest"),
+                          series("total", "otp:account_balance_usd:sum")], w=8, h=8)
+    d.add(ts_panel(table_legend=False, min_val=0, decimals=2),
+          "Account spend per hour (USD)",
+          "Spend of every app, channel and country per hour, averaged over the last hour and over the "
+          "last 24 hours (recording rules otp:cost_usd:rate1h and rate24h × 3600); the time to empty "
+          "uses the higher. The last hour far above the day: a surge — more traffic, voice fallbacks, or "
+          "SMS pumping (per-MCC spend on the Regions dashboard, runbook OtpCostPerVerifiedJump).",
+          "currencyUSD", [series("last hour", "otp:cost_usd:rate1h * 3600"),
+                          series("last 24 hours", "otp:cost_usd:rate24h * 3600")], w=8, h=8)
+    d.add(ts_panel(table_legend=False, min_val=0, decimals=1, threshold_style=cm.GraphThresholdsStyleMode.DASHED,
+                   steps=TIME_TO_EMPTY_STEPS),
+          "Time to empty (hours)",
+          "Hours until the funds are gone at the higher of the 1h and 24h spend, drawn up to %d h (a week), "
+          "with the alert thresholds dashed: 24 h (warning, top up today) and 3 h (page, top up now). No "
+          "line: no spend, or no balance reading." % TIME_TO_EMPTY_CAP_HOURS,
+          "h", [series("time to empty", "clamp_max(otp:account_time_to_empty:seconds / 3600, %d)"
+                       % TIME_TO_EMPTY_CAP_HOURS)], w=8, h=8)
+
+
+# ---------------------------------------------------------------------------------------------
 # OTP delivery health: the on-call front page.
 # ---------------------------------------------------------------------------------------------
 OUTCOME_COLORS = {"verified": "green", "undelivered": "red", "unverified": "yellow", "expired": "purple",
@@ -525,7 +600,8 @@ OLDEST_PENDING_STEPS = ("green", (1800, "orange"), (2400, "red"))
 def delivery_health():
     d = Board("otp-delivery-health", "OTP delivery health",
               "On-call front page of itnio-otp-exporter: are OTPs verified (against the SLO), delivered, "
-              "fast and affordable, and is the exporter itself healthy. Runbooks: docs/runbooks.md.",
+              "fast and affordable, is there money left on the ITNIO account, and is the exporter itself healthy. "
+              "Runbooks: docs/runbooks.md.",
               otp_variables())
     verified_ratio_range = verified_ratio(None, window=R, fn="increase")
 
@@ -649,6 +725,8 @@ def delivery_health():
           [series("all", "sum (%s) / sum (%s)" % (spend, verified)),
            series("{{app_id}}", "sum by (app_id) (%s) / sum by (app_id) (%s)" % (spend, verified))],
           w=12, h=8)
+
+    account(d)
 
     d.row("Exporter health")
     d.add(up_down(stat_panel(graph_mode=cm.BigValueGraphMode.NONE, color_mode=cm.BigValueColorMode.BACKGROUND)),
