@@ -402,13 +402,13 @@ impl State {
         let account = self.account();
         json_response(
             StatusCode::OK,
-            &json!({
-                "status": "0",
-                "reason": "success",
-                "balance": account.balance,
-                "gift": account.gift,
-                "credit": account.credit,
-            }),
+            &BalanceAnswer {
+                status: "0",
+                reason: "success",
+                balance: account.balance,
+                gift: account.gift,
+                credit: account.credit,
+            },
         )
     }
 
@@ -420,11 +420,24 @@ impl State {
         };
         let update = std::str::from_utf8(&body)
             .map_err(|_| "not UTF-8".to_string())
-            .and_then(|t| serde_yaml::from_str::<AccountUpdate>(t).map_err(|e| e.to_string()));
+            .and_then(|t| serde_yaml::from_str::<AccountUpdate>(t).map_err(|e| e.to_string()))
+            .and_then(|u| {
+                // An update that changes nothing is more likely a mistake than a wish.
+                if u == AccountUpdate::default() {
+                    Err("it names none of balance, gift, credit".to_string())
+                } else {
+                    Ok(u)
+                }
+            });
         match update {
             Ok(update) => {
                 let account = self.update_account(&update);
-                info!(?account, "simulated account changed");
+                info!(
+                    balance = %account.balance,
+                    gift = %account.gift,
+                    credit = %account.credit,
+                    "simulated account changed"
+                );
                 json_response(StatusCode::OK, &account)
             }
             Err(detail) => text(
@@ -487,6 +500,17 @@ impl State {
             ),
         }
     }
+}
+
+/// A balance query's answer, its fields in the provider's order (a `json!` map would
+/// sort them).
+#[derive(serde::Serialize)]
+struct BalanceAnswer {
+    status: &'static str,
+    reason: &'static str,
+    balance: Usd,
+    gift: Usd,
+    credit: Usd,
 }
 
 /// A validated send request.

@@ -658,6 +658,13 @@ async fn the_balance_endpoint_checks_the_signature_and_answers_decimal_strings()
         reply.json(),
         json!({"status": "0", "reason": "success", "balance": "12.3400", "gift": "0.5000", "credit": "0.0000"})
     );
+    assert!(
+        reply
+            .text
+            .starts_with(r#"{"status":"0","reason":"success","balance":"#),
+        "the provider's field order: {}",
+        reply.text
+    );
 
     // Refused like every other signed call, the secret never echoed.
     let wrong = balance_call(&sim, "demo-key", "not-the-secret", now_secs()).await;
@@ -799,6 +806,14 @@ async fn sends_spend_the_account_and_an_unpaid_send_gets_no_record() {
         "{}",
         bad.text
     );
+    for nothing in ["", "{}", "balance: null"] {
+        let bad = plain(reqwest::Method::PUT, &account_url, nothing).await;
+        assert!(
+            bad.status == 400 && bad.text.contains("names none of"),
+            "{nothing:?}: {}",
+            bad.text
+        );
+    }
     assert_eq!(sim.account(), kept, "a refused update changes nothing");
     sim.shutdown().await;
 }
