@@ -22,6 +22,100 @@ const DEMO_API_KEY: &str = "demo-key";
 const DEMO_API_SECRET: &str = "demo-secret";
 /// The simulated apps' OTP validity, before scaling (the provider's default).
 const DEMO_VALIDITY: Duration = Duration::from_secs(300);
+/// Share of the traffic's ids written to the spool without being sent.
+const UNKNOWN_RATIO: f64 = 0.02;
+/// How long `--low-balance` makes the account last (wall clock): long enough to see
+/// the balance fall, short enough that the refusals follow within minutes.
+const LOW_BALANCE_RUNWAY: Duration = Duration::from_secs(180);
+/// Orders drawn to estimate what an id costs (about 10 ms in a release build, 2 s in
+/// a debug one; the estimate is within a few percent).
+const PRICE_SAMPLES: u32 = 5_000;
+
+/// The simulated account's start, when `--low-balance` or `--balance-usd` asks for
+/// one, with what the traffic spends.
+#[derive(Debug, Clone, PartialEq)]
+struct BalancePlan {
+    balance: sim::Usd,
+    /// What one spooled id costs on average (ids never sent cost nothing).
+    price_per_id: sim::Usd,
+    orders_per_second: f64,
+    low: bool,
+}
+
+impl BalancePlan {
+    /// `None` unless `--low-balance` or `--balance-usd` was given: the demo then keeps
+    /// the simulator's default balance, which it never spends.
+    fn of(args: &DemoArgs) -> Result<Option<BalancePlan>, CliError> {
+        if !args.low_balance && args.balance_usd.is_none() {
+            return Ok(None);
+        }
+        // The traffic as `demo` runs it; where it goes does not change its price.
+        let traffic = sim::TrafficOptions {
+            base_url: String::new(),
+            api_key: DEMO_API_KEY.into(),
+            api_secret: DEMO_API_SECRET.into(),
+            spool_dir: PathBuf::new(),
+            app_ids: Vec::new(),
+            orders_per_second: args.orders_per_second,
+            seed: args.seed,
+            max_orders: None,
+            unknown_ratio: UNKNOWN_RATIO,
+        };
+        let price_per_id = sim::traffic::mean_price_per_id(&traffic, DEMO_VALIDITY, PRICE_SAMPLES)?;
+        let balance = args
+            .balance_usd
+            .unwrap_or_else(|| low_balance(price_per_id, args.orders_per_second));
+        Ok(Some(BalancePlan {
+            balance,
+            price_per_id,
+            orders_per_second: args.orders_per_second,
+            low: args.balance_usd.is_none(),
+        }))
+    }
+
+    /// Wall-clock time until the balance runs out at the mean price; `None` when
+    /// the traffic costs nothing.
+    fn runway(&self) -> Option<Duration> {
+        let per_second = self.price_per_id.as_f64() * self.orders_per_second;
+        if per_second <= 0.0 {
+            return None;
+        }
+        let secs = (self.balance.as_f64() / per_second).round();
+        Duration::try_from_secs_f64(secs).ok()
+    }
+
+    /// The startup line.
+    fn describe(&self) -> String {
+        let runway = match self.runway() {
+            Some(d) => format!("runs out in about {}", humantime::format_duration(d)),
+            None => "is never spent".into(),
+        };
+        let rate = format!(
+            "{} orders/s, ${} an id on average",
+            self.orders_per_second, self.price_per_id
+        );
+        if self.low {
+            format!(
+                "low balance: the simulated account starts with ${} and {runway} ({rate}); then sends fail with -10 (balance too low) and their ids, still spooled, turn not_found",
+                self.balance
+            )
+        } else {
+            format!(
+                "the simulated account starts with ${} and {runway} ({rate})",
+                self.balance
+            )
+        }
+    }
+}
+
+/// Enough for [`LOW_BALANCE_RUNWAY`] of traffic at `orders_per_second`, rounded up to
+/// a cent (at least one).
+fn low_balance(price_per_id: sim::Usd, orders_per_second: f64) -> sim::Usd {
+    let units = price_per_id.units() as f64 * orders_per_second * LOW_BALANCE_RUNWAY.as_secs_f64();
+    // A float-to-int cast saturates; from_units caps absurd rates.
+    let cents = (units / 100.0).ceil().max(1.0) as u64;
+    sim::Usd::from_units(cents.saturating_mul(100))
+}
 
 /// Parses `--outage COUNTRY:CHANNEL[:KIND]` (KIND `fail` or `silent`); the outage
 /// starts at 0 until `--outage-after` sets it.
@@ -88,8 +182,10 @@ fn clock_utc(unix_ms: i64) -> String {
 }
 
 /// The simulator's settings: `simulate`'s defaults except where the demo decides.
-fn demo_sim_args(args: &DemoArgs) -> sim::SimulateArgs {
+fn demo_sim_args(args: &DemoArgs, balance: Option<&BalancePlan>) -> sim::SimulateArgs {
+    let defaults = sim::SimulateArgs::default();
     sim::SimulateArgs {
+        balance_usd: balance.map_or(defaults.balance_usd, |b| b.balance),
         listen: args.sim_listen,
         api_key: DEMO_API_KEY.into(),
         api_secret: DEMO_API_SECRET.into(),
@@ -98,7 +194,7 @@ fn demo_sim_args(args: &DemoArgs) -> sim::SimulateArgs {
         validity: DEMO_VALIDITY,
         scenario: args.scenario.clone(),
         extra_outages: demo_outages(args),
-        ..sim::SimulateArgs::default()
+        ..defaults
     }
 }
 
@@ -206,7 +302,8 @@ pub async fn demo(args: DemoArgs) -> Result<(), CliError> {
 
     let options = args.web.serve_options()?;
     let listen = args.web.listen_address.unwrap_or(args.listen);
-    let simulator = sim::start(demo_sim_args(&args)).await?;
+    let balance = BalancePlan::of(&args)?;
+    let simulator = sim::start(demo_sim_args(&args, balance.as_ref())).await?;
     let base_url = simulator.base_url();
     let config = demo_config(
         listen,
@@ -226,7 +323,7 @@ pub async fn demo(args: DemoArgs) -> Result<(), CliError> {
         orders_per_second: args.orders_per_second,
         seed: args.seed,
         max_orders: None,
-        unknown_ratio: 0.02,
+        unknown_ratio: UNKNOWN_RATIO,
     };
     let traffic_task = tokio::spawn(sim::run_traffic(traffic));
     let web = DemoWeb::new(listen, &options);
@@ -259,7 +356,24 @@ pub async fn demo(args: DemoArgs) -> Result<(), CliError> {
             "demo: outage scheduled"
         );
     }
-    let summary_task = tokio::spawn(summaries(web, options.telemetry_path.clone(), outages));
+    // With a balance to watch, the summary says how it stands.
+    let account_url = balance.as_ref().map(|plan| {
+        let root = base_url.strip_suffix("/otp").unwrap_or(&base_url);
+        println!("demo: {}; account at {root}/sim/account", plan.describe());
+        tracing::info!(
+            balance_usd = %plan.balance,
+            price_per_id_usd = %plan.price_per_id,
+            runway = %plan.runway().map(humantime::format_duration).map_or_else(|| "never".into(), |d| d.to_string()),
+            "demo: simulated account"
+        );
+        format!("{root}/sim/account")
+    });
+    let summary_task = tokio::spawn(summaries(
+        web,
+        options.telemetry_path.clone(),
+        outages,
+        account_url,
+    ));
     let result = daemon::run(config, options, OnDamage::Refuse, shutdown).await;
     summary_task.abort();
     traffic_task.abort();
@@ -344,8 +458,14 @@ impl DemoWeb {
 const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 
 /// Prints a summary line every 30 s, counted from the demo's own `/metrics`: the
-/// numbers are the exporter's, as Prometheus sees them.
-async fn summaries(web: DemoWeb, telemetry_path: String, outages: Vec<(sim::Outage, i64)>) {
+/// numbers are the exporter's, as Prometheus sees them. With `account_url` (a balance
+/// was asked for), the simulated account's state is added from the simulator.
+async fn summaries(
+    web: DemoWeb,
+    telemetry_path: String,
+    outages: Vec<(sim::Outage, i64)>,
+    account_url: Option<String>,
+) {
     // Our own server on the loopback: its certificate (if any) is the one we were
     // given, not one to check against public roots.
     let client = match reqwest::Client::builder()
@@ -394,12 +514,48 @@ async fn summaries(web: DemoWeb, telemetry_path: String, outages: Vec<(sim::Outa
         } else {
             format!("; outage {}", active.join(", "))
         };
+        let account = match &account_url {
+            Some(url) => format!("; {}", account_summary(&client, url).await),
+            None => String::new(),
+        };
         println!(
-            "demo: {} {counts}{outage}; open {} and {}",
+            "demo: {} {counts}{outage}{account}; open {} and {}",
             clock_utc(now),
             web.url("/"),
             web.url("/orders"),
         );
+    }
+}
+
+/// The simulated account for the summary line, from the simulator's `/sim/account`.
+async fn account_summary(client: &reqwest::Client, url: &str) -> String {
+    let answer = match client.get(url).send().await {
+        Ok(answer) if answer.status().is_success() => answer,
+        Ok(answer) => return format!("account unavailable ({url} answered {})", answer.status()),
+        Err(e) => return format!("account unavailable ({e})"),
+    };
+    let account = match answer.bytes().await {
+        Ok(body) => serde_json::from_slice::<sim::AccountSnapshot>(&body),
+        Err(e) => return format!("account unavailable ({e})"),
+    };
+    match account {
+        Ok(account) => describe_account(&account),
+        Err(e) => format!("account unavailable ({e})"),
+    }
+}
+
+/// `account balance $12.3400` or, once a send was refused,
+/// `sends refused with -10 since 14:10:00 (40 so far), account balance $0.0015`
+/// (true also after a top-up: the refusals happened).
+fn describe_account(account: &sim::AccountSnapshot) -> String {
+    let balance = format!("account balance ${}", account.balance);
+    match account.first_refusal_unix_ms {
+        Some(since) => format!(
+            "sends refused with -10 since {} ({} so far), {balance}",
+            clock_utc(since),
+            account.refused_sends,
+        ),
+        None => balance,
     }
 }
 
@@ -516,6 +672,115 @@ mod tests {
         }
     }
 
+    fn demo_args(extra: &[&str]) -> Result<DemoArgs, clap::Error> {
+        let mut argv = vec!["itnio-otp-exporter", "demo"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Demo(args) => Ok(args),
+            other => panic!("not demo: {other:?}"),
+        }
+    }
+
+    /// Without a balance flag the simulator keeps its default balance, which the demo
+    /// never spends; nothing is estimated or printed.
+    #[test]
+    fn without_a_balance_flag_the_account_is_the_simulators_default() {
+        let args = demo_args(&[]).expect("valid");
+        assert_eq!(BalancePlan::of(&args).expect("plan"), None);
+        assert_eq!(
+            demo_sim_args(&args, None).balance_usd,
+            sim::SimulateArgs::default().balance_usd
+        );
+    }
+
+    /// `--low-balance` sizes the balance for about three minutes of the traffic.
+    #[test]
+    fn low_balance_lasts_about_three_minutes_of_traffic() {
+        for rate in ["5", "20"] {
+            let args = demo_args(&["--low-balance", "--orders-per-second", rate]).expect("valid");
+            let plan = BalancePlan::of(&args).expect("plan").expect("asked for");
+            assert!(plan.low);
+            let runway = plan.runway().expect("traffic costs money");
+            assert!(
+                (Duration::from_secs(175)..=Duration::from_secs(185)).contains(&runway),
+                "{runway:?} at {rate}/s"
+            );
+            assert_eq!(plan.balance.units() % 100, 0, "whole cents");
+            assert_eq!(demo_sim_args(&args, Some(&plan)).balance_usd, plan.balance);
+            let text = plan.describe();
+            assert!(
+                text.starts_with("low balance: the simulated account starts with $")
+                    && text.contains("runs out in about 3m")
+                    && text.contains("-10"),
+                "{text}"
+            );
+        }
+        // At the default rate, the balance is a few tens of dollars.
+        let plan = BalancePlan::of(&demo_args(&["--low-balance"]).expect("valid"))
+            .expect("plan")
+            .expect("asked for");
+        assert!(
+            ("5".parse::<sim::Usd>().expect("usd")..="60".parse().expect("usd"))
+                .contains(&plan.balance),
+            "{}",
+            plan.balance
+        );
+        assert_eq!(
+            low_balance(sim::Usd::ZERO, 5.0).units(),
+            100,
+            "at least a cent"
+        );
+    }
+
+    #[test]
+    fn balance_usd_passes_through_and_excludes_low_balance() {
+        let args = demo_args(&["--balance-usd", "12.5"]).expect("valid");
+        let plan = BalancePlan::of(&args).expect("plan").expect("asked for");
+        assert_eq!(
+            (plan.balance.to_string().as_str(), plan.low),
+            ("12.5000", false)
+        );
+        assert_eq!(
+            demo_sim_args(&args, Some(&plan)).balance_usd.to_string(),
+            "12.5000"
+        );
+        assert!(plan
+            .describe()
+            .starts_with("the simulated account starts with $12.5000 and runs out in about"));
+        let err = demo_args(&["--balance-usd", "5", "--low-balance"]).expect_err("conflict");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        for bad in ["-5", "0.00001", "lots"] {
+            let err = demo_args(&["--balance-usd", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("--balance-usd"), "{err}");
+        }
+        // A traffic rate the generator refuses is named before anything starts.
+        let args = demo_args(&["--low-balance", "--orders-per-second", "0"]).expect("parses");
+        let err = BalancePlan::of(&args).expect_err("no rate").to_string();
+        assert!(err.contains("orders_per_second"), "{err}");
+    }
+
+    #[test]
+    fn the_summary_tells_how_the_account_stands() {
+        let mut account = sim::AccountSnapshot {
+            balance: "1.25".parse().expect("usd"),
+            gift: sim::Usd::ZERO,
+            credit: sim::Usd::ZERO,
+            spent: "3".parse().expect("usd"),
+            charged_sends: 120,
+            refused_sends: 0,
+            first_refusal_unix_ms: None,
+        };
+        assert_eq!(describe_account(&account), "account balance $1.2500");
+        account.refused_sends = 40;
+        account.first_refusal_unix_ms = Some(1_796_047_800_000);
+        assert_eq!(
+            describe_account(&account),
+            "sends refused with -10 since 14:10:00 (40 so far), account balance $1.2500"
+        );
+    }
+
     /// `--outage-after` is wall-clock time; the simulator's `from` is simulated time.
     #[test]
     fn outage_after_is_converted_with_the_time_scale() {
@@ -538,7 +803,7 @@ mod tests {
         let outages = demo_outages(&args);
         assert_eq!(outages.len(), 2);
         assert!(outages.iter().all(|o| o.from == Duration::from_secs(300)));
-        assert_eq!(demo_sim_args(&args).extra_outages, outages);
+        assert_eq!(demo_sim_args(&args, None).extra_outages, outages);
         assert_eq!(rfc3339_utc(1_796_047_800_000), "2026-11-30T14:10:00.000Z");
     }
 }

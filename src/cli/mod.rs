@@ -103,6 +103,15 @@ pub struct DemoArgs {
     /// When the `--outage` outages start: wall-clock time after the demo starts.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
     pub outage_after: Duration,
+    /// Start the simulated account with little balance: enough for about 3 minutes of
+    /// the traffic at --orders-per-second. Then sends fail with -10 (balance too low)
+    /// and their ids, still spooled, turn not_found, as in production.
+    #[arg(long, conflicts_with = "balance_usd")]
+    pub low_balance: bool,
+    /// Starting balance of the simulated account, in USD (default: the simulator's
+    /// 1000000, which the demo never spends).
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, value_parser = sim::account::parse_usd)]
+    pub balance_usd: Option<sim::Usd>,
     /// Keep state and spool here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,

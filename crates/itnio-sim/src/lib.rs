@@ -25,11 +25,12 @@
 //! DLRs of verified orders arrive within that after the verification). Below scale 1
 //! record times carry milliseconds so that compressed events keep their order.
 //!
-//! Modules: [`account`] (balance and billing), [`profile`] (countries), [`timeline`] (an order's life), [`quirks`] (how
-//! its records deviate from the documentation), [`record`] (rendering), [`truth`],
-//! [`faults`], [`auth`] (the signature), `server` (HTTP), [`traffic`] (the demo's
-//! order generator), [`seed`] (per-order RNG seeds), [`oracle`] (the fewest record
-//! queries per order, for the polling bench: [`SimHandle::oracle_queries`]).
+//! Modules: [`account`] (balance and billing), [`profile`] (countries), [`timeline`]
+//! (an order's life), [`quirks`] (how its records deviate from the documentation),
+//! [`record`] (rendering), [`truth`], [`faults`], [`auth`] (the signature), `server`
+//! (HTTP), [`traffic`] (the demo's order generator), [`seed`] (per-order RNG seeds),
+//! [`oracle`] (the fewest record queries per order, for the polling bench:
+//! [`SimHandle::oracle_queries`]).
 
 pub mod account;
 pub mod auth;

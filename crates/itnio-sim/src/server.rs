@@ -432,7 +432,12 @@ impl State {
         match update {
             Ok(update) => {
                 let account = self.update_account(&update);
-                info!(?account, "simulated account changed");
+                info!(
+                    balance = %account.balance,
+                    gift = %account.gift,
+                    credit = %account.credit,
+                    "simulated account changed"
+                );
                 json_response(StatusCode::OK, &account)
             }
             Err(detail) => text(
