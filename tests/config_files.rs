@@ -126,6 +126,21 @@ const INVALID: &[(&str, &[Expected])] = &[
         &[("apps[0].id", 6, "expected text")],
     ),
     (
+        "invalid-account.yml",
+        &[
+            (
+                "account.balance_interval",
+                9,
+                "must be 0 (off) or at least 1s",
+            ),
+            (
+                "account.balance_url",
+                10,
+                "is not an http(s) URL with a host",
+            ),
+        ],
+    ),
+    (
         "invalid-several.yml",
         &[
             ("api.max_in_flight", 6, "cannot be negative"),
@@ -246,6 +261,23 @@ fn the_shipped_configurations_pass() {
             out.output
         );
     }
+    // check-config says where the balance comes from, or that it is not polled.
+    let out = check_config(&Path::new(ROOT).join("examples/config.yml"), &env);
+    assert!(
+        out.output
+            .contains("balance every 5m from https://api.itniotech.com/sms/getBalance"),
+        "{}",
+        out.output
+    );
+    let off = dir.path().join("off.yml");
+    let example = std::fs::read_to_string(Path::new(ROOT).join("examples/config.yml")).unwrap();
+    std::fs::write(
+        &off,
+        example.replace("balance_interval: 5m", "balance_interval: 0"),
+    )
+    .unwrap();
+    let out = check_config(&off, &env);
+    assert!(out.output.contains("balance poller off"), "{}", out.output);
 
     let systemd =
         std::fs::read_to_string(Path::new(ROOT).join("deploy/systemd/config.yml")).unwrap();

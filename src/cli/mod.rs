@@ -251,8 +251,16 @@ pub async fn execute(command: Command) -> Result<(), CliError> {
                 let web = http::WebConfig::load(&web_path)?;
                 println!("{}: valid ({})", web_path.display(), web.describe());
             }
+            let balance = match config.account.balance_interval {
+                Some(every) => format!(
+                    "balance every {} from {}",
+                    humantime::format_duration(every),
+                    config.account.balance_url
+                ),
+                None => "balance poller off".to_string(),
+            };
             println!(
-                "{}: valid ({} app(s), spool {}, state {}, API {})",
+                "{}: valid ({} app(s), spool {}, state {}, API {}, {balance})",
                 path.display(),
                 config.apps.len(),
                 config.spool.dir.display(),
