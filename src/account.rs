@@ -38,6 +38,10 @@ pub struct Account {
     locked: bool,
     /// The last good amount of each kind (by [`BalanceKind::ALL`]).
     amounts: [Option<f64>; 3],
+    /// What was wrong with each kind in the last answer (`None`: good): a problem is
+    /// logged as a warning when it starts or changes, then at debug level, so that a
+    /// provider that always leaves `gift` out does not fill the log every interval.
+    problems: [Option<String>; 3],
 }
 
 impl Account {
@@ -114,6 +118,7 @@ impl Account {
         let mut balance_good = false;
         for kind in BalanceKind::ALL {
             let slot = &mut self.amounts[kind as usize];
+            let last_problem = &mut self.problems[kind as usize];
             let problem = match &amounts[kind as usize] {
                 Amount::Usd(usd) => {
                     *slot = Some(*usd);
@@ -122,6 +127,14 @@ impl Account {
                         .with_label_values(&[kind.as_str()])
                         .set(*usd);
                     balance_good |= kind == BalanceKind::Balance;
+                    if last_problem.take().is_some() {
+                        tracing::info!(
+                            kind = kind.as_str(),
+                            usd,
+                            "the balance answer's `{}` is an amount again",
+                            kind.as_str()
+                        );
+                    }
                     continue;
                 }
                 Amount::Missing => "missing".to_string(),
@@ -132,11 +145,20 @@ impl Account {
                 "no value yet (no series until one is read)".to_string(),
                 |usd| format!("the last good value {usd} is kept"),
             );
-            tracing::warn!(
-                kind = kind.as_str(),
-                "the balance answer's `{}` is {problem}; {kept}",
-                kind.as_str()
-            );
+            if last_problem.as_deref() == Some(problem.as_str()) {
+                tracing::debug!(
+                    kind = kind.as_str(),
+                    "the balance answer's `{}` is still {problem}; {kept}",
+                    kind.as_str()
+                );
+            } else {
+                tracing::warn!(
+                    kind = kind.as_str(),
+                    "the balance answer's `{}` is {problem}; {kept}",
+                    kind.as_str()
+                );
+                *last_problem = Some(problem);
+            }
         }
         balance_good
     }
@@ -287,6 +309,72 @@ mod tests {
         assert_eq!(
             scalar(&m, "otp_account_balance_last_success_timestamp_seconds"),
             Some(3000.0)
+        );
+    }
+
+    /// What `f` logs at debug level and above, as the daemon's plain format writes it.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = buffer.0.lock().unwrap().clone();
+        String::from_utf8(text).unwrap()
+    }
+
+    #[test]
+    fn an_odd_amount_is_warned_when_it_starts_or_changes_then_only_at_debug() {
+        let m = metrics();
+        let mut a = Account::start(&m);
+        let gift = |g: Amount| balance(Amount::Usd(5.0), g, Amount::Usd(0.0));
+        let log = logged(|| {
+            for _ in 0..3 {
+                a.on_query(&gift(Amount::Missing), 1_000, FIVE_MIN, &m);
+            }
+            a.on_query(&gift(Amount::Blank), 2_000, FIVE_MIN, &m);
+            a.on_query(&gift(Amount::Usd(1.0)), 3_000, FIVE_MIN, &m);
+            a.on_query(&gift(Amount::Missing), 4_000, FIVE_MIN, &m);
+        });
+        let lines: Vec<&str> = log.lines().collect();
+        let warned: Vec<&&str> = lines.iter().filter(|l| l.contains(" WARN ")).collect();
+        assert_eq!(warned.len(), 3, "{log}");
+        assert!(
+            warned[0].contains("`gift` is missing; no value yet"),
+            "{log}"
+        );
+        assert!(warned[1].contains("`gift` is an empty string"), "{log}");
+        assert!(
+            warned[2].contains("`gift` is missing; the last good value 1 is kept"),
+            "{log}"
+        );
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.contains(" DEBUG ") && l.contains("still missing"))
+                .count(),
+            2,
+            "{log}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(" INFO ") && l.contains("`gift` is an amount again")),
+            "{log}"
         );
     }
 

@@ -41,34 +41,16 @@ fn set_account(sim: &Sim, json: &str) -> AccountSnapshot {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-/// Sends an OTP as an issuing app does; returns the provider's status (`"0"`, or
-/// `"-10"` when the account cannot pay). The id goes to the spool either way: the app
-/// hands every id it issued to the exporter.
+/// Sends an OTP as an issuing app does; returns the provider's status. The id goes to
+/// the spool either way: the app hands every id it issued to the exporter.
 fn send(sim: std::net::SocketAddr, order_id: &str, i: usize) -> String {
-    let ts = unix_now().to_string();
-    let sign = sign(API_KEY, API_SECRET, &ts);
-    let body = serde_json::json!({
-        "appId": "app-a",
-        "to": format!("9198{:08}", i % 100_000_000),
-        "orderId": order_id,
-    })
-    .to_string();
-    let (status, reply) = http(
+    send_otp(
         sim,
-        "POST",
-        "/otp/verification/send",
-        &[
-            ("Content-Type", "application/json;charset=UTF-8"),
-            ("Api-Key", API_KEY),
-            ("Timestamp", &ts),
-            ("Sign", &sign),
-        ],
-        &body,
+        0,
+        "app-a",
+        &format!("9198{:08}", i % 100_000_000),
+        order_id,
     )
-    .expect("send");
-    assert_eq!(status, 200, "{reply}");
-    let v: serde_json::Value = serde_json::from_str(&reply).expect("send reply JSON");
-    v["status"].as_str().unwrap_or_default().to_string()
 }
 
 fn gauge(e: &Exporter, name: &str, filter: &[(&str, &str)]) -> Option<f64> {
@@ -281,6 +263,55 @@ fn a_locked_account_and_refused_credentials_say_so_and_polling_resumes() {
     }
 }
 
+/// The balance query shares the clock correction: the provider's clock is 10 minutes
+/// ahead, the first balance query meets the -16 and corrects the clock, and the record
+/// queries after it never do.
+#[test]
+fn a_minus_16_to_the_balance_query_corrects_the_clock_of_record_queries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sim = Sim::start(&[
+        "--seed",
+        "24",
+        "--time-scale",
+        TIME_SCALE,
+        "--clock-offset",
+        "+10m",
+    ]);
+    sim.clock_offset_secs = 600;
+    let addr = free_addr();
+    let config = account_config(tmp.path(), addr, &sim, "");
+    let exporter = Exporter::start(tmp.path(), &config, addr, "info");
+    let url = exporter.metrics_url();
+    assert_all_eventually(
+        &url,
+        Duration::from_secs(10),
+        &[
+            metric("otp_exporter_balance_requests_total")
+                .label("status", "-16")
+                .value(1.0),
+            metric("otp_account_balance_usd")
+                .label("kind", "balance")
+                .at_least(1.0),
+        ],
+    );
+    let ids: Vec<String> = (0..10)
+        .map(|i| {
+            let id = format!("skew-{i:03}");
+            sim.send("app-a", &format!("9198{i:08}"), &id);
+            id
+        })
+        .collect();
+    drop_spool_file(&exporter.spool(), "orders", &ids.join("\n"));
+    let m = metric("otp_orders_total")
+        .value(10.0)
+        .assert_eventually(&url, Duration::from_secs(60));
+    assert_eq!(
+        m.sum("otp_exporter_api_requests_total", &[("status", "-16")]),
+        0.0
+    );
+    assert_eq!(m.sum("otp_orders_total", &[("outcome", "not_found")]), 0.0);
+}
+
 /// When the money runs out, sends fail with -10 and those orders end `not_found` a
 /// little later, in every country at once. The time-to-empty page must come first.
 #[test]
@@ -322,19 +353,22 @@ fn the_empty_account_pages_before_the_first_order_ends_not_found() {
         })
     };
 
-    // Measure what the traffic costs, then leave the account about 150 s of it.
-    std::thread::sleep(Duration::from_secs(15));
+    // Measure what the traffic costs, then leave the account about 100 s of it (the
+    // page takes `for: 1m` after the first rate; it came at about 63 s in a run where
+    // the first not_found came at 213 s of a 150 s balance).
+    std::thread::sleep(Duration::from_secs(10));
     let measured = sim_account(&sim);
     let per_second = measured.spent.as_f64() / started.elapsed().as_secs_f64();
     assert!(per_second > 0.0, "{measured:?}");
-    let left = per_second * 150.0;
+    let left = per_second * 100.0;
     let emptied_from = Instant::now();
+    let set_at_ms = chrono::Utc::now().timestamp_millis();
     set_account(
         &sim,
         &format!(r#"{{"balance": "{left:.4}", "gift": "0", "credit": "0"}}"#),
     );
     println!(
-        "traffic costs {per_second:.4} USD/s; the account is left {left:.4} USD (about 150 s)"
+        "traffic costs {per_second:.4} USD/s; the account is left {left:.4} USD (about 100 s)"
     );
 
     let mut fired: Option<f64> = None;
@@ -372,6 +406,10 @@ fn the_empty_account_pages_before_the_first_order_ends_not_found() {
     println!("first order ended not_found {not_found:.0} s after the balance was set");
     assert!(refused > 0 && account.refused_sends > 0, "{account:?}");
     let first_refusal = account.first_refusal_unix_ms.expect("a refusal");
+    println!(
+        "the first send was refused with -10 {:.0} s after the balance was set",
+        (first_refusal - set_at_ms) as f64 / 1000.0
+    );
     let fired = fired.unwrap_or_else(|| {
         panic!(
             "OtpAccountRunsOutWithin3h never fired; alerts: {:?}; time to empty: {:?}",

@@ -1086,7 +1086,7 @@ mod tests {
         status_line: &'static str,
         extra_headers: &'static str,
         body: &'static str,
-    ) -> (BalanceQuery, String) {
+    ) -> (BalanceQuery, String, i64) {
         use tokio::io::AsyncWriteExt;
         let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
         let base = raw_server(move |mut socket, request| {
@@ -1103,14 +1103,15 @@ mod tests {
         })
         .await;
         let url = base.replace("/otp", "/sms/getBalance");
-        let q = client(base).with_balance_url(&url).unwrap().balance().await;
+        let client = client(base).with_balance_url(&url).unwrap();
+        let q = client.balance().await;
         let request = seen_rx.try_recv().unwrap_or_default();
-        (q, request)
+        (q, request, client.clock_offset_secs())
     }
 
     #[tokio::test]
     async fn a_balance_query_is_a_signed_get_without_body_at_the_balance_url() {
-        let (q, request) = balance_answer(
+        let (q, request, _) = balance_answer(
             "200 OK",
             "",
             r#"{"status":"0","reason":"success","balance":"12.3400","gift":"0.5000","credit":"0"}"#,
@@ -1143,7 +1144,7 @@ mod tests {
 
     #[tokio::test]
     async fn balance_statuses_mean_what_record_statuses_mean_and_minus_13_is_locked() {
-        let (q, _) =
+        let (q, _, _) =
             balance_answer("200 OK", "", r#"{"status":"-13","reason":"user locked"}"#).await;
         assert_eq!(
             q.outcome,
@@ -1153,7 +1154,7 @@ mod tests {
         );
         assert_eq!(q.status_label, "-13");
         assert!(q.answered);
-        let (q, _) = balance_answer("200 OK", "", r#"{"status":"-1","reason":"auth"}"#).await;
+        let (q, _, _) = balance_answer("200 OK", "", r#"{"status":"-1","reason":"auth"}"#).await;
         assert_eq!(
             q.outcome,
             BalanceOutcome::Failed(QueryOutcome::Rejected {
@@ -1162,7 +1163,8 @@ mod tests {
             })
         );
         // A 401 carrying the API's envelope means its status, as for records.
-        let (q, _) = balance_answer("401 Unauthorized", "", r#"{"status":-2,"reason":"ip"}"#).await;
+        let (q, _, _) =
+            balance_answer("401 Unauthorized", "", r#"{"status":-2,"reason":"ip"}"#).await;
         assert!(
             matches!(
                 q.outcome,
@@ -1171,7 +1173,7 @@ mod tests {
             "{:?}",
             q.outcome
         );
-        let (q, _) = balance_answer("200 OK", "", r#"{"status":"-18","reason":"busy"}"#).await;
+        let (q, _, _) = balance_answer("200 OK", "", r#"{"status":"-18","reason":"busy"}"#).await;
         assert!(
             matches!(
                 q.outcome,
@@ -1181,7 +1183,7 @@ mod tests {
             q.outcome
         );
         assert!(q.answered, "-18 is the API's own answer");
-        let (q, _) = balance_answer(
+        let (q, _, corrected) = balance_answer(
             "200 OK",
             "date: Thu, 01 Jan 2037 00:00:00 GMT\r\n",
             r#"{"status":"-16","reason":"timestamp expired"}"#,
@@ -1194,10 +1196,14 @@ mod tests {
             panic!("{:?}", q.outcome)
         };
         assert!(offset > 300 * 24 * 3600, "{offset}");
-        let (q, _) = balance_answer("502 Bad Gateway", "", "<html>bad gateway</html>").await;
+        assert_eq!(
+            corrected, offset,
+            "the clock that signs every query is corrected"
+        );
+        let (q, _, _) = balance_answer("502 Bad Gateway", "", "<html>bad gateway</html>").await;
         assert_eq!(q.status_label, "http_502");
         assert!(!q.answered);
-        let (q, _) = balance_answer("200 OK", "", "<html>maintenance</html>").await;
+        let (q, _, _) = balance_answer("200 OK", "", "<html>maintenance</html>").await;
         assert_eq!(q.status_label, "invalid_response");
         assert!(!q.answered);
     }

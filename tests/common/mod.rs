@@ -231,27 +231,11 @@ impl Sim {
         format!("http://{}/otp", self.addr)
     }
 
-    /// Sends an OTP through the simulator's send endpoint, signed as the provider requires.
+    /// Sends an OTP through the simulator's send endpoint, signed as the provider
+    /// requires; the send must be accepted.
     pub fn send(&self, app_id: &str, to: &str, order_id: &str) {
-        let ts = (unix_now() as i64 + self.clock_offset_secs).to_string();
-        let sign = sign(API_KEY, API_SECRET, &ts);
-        let body =
-            serde_json::json!({ "appId": app_id, "to": to, "orderId": order_id }).to_string();
-        let (status, reply) = http(
-            self.addr,
-            "POST",
-            "/otp/verification/send",
-            &[
-                ("Content-Type", "application/json;charset=UTF-8"),
-                ("Api-Key", API_KEY),
-                ("Timestamp", &ts),
-                ("Sign", &sign),
-            ],
-            &body,
-        )
-        .expect("send");
-        assert_eq!(status, 200, "{reply}");
-        assert!(reply.contains("\"status\":\"0\""), "send refused: {reply}");
+        let status = send_otp(self.addr, self.clock_offset_secs, app_id, to, order_id);
+        assert_eq!(status, "0", "send of {order_id} refused");
     }
 
     /// The simulator's ground truth (`GET /sim/truth`), decoded into its own type.
@@ -272,6 +256,37 @@ impl Sim {
         .expect("faults");
         assert_eq!(status, 200, "{body}");
     }
+}
+
+/// Sends an OTP to the simulator at `sim` as an issuing app does (signed, its clock
+/// `clock_offset_secs` ahead); returns the provider's status (`"0"` when accepted,
+/// `"-10"` when the account cannot pay, ...).
+pub fn send_otp(
+    sim: SocketAddr,
+    clock_offset_secs: i64,
+    app_id: &str,
+    to: &str,
+    order_id: &str,
+) -> String {
+    let ts = (unix_now() as i64 + clock_offset_secs).to_string();
+    let sign = sign(API_KEY, API_SECRET, &ts);
+    let body = serde_json::json!({ "appId": app_id, "to": to, "orderId": order_id }).to_string();
+    let (status, reply) = http(
+        sim,
+        "POST",
+        "/otp/verification/send",
+        &[
+            ("Content-Type", "application/json;charset=UTF-8"),
+            ("Api-Key", API_KEY),
+            ("Timestamp", &ts),
+            ("Sign", &sign),
+        ],
+        &body,
+    )
+    .expect("send");
+    assert_eq!(status, 200, "{reply}");
+    let reply: serde_json::Value = serde_json::from_str(&reply).expect("send reply JSON");
+    reply["status"].as_str().unwrap_or_default().to_string()
 }
 
 /// Test timing: the simulator's 5 min validity at time scale 0.02 is 6 s.
