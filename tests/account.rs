@@ -22,6 +22,31 @@ fn account_config(dir: &Path, listen: std::net::SocketAddr, sim: &Sim, more: &st
     )
 }
 
+/// The simulator (`--seed seed`, the tests' time scale, `sim_args`) and the exporter
+/// polling its balance every second.
+fn start(tmp: &Path, seed: &str, sim_args: &[&str]) -> (Sim, Exporter) {
+    let mut args = vec!["--seed", seed, "--time-scale", TIME_SCALE];
+    args.extend_from_slice(sim_args);
+    let sim = Sim::start(&args);
+    let addr = free_addr();
+    let config = account_config(tmp, addr, &sim, "");
+    let exporter = Exporter::start(tmp, &config, addr, "info");
+    (sim, exporter)
+}
+
+/// Sends `n` OTPs accepted by the simulator and spools their ids in one file.
+fn send_and_spool(sim: &Sim, exporter: &Exporter, prefix: &str, n: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..n)
+        .map(|i| {
+            let id = format!("{prefix}-{i:03}");
+            sim.send("app-a", &format!("9198{i:08}"), &id);
+            id
+        })
+        .collect();
+    drop_spool_file(&exporter.spool(), prefix, &ids.join("\n"));
+    ids
+}
+
 fn sim_account(sim: &Sim) -> AccountSnapshot {
     let (status, body) = get(sim.addr, "/sim/account").expect("GET /sim/account");
     assert_eq!(status, 200, "{body}");
@@ -68,21 +93,18 @@ fn gauge(e: &Exporter, name: &str, filter: &[(&str, &str)]) -> Option<f64> {
 #[test]
 fn the_balance_is_read_and_what_it_lost_is_the_cost_counted() {
     let tmp = tempfile::tempdir().unwrap();
-    let sim = Sim::start(&[
-        "--seed",
+    let (sim, exporter) = start(
+        tmp.path(),
         "21",
-        "--time-scale",
-        TIME_SCALE,
-        "--balance-usd",
-        "50",
-        "--gift-usd",
-        "2.5",
-        "--credit-usd",
-        "100",
-    ]);
-    let addr = free_addr();
-    let config = account_config(tmp.path(), addr, &sim, "");
-    let exporter = Exporter::start(tmp.path(), &config, addr, "info");
+        &[
+            "--balance-usd",
+            "50",
+            "--gift-usd",
+            "2.5",
+            "--credit-usd",
+            "100",
+        ],
+    );
     let url = exporter.metrics_url();
     assert_all_eventually(
         &url,
@@ -112,14 +134,7 @@ fn the_balance_is_read_and_what_it_lost_is_the_cost_counted() {
     assert!((read_at - unix_now() as f64).abs() < 30.0, "{read_at}");
 
     // Real traffic spends the balance; the exporter counts the same money per order.
-    let ids: Vec<String> = (0..40)
-        .map(|i| {
-            let id = format!("spend-{i:03}");
-            assert_eq!(send(sim.addr, &id, i), "0");
-            id
-        })
-        .collect();
-    drop_spool_file(&exporter.spool(), "orders", &ids.join("\n"));
+    send_and_spool(&sim, &exporter, "spend", 40);
     let spent = sim_account(&sim);
     assert_eq!(spent.charged_sends, 40);
     assert!(spent.spent.as_f64() > 0.0, "{spent:?}");
@@ -159,10 +174,7 @@ fn the_balance_is_read_and_what_it_lost_is_the_cost_counted() {
 #[test]
 fn a_locked_account_and_refused_credentials_say_so_and_polling_resumes() {
     let tmp = tempfile::tempdir().unwrap();
-    let sim = Sim::start(&["--seed", "22", "--time-scale", TIME_SCALE]);
-    let addr = free_addr();
-    let config = account_config(tmp.path(), addr, &sim, "");
-    let exporter = Exporter::start(tmp.path(), &config, addr, "info");
+    let (sim, exporter) = start(tmp.path(), "22", &[]);
     let url = exporter.metrics_url();
     metric("otp_account_balance_usd")
         .label("kind", "balance")
@@ -193,14 +205,7 @@ fn a_locked_account_and_refused_credentials_say_so_and_polling_resumes() {
     metric("otp_exporter_api_up")
         .value(0.0)
         .assert_eventually(&url, Duration::from_secs(10));
-    let ids: Vec<String> = (0..10)
-        .map(|i| {
-            let id = format!("paused-{i:03}");
-            assert_eq!(send(sim.addr, &id, i), "0");
-            id
-        })
-        .collect();
-    drop_spool_file(&exporter.spool(), "orders", &ids.join("\n"));
+    let ids = send_and_spool(&sim, &exporter, "paused", 10);
     metric("otp_exporter_orders_pending")
         .value(10.0)
         .assert_eventually(&url, Duration::from_secs(10));
@@ -269,18 +274,8 @@ fn a_locked_account_and_refused_credentials_say_so_and_polling_resumes() {
 #[test]
 fn a_minus_16_to_the_balance_query_corrects_the_clock_of_record_queries() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut sim = Sim::start(&[
-        "--seed",
-        "24",
-        "--time-scale",
-        TIME_SCALE,
-        "--clock-offset",
-        "+10m",
-    ]);
+    let (mut sim, exporter) = start(tmp.path(), "24", &["--clock-offset", "+10m"]);
     sim.clock_offset_secs = 600;
-    let addr = free_addr();
-    let config = account_config(tmp.path(), addr, &sim, "");
-    let exporter = Exporter::start(tmp.path(), &config, addr, "info");
     let url = exporter.metrics_url();
     assert_all_eventually(
         &url,
@@ -294,14 +289,7 @@ fn a_minus_16_to_the_balance_query_corrects_the_clock_of_record_queries() {
                 .at_least(1.0),
         ],
     );
-    let ids: Vec<String> = (0..10)
-        .map(|i| {
-            let id = format!("skew-{i:03}");
-            sim.send("app-a", &format!("9198{i:08}"), &id);
-            id
-        })
-        .collect();
-    drop_spool_file(&exporter.spool(), "orders", &ids.join("\n"));
+    send_and_spool(&sim, &exporter, "skew", 10);
     let m = metric("otp_orders_total")
         .value(10.0)
         .assert_eventually(&url, Duration::from_secs(60));
@@ -317,12 +305,13 @@ fn a_minus_16_to_the_balance_query_corrects_the_clock_of_record_queries() {
 #[test]
 fn the_empty_account_pages_before_the_first_order_ends_not_found() {
     let tmp = tempfile::tempdir().unwrap();
-    let sim = Sim::start(&["--seed", "23", "--time-scale", TIME_SCALE]);
-    let addr = free_addr();
-    let config = account_config(tmp.path(), addr, &sim, "");
-    let exporter = Exporter::start(tmp.path(), &config, addr, "info");
+    let (sim, exporter) = start(tmp.path(), "23", &[]);
     let tsdb = tmp.path().join("tsdb");
-    let prom = Prometheus::start(tmp.path(), &prometheus::config(addr, "1s", "1s"), &tsdb);
+    let prom = Prometheus::start(
+        tmp.path(),
+        &prometheus::config(exporter.addr, "1s", "1s"),
+        &tsdb,
+    );
 
     // Traffic as an issuing app sends it: 4 OTPs a second, every id to the spool, the
     // refused ones too.
