@@ -23,7 +23,10 @@
 //! Environment: `FOOTPRINT_ORDERS`, `FOOTPRINT_POLL_ORDERS` (default 400,000: enough
 //! orders that none runs out of queries within the windows), `FOOTPRINT_IN_FLIGHT`
 //! (the daemon's `api.max_in_flight`, default 64),
-//! `FOOTPRINT_SKIP` (comma list of `throughput`, `memory`, `metrics`).
+//! `FOOTPRINT_SKIP` (comma list of `throughput`, `memory`, `metrics`, and `http` for
+//! the HTTP stacks' own line),
+//! `FOOTPRINT_EXPORTER` (the daemon binary to run instead of this build's, to compare
+//! two builds under the same bench).
 
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
@@ -269,7 +272,10 @@ fn write_config(
 impl Daemon {
     fn start(config: &Path, listen: SocketAddr, log: &Path) -> Daemon {
         let log = std::fs::File::create(log).expect("log file");
-        let child = Command::new(EXPORTER)
+        // FOOTPRINT_EXPORTER: another build of the daemon, for an A/B comparison in
+        // the same run conditions (the same bench, server and raw client).
+        let exporter = std::env::var_os("FOOTPRINT_EXPORTER").unwrap_or_else(|| EXPORTER.into());
+        let child = Command::new(exporter)
             .args(["--log-level", "warn", "run", "--config"])
             .arg(config)
             .stdout(Stdio::null())
@@ -389,14 +395,16 @@ const ROUNDS: usize = 3;
 
 fn throughput() {
     let (_server, server) = start_server();
-    let raw = raw_client_rate(server, 5);
-    let through_reqwest = reqwest_client_rate(server, 5);
-    let through_pool = pooled_client_rate(server, 5);
-    println!(
-        "http stacks alone (nothing signed, decoded or kept): reqwest as the daemon configures it {through_reqwest:.0} req/s = {:.2} of the raw client; hyper-util's pooled client {through_pool:.0} req/s = {:.2}",
-        through_reqwest / raw,
-        through_pool / raw
-    );
+    if !skipped("http") {
+        let raw = raw_client_rate(server, 5);
+        let through_reqwest = reqwest_client_rate(server, 5);
+        let through_pool = pooled_client_rate(server, 5);
+        println!(
+            "http stacks alone (nothing signed, decoded or kept): reqwest as the daemon configures it {through_reqwest:.0} req/s = {:.2} of the raw client; hyper-util's pooled client {through_pool:.0} req/s = {:.2}",
+            through_reqwest / raw,
+            through_pool / raw
+        );
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let listen = free_addr();
     let config = write_config(
