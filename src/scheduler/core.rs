@@ -217,8 +217,16 @@ impl Core {
             return;
         }
         let mut changes = Changes::default();
-        while let Some(id) = self.queue.pop_due(now_ms) {
-            self.advance(&id, Sighting::Skipped, None, now_ms, &mut changes);
+        while let Some(poll) = self.queue.take_due(now_ms) {
+            let slot = Some(poll.slot);
+            self.advance(
+                &poll.order_id,
+                slot,
+                Sighting::Skipped,
+                None,
+                now_ms,
+                &mut changes,
+            );
         }
         // Written by the loop's next group commit.
         self.stage(changes, 0);
@@ -256,6 +264,7 @@ impl Core {
             .observe(late_seconds);
         Some(Job {
             order_id: poll.order_id,
+            slot: poll.slot,
             app_id: self.apps[app as usize].clone(),
             probe: self.health.on_send(),
         })
@@ -268,10 +277,16 @@ impl Core {
 
     /// A worker's answer, or a job handed back unsent.
     pub fn on_done(&mut self, done: Done, now_ms: i64, changes: &mut Changes) {
-        let Done { order_id, query } = done;
+        let Done {
+            order_id,
+            slot,
+            query,
+        } = done;
+        // The order's one lookup for this answer.
+        let slot = self.queue.find(slot, &order_id);
         let Some(query) = query else {
             // Handed back unsent (paused or stopping): the order keeps its deadlines.
-            self.advance(&order_id, Sighting::Skipped, None, now_ms, changes);
+            self.advance(&order_id, slot, Sighting::Skipped, None, now_ms, changes);
             return;
         };
         self.metrics
@@ -281,24 +296,31 @@ impl Core {
         self.metrics
             .api_duration
             .observe(query.duration.as_secs_f64());
-        if let Some((_, entry)) = self.queue.land_flight(&order_id) {
+        if let Some(entry) = slot.and_then(|s| self.queue.at_mut(s)) {
             entry.polls = entry.polls.saturating_add(1);
         }
-        let (sighting, said) = self.sighting(&order_id, query, now_ms);
-        self.advance(&order_id, sighting, Some(said), now_ms, changes);
+        let (sighting, said) = self.sighting(&order_id, slot, query, now_ms);
+        self.advance(&order_id, slot, sighting, Some(said), now_ms, changes);
     }
 
     /// What an answer says about the order, updating the API's health on the way, and
     /// what the journal notes of it.
-    fn sighting(&mut self, order_id: &str, query: Query, now_ms: i64) -> (Sighting, Said) {
+    fn sighting(
+        &mut self,
+        order_id: &str,
+        slot: Option<u32>,
+        query: Query,
+        now_ms: i64,
+    ) -> (Sighting, Said) {
         let mut said = Said::default();
-        let sighting = self.read_answer(order_id, query, now_ms, &mut said);
+        let sighting = self.read_answer(order_id, slot, query, now_ms, &mut said);
         (sighting, said)
     }
 
     fn read_answer(
         &mut self,
         order_id: &str,
+        slot: Option<u32>,
         query: Query,
         now_ms: i64,
         said: &mut Said,
@@ -321,7 +343,9 @@ impl Core {
                 Sighting::Skipped
             }
             QueryOutcome::Record(record) => {
-                let last = self.queue.get(order_id).map(|e| (e.issued_ms(), e.last()));
+                let last = slot
+                    .and_then(|s| self.queue.at(s))
+                    .map(|e| (e.issued_ms(), e.last()));
                 let issued_ms = last.map_or(now_ms, |l| l.0);
                 let order = outcome::ReadFor { issued_ms, now_ms };
                 let obs = outcome::observe(&record, &self.reading, order);
@@ -401,13 +425,14 @@ impl Core {
     fn advance(
         &mut self,
         order_id: &Arc<str>,
+        slot: Option<u32>,
         sighting: Sighting,
         said: Option<Said>,
         now_ms: i64,
         changes: &mut Changes,
     ) {
         // Out of flight, whatever happens next (an unsent job handed back included).
-        let Some((slot, entry)) = self.queue.land_flight(order_id) else {
+        let Some((slot, entry)) = slot.and_then(|s| Some((s, self.queue.land_flight(s)?))) else {
             return;
         };
         let app = entry.app;
@@ -445,7 +470,11 @@ impl Core {
             .and_then(|obs| outcome::next_expected(obs, &tracking.counted, now_ms, &expecting));
         let step = tracking.apply_expecting(sighting, now_ms, &limits, expected);
         let purpose = tracking.next_purpose;
-        let changed = before != persisted_view(&tracking, &limits);
+        let after = persisted_view(&tracking, &limits);
+        let changed = before != after;
+        // A longer poll interval alone is no news in the order's timeline: such a
+        // query stays quiet there (the state is still saved, for the backoff).
+        let news = (before.0, before.1, before.3) != (after.0, after.1, after.3);
         if self.journal {
             let finalized = match step {
                 Step::Finalize(outcome) if !self.draining => Some(outcome),
@@ -458,7 +487,7 @@ impl Core {
                 said,
                 Noted {
                     decided_before,
-                    changed,
+                    changed: news,
                     finalized,
                     now_ms,
                     limits: &limits,
@@ -479,12 +508,12 @@ impl Core {
             }
             Step::Finalize(_) => {
                 if changed {
-                    changes.updated.push(order_id.clone());
+                    changes.updated.push((order_id.clone(), slot));
                 }
             }
             Step::PollAt(due_ms) => {
                 if changed {
-                    changes.updated.push(order_id.clone());
+                    changes.updated.push((order_id.clone(), slot));
                 }
                 self.queue.schedule_at(slot, due_ms, purpose);
             }

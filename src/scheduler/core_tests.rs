@@ -118,6 +118,7 @@ impl Harness {
         let mut changes = Changes::default();
         let done = Done {
             order_id: job.order_id,
+            slot: job.slot,
             query: answer,
         };
         self.core.on_done(done, now_ms, &mut changes);
@@ -276,6 +277,37 @@ fn answers_back_off_and_the_backoff_survives_a_restart() {
     next.core.load(pending, now);
     let due = next.poll(now, record(1, -1)).unwrap();
     assert_eq!(due - now, 60 * S, "the backoff goes on where it was");
+}
+
+#[test]
+fn a_longer_poll_interval_alone_is_saved_but_adds_no_journal_line() {
+    let mut h = harness();
+    h.add("a", T0);
+    let timeline = |h: &Harness| h.store.journal_get("a").unwrap().unwrap().timeline;
+    let mut now = T0 + 5 * S;
+    now = h.poll(now, record(-1, -1)).unwrap();
+    let first = timeline(&h).len();
+    // The same record four times: each answer lengthens the interval (10, 20, 40, 60 s)
+    // and is saved for the backoff, but the order's timeline has nothing new.
+    for _ in 0..4 {
+        now = h.poll(now, record(-1, -1)).unwrap();
+    }
+    assert_eq!(h.stored("a").unwrap().answers, 5, "the backoff is saved");
+    assert_eq!(timeline(&h).len(), first, "no line for the backoff alone");
+    // The next news writes its line, after one line for the four quiet queries.
+    h.poll(now, record(-1, 0));
+    let lines = timeline(&h);
+    assert_eq!(lines.len(), first + 2, "{lines:?}");
+    assert!(
+        matches!(
+            lines[first].what,
+            journal::EventKind::Quiet {
+                queries: 4,
+                errors: 0
+            }
+        ),
+        "{lines:?}"
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ pub(super) struct Said {
 /// What happened to an order in `Core::advance`, for its journal.
 pub(super) struct Noted<'a> {
     pub(super) decided_before: bool,
-    /// Its persisted state changed.
+    /// Its persisted state changed, other than its poll interval.
     pub(super) changed: bool,
     pub(super) finalized: Option<Outcome>,
     pub(super) now_ms: i64,
@@ -29,8 +29,9 @@ pub(super) struct Noted<'a> {
 /// The journal update of an order after a query (or a deadline), or `None` when
 /// nothing worth a line happened: then the query is counted as quiet in memory and
 /// written with the next line. A line is written for what changes the order's
-/// persisted state, a record that differs from the last one, the first failure of a
-/// run and the first answer after it, the decision and the finalization.
+/// persisted state (other than the poll interval's backoff), a record that differs
+/// from the last one, the first failure of a run and the first answer after it, the
+/// decision and the finalization.
 /// `t` is the order's tracking, unpacked from `entry` for the rules.
 pub(super) fn note(
     entry: &mut Entry,

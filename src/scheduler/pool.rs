@@ -43,6 +43,9 @@ impl RecordSource for ApiClient {
 #[derive(Debug)]
 pub(super) struct Job {
     pub order_id: Arc<str>,
+    /// Where the order's queue entry was when the job was taken (checked against the
+    /// id when the answer comes back: [`super::queue::DueQueue::find`]).
+    pub slot: u32,
     pub app_id: Arc<str>,
     /// The one query allowed while the API rejects us.
     pub probe: bool,
@@ -53,6 +56,8 @@ pub(super) struct Job {
 #[derive(Debug)]
 pub(super) struct Done {
     pub order_id: Arc<str>,
+    /// The job's slot.
+    pub slot: u32,
     pub query: Option<Query>,
 }
 
@@ -130,6 +135,7 @@ impl<R: RecordSource> WorkerPool<R> {
             };
             Done {
                 order_id: job.order_id,
+                slot: job.slot,
                 query,
             }
         });
@@ -197,6 +203,7 @@ mod tests {
     fn job(id: &str, probe: bool) -> Job {
         Job {
             order_id: Arc::from(id),
+            slot: 0,
             app_id: Arc::from("app"),
             probe,
         }

@@ -364,10 +364,33 @@ impl DueQueue {
             .copied()
     }
 
+    /// The slot of `order_id`, tried at `hint` (where it was when its query went out)
+    /// before the index: one comparison of the id instead of a hash and a probe. The
+    /// order may have gone and its slot been taken by another since: then the index.
+    pub fn find(&self, hint: u32, order_id: &str) -> Option<u32> {
+        match self.slots.get(hint as usize) {
+            Some(e) if !e.is_vacant() && id_bytes(&self.ids, e.id_at) == order_id.as_bytes() => {
+                Some(hint)
+            }
+            _ => self.slot_of(order_id),
+        }
+    }
+
+    /// The entry at `slot` (from [`DueQueue::find`], with no removal since).
+    pub fn at(&self, slot: u32) -> Option<&Entry> {
+        self.slots.get(slot as usize).filter(|e| !e.is_vacant())
+    }
+
+    /// [`DueQueue::at`], to change it.
+    pub fn at_mut(&mut self, slot: u32) -> Option<&mut Entry> {
+        self.slots.get_mut(slot as usize).filter(|e| !e.is_vacant())
+    }
+
     pub fn contains(&self, order_id: &str) -> bool {
         self.slot_of(order_id).is_some()
     }
 
+    #[cfg(test)]
     pub fn get(&self, order_id: &str) -> Option<&Entry> {
         let slot = self.slot_of(order_id)?;
         self.slots.get(slot as usize)
@@ -508,16 +531,15 @@ impl DueQueue {
         Some(entry)
     }
 
-    /// The entry of an order whose query came back, no longer in flight, with its
-    /// slot for [`DueQueue::schedule_at`].
-    pub fn land_flight(&mut self, order_id: &str) -> Option<(u32, &mut Entry)> {
-        let slot = self.slot_of(order_id)?;
-        let entry = self.slots.get_mut(slot as usize)?;
+    /// The entry at `slot` (from [`DueQueue::find`]) of an order whose query came
+    /// back, no longer in flight.
+    pub fn land_flight(&mut self, slot: u32) -> Option<&mut Entry> {
+        let entry = self.at_mut(slot)?;
         entry.set_flag(IN_FLIGHT, false);
-        Some((slot, entry))
+        Some(entry)
     }
 
-    /// [`DueQueue::schedule`] for the order at `slot` (from [`DueQueue::land_flight`],
+    /// [`DueQueue::schedule`] for the order at `slot` (from [`DueQueue::find`],
     /// with no removal since).
     pub fn schedule_at(&mut self, slot: u32, due_ms: i64, purpose: PollPurpose) {
         if self
@@ -585,6 +607,7 @@ impl DueQueue {
     }
 
     /// The id of the next order [`DueQueue::take_due`] serves at `now_ms`.
+    #[cfg(test)]
     pub fn pop_due(&mut self, now_ms: i64) -> Option<Arc<str>> {
         self.take_due(now_ms).map(|poll| poll.order_id)
     }
@@ -643,6 +666,33 @@ mod tests {
         assert_eq!(pop_id(&mut q, 25).as_deref(), Some("b"));
         assert_eq!(q.pop_due(25), None);
         assert_eq!(q.peek_due(), Some(30));
+    }
+
+    #[test]
+    fn find_checks_the_hint_against_the_id() {
+        let mut q = queue_of(&[("a", 10), ("b", 20)]);
+        let a = q.take_due(10).unwrap();
+        assert_eq!(q.find(a.slot, "a"), Some(a.slot), "the hint, checked");
+        let b = q.find(99, "b").expect("a hint out of range: the index");
+        assert_eq!(
+            q.find(a.slot, "b"),
+            Some(b),
+            "another order's slot: the index"
+        );
+        // "a" finalized while in flight and its slot taken by "c": the answer for "a"
+        // finds nothing, and "c" is found at the reused slot.
+        assert!(q.remove("a").is_some());
+        assert_eq!(q.find(a.slot, "a"), None, "a vacant slot: not its order");
+        assert!(q
+            .insert("c", Entry::new(0, Tracking::new(0), 0), 30)
+            .unwrap());
+        assert_eq!(
+            q.find(a.slot, "a"),
+            None,
+            "the slot reused by another order"
+        );
+        assert_eq!(q.find(a.slot, "c"), Some(a.slot));
+        assert!(q.at(a.slot).is_some() && q.land_flight(99).is_none());
     }
 
     #[test]

@@ -14,8 +14,9 @@ use crate::store::{PendingState, Store, StoreError};
 /// What one batch of events changed.
 #[derive(Debug, Default)]
 pub(in crate::scheduler) struct Changes {
-    /// Pending orders whose persisted state changed.
-    pub(super) updated: Vec<Arc<str>>,
+    /// Pending orders whose persisted state changed, with their queue slots then
+    /// (checked against the id at commit: the order may have gone since).
+    pub(super) updated: Vec<(Arc<str>, u32)>,
     /// Orders taken out of the queue, to be committed and then counted.
     pub(super) finalized: Vec<(Arc<str>, Outcome, Entry)>,
     /// Facts polls revealed first (app index, order), counted once committed.
@@ -95,12 +96,13 @@ impl Core {
         let mut changes = std::mem::take(&mut self.unsaved);
         self.staged_answers = 0;
         changes.updated.sort_unstable();
-        changes.updated.dedup();
-        let states = changes
-            .updated
-            .iter()
-            .filter_map(|id| Some((id.clone(), self.pending_state(self.queue.get(id)?))))
-            .collect();
+        changes.updated.dedup_by(|a, b| a.0 == b.0);
+        let mut states = Vec::with_capacity(changes.updated.len());
+        for (id, slot) in &changes.updated {
+            if let Some(entry) = self.queue.find(*slot, id).and_then(|s| self.queue.at(s)) {
+                states.push((id.clone(), self.pending_state(entry)));
+            }
+        }
         self.committing = Some(Committing {
             finalized: changes.finalized.len(),
             oldest_issued_ms: changes
