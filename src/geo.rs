@@ -16,7 +16,9 @@
 //! 10 of 647 in RE and YT) the first row of the file names the operator and the MNC's
 //! digits: deterministic, and the generator prints each such case.
 
-use std::collections::HashMap;
+// foldhash (hashbrown's default) instead of SipHash: the poll path looks networks up
+// several times per record, and the keys are the table's, not an attacker's.
+use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 const TABLE: &str = include_str!("../data/mcc-mnc.csv");

@@ -160,11 +160,10 @@ impl Transport {
     ) -> Result<Answer, Failure> {
         match (self, target) {
             (Transport::Direct { client }, Target::Direct(uri)) => {
-                let mut request = hyper::Request::builder()
-                    .method(method)
-                    .uri(uri.clone())
-                    .body(Full::new(Bytes::from(body)))
-                    .map_err(|e| Failure::Connect(e.to_string()))?;
+                // Set in place: the builder moves its parts through every call.
+                let mut request = hyper::Request::new(Full::new(Bytes::from(body)));
+                *request.method_mut() = method;
+                *request.uri_mut() = uri.clone();
                 *request.headers_mut() = headers;
                 request
                     .headers_mut()

@@ -290,16 +290,14 @@ impl<C: Clock> Scheduler<C> {
         first: Result<pool::Done, tokio::task::JoinError>,
     ) -> Result<usize, SchedulerError> {
         let now = self.clock.now_ms();
-        let mut changes = Changes::default();
-        let mut answers = 0;
+        let mut staged = 0;
         let mut joined = Some(first);
         while let Some(done) = joined {
             let done = done.map_err(|e| SchedulerError::worker_ended(Err(e)))?;
-            answers += 1;
-            self.core.on_done(done, now, &mut changes);
+            staged = self.core.stage_done(done, now);
             joined = pool.try_next_done();
         }
-        Ok(self.core.stage(changes, answers))
+        Ok(staged)
     }
 
     /// A balance answer: the account's metrics, the API's health, the next query.

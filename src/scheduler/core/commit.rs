@@ -59,6 +59,16 @@ impl Core {
         self.staged_answers
     }
 
+    /// Applies an answer (or a job handed back) and stages what it changed in place,
+    /// with no batch of its own to merge; returns how many answers are staged.
+    pub fn stage_done(&mut self, done: super::Done, now_ms: i64) -> usize {
+        let mut unsaved = std::mem::take(&mut self.unsaved);
+        self.on_done(done, now_ms, &mut unsaved);
+        self.unsaved = unsaved;
+        self.staged_answers += 1;
+        self.staged_answers
+    }
+
     /// Writes the batch's changes, with any left unsaved by a failed commit, in one
     /// transaction, then emits the metrics of the finalized orders. Only after the
     /// commit: an order is counted once its finalization is saved, so a restart cannot
