@@ -381,8 +381,13 @@ fn http_get(listen: SocketAddr, path: &str) -> Option<String> {
 }
 
 fn write_spool(dir: &Path, name: &str, prefix: &str, orders: u64) {
+    write_spool_from(dir, name, prefix, 0, orders);
+}
+
+/// Orders `{prefix}-{first:010}` onwards, `orders` of them, in the spool file `name`.
+fn write_spool_from(dir: &Path, name: &str, prefix: &str, first: u64, orders: u64) {
     let mut text = String::with_capacity(orders as usize * 24);
-    for i in 0..orders {
+    for i in first..first + orders {
         text.push_str(&format!("{prefix}-{i:010}\n"));
     }
     let tmp = dir.join("spool").join(format!(".{name}.tmp"));
@@ -413,21 +418,29 @@ fn throughput() {
         &format!("http://{server}/otp"),
         "polling:\n  first_delay: 100ms\n  max_interval: 200ms\n",
     );
-    let orders = env_number("FOOTPRINT_POLL_ORDERS", 400_000);
-    write_spool(dir.path(), "orders", "poll", orders);
+    let population = env_number("FOOTPRINT_POLL_ORDERS", 50_000);
+    write_spool(dir.path(), "orders", "poll", population);
     let daemon = Daemon::start(&config, listen, &dir.path().join("exporter.log"));
     daemon.wait_ready(Duration::from_secs(30)).expect("ready");
-    // Warm: polls flowing.
+    let feeding = Arc::new(AtomicBool::new(true));
+    let feeder = {
+        let feeding = feeding.clone();
+        let dir = dir.path().to_path_buf();
+        std::thread::spawn(move || feed(&dir, listen, population, &feeding))
+    };
+    // Warm: a whole generation of orders finalized, so that the windows see the
+    // steady mix of every query of an order's life.
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let polled = daemon
-            .sample("otp_exporter_api_requests_total")
-            .unwrap_or(0.0);
-        if polled > orders as f64 / 5.0 {
+        if daemon.sample("otp_orders_total").unwrap_or(0.0) >= population as f64 {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let finalized_before = daemon.sample("otp_orders_total").unwrap_or(0.0);
+    let polls_before = daemon
+        .sample("otp_exporter_api_requests_total")
+        .unwrap_or(0.0);
     // Daemon windows and raw-client windows taken in turn (the daemon held with
     // SIGSTOP while the raw client runs: its queries in flight wait, well within
     // `api.timeout`), so that both see the same machine: a shared machine's speed
@@ -446,6 +459,15 @@ fn throughput() {
     let mean = |f: &dyn Fn(&Window) -> f64| windows.iter().map(f).sum::<f64>() / ROUNDS as f64;
     let rate = mean(&|w| w.polls_per_second);
     let raw_mean = raw_rates.iter().sum::<f64>() / ROUNDS as f64;
+    let finalized = daemon.sample("otp_orders_total").unwrap_or(0.0) - finalized_before;
+    let polls = daemon
+        .sample("otp_exporter_api_requests_total")
+        .unwrap_or(0.0)
+        - polls_before;
+    println!(
+        "throughput mix: {finalized:.0} orders finalized over the windows, {:.2} queries each (the scripted life is 5), about {population} pending",
+        polls / finalized.max(1.0)
+    );
     let rounds: Vec<String> = windows
         .iter()
         .zip(&raw_rates)
@@ -492,7 +514,45 @@ fn throughput() {
         times.len(),
         median.as_secs_f64() * 1e3
     );
+    feeding.store(false, Ordering::Relaxed);
+    let _ = feeder.join();
     daemon.stop();
+}
+
+/// Keeps about `population` orders pending while `feeding`: every second, as many new
+/// orders as were finalized since, in a spool file of their own (it reads that from
+/// `/metrics`: once a second, so that its own scrapes cost the daemon under 1 %). Each order then lives
+/// its whole scripted life (a first record, two unchanged answers, delivered, verified
+/// and finalized), and the windows measure that mix at a steady state; a fixed backlog
+/// of orders that are never finalized would measure mostly first queries, then
+/// mostly unchanged ones. Returns how many orders it added.
+fn feed(dir: &Path, listen: SocketAddr, population: u64, feeding: &AtomicBool) -> u64 {
+    let finalized = || {
+        let text = http_get(listen, "/metrics")?;
+        Some(
+            text.lines()
+                .filter(|l| l.starts_with("otp_orders_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64,
+        )
+    };
+    let mut added = 0;
+    let mut file = 0;
+    while feeding.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_secs(1));
+        // Unanswered while the daemon is held: nothing to replace then.
+        let Some(finalized) = finalized() else {
+            continue;
+        };
+        let missing = finalized.saturating_sub(added);
+        if missing > 0 {
+            file += 1;
+            let name = format!("feed-{file}");
+            write_spool_from(dir, &name, "poll", population + added, missing);
+            added += missing;
+        }
+    }
+    added
 }
 
 /// What one measurement window saw.
