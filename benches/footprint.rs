@@ -5,11 +5,13 @@
 //! `cargo bench --bench footprint` prints one line per figure:
 //!
 //! - **throughput**: polls per second of the daemon against a minimal loopback record
-//!   server (this bench re-run as a child process, hyper, scripted answers: an SMS
-//!   pending for three queries, delivered, then verified), next to what a tight raw
-//!   HTTP/1.1 client (keep-alive, 32 connections, no decoding) gets from the same server
-//!   in windows taken in turn with the daemon's (the daemon held with SIGSTOP while the
-//!   raw client runs); the ratio of their means is the figure (target ≥ 0.5);
+//!   server (this bench re-run as a child process, hyper, scripted answers: a new
+//!   record, unchanged twice, delivered, then verified and finalized) with about
+//!   `FOOTPRINT_POLL_ORDERS` orders pending (a feeder replaces finalized ones), next
+//!   to what a tight raw HTTP/1.1 client (keep-alive, 32 connections, no decoding)
+//!   gets from the same server in windows taken in turn with the daemon's (the daemon
+//!   held with SIGSTOP while the raw client runs); the ratio of their means is the
+//!   figure (target ≥ 0.5);
 //! - **CPU per poll**: the daemon's user + system time (`/proc/<pid>/stat`) over the
 //!   same window, divided by its polls;
 //! - **memory**: RSS per pending order with `FOOTPRINT_ORDERS` (default 1,000,000)
@@ -20,9 +22,9 @@
 //! - **/metrics** render time with 20,000 series (in-process `Metrics::render`, target
 //!   ≤ 10 ms).
 //!
-//! Environment: `FOOTPRINT_ORDERS`, `FOOTPRINT_POLL_ORDERS` (default 400,000: enough
-//! orders that none runs out of queries within the windows), `FOOTPRINT_IN_FLIGHT`
-//! (the daemon's `api.max_in_flight`, default 64),
+//! Environment: `FOOTPRINT_ORDERS`, `FOOTPRINT_POLL_ORDERS` (default 50,000: orders
+//! kept pending while the throughput is measured, enough that some are always due),
+//! `FOOTPRINT_IN_FLIGHT` (the daemon's `api.max_in_flight`, default 64),
 //! `FOOTPRINT_SKIP` (comma list of `throughput`, `memory`, `metrics`, and `http` for
 //! the HTTP stacks' own line),
 //! `FOOTPRINT_EXPORTER` (the daemon binary to run instead of this build's, to compare
