@@ -152,3 +152,77 @@ fn the_demo_logs_in_full_on_stderr_with_log_file_dash() {
         demo.log()
     );
 }
+
+/// `--listen 127.0.0.1:0`: the system picks the port, and the demo names the one its
+/// exporter listens on: the pages answer there, and the 30 s summary counts from it.
+#[test]
+fn a_port_picked_by_the_system_is_the_one_the_demo_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Proc::spawn(
+        "demo",
+        &[
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--orders-per-second",
+            "2",
+        ],
+        &[],
+    );
+    let address = wait_for(Duration::from_secs(30), || {
+        demo.log().lines().find_map(|l| {
+            let rest = l.strip_prefix("demo: open http://")?;
+            rest.split('/').next().map(str::to_string)
+        })
+    })
+    .unwrap_or_else(|| panic!("no URL printed:\n{}", demo.log()));
+    let address: std::net::SocketAddr = address.parse().unwrap();
+    assert_ne!(address.port(), 0, "{}", demo.log());
+    assert!(
+        answers_ok(address, "/metrics", Duration::from_secs(20)),
+        "nothing answers at {address}:\n{}",
+        demo.log()
+    );
+    let summary = wait_for(Duration::from_secs(45), || {
+        demo.log()
+            .lines()
+            .find(|l| l.starts_with("demo: ") && l.contains("; open http://"))
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no summary:\n{}", demo.log()));
+    assert!(
+        summary.contains("orders tracked") && !summary.contains("unavailable"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("open http://{address}/ ")),
+        "{summary}"
+    );
+    assert_eq!(
+        demo.terminate(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        demo.log()
+    );
+}
+
+/// An address the demo cannot listen on is named, with the flag to change, before
+/// anything starts.
+#[test]
+fn an_address_the_demo_cannot_listen_on_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["demo", "--listen", "192.0.2.1:0", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on 192.0.2.1:0 (choose another with --listen)"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "started anyway");
+}

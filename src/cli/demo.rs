@@ -301,7 +301,7 @@ pub async fn demo(args: DemoArgs) -> Result<(), CliError> {
     })?;
 
     let options = args.web.serve_options()?;
-    let listen = args.web.listen_address.unwrap_or(args.listen);
+    let listen = concrete(args.web.listen_address.unwrap_or(args.listen))?;
     let balance = BalancePlan::of(&args)?;
     let simulator = sim::start(demo_sim_args(&args, balance.as_ref())).await?;
     let base_url = simulator.base_url();
@@ -433,6 +433,21 @@ pub fn open_log_file(args: &DemoArgs) -> Result<Option<std::fs::File>, CliError>
 }
 
 /// How to reach the demo's own web server, for the URLs it prints and its summaries.
+/// `listen` with port 0 made concrete: the system picks a free port now, and the
+/// exporter binds it a moment later, so that the URLs the demo prints and the
+/// summaries' scrapes name the port it really listens on.
+fn concrete(listen: SocketAddr) -> Result<SocketAddr, CliError> {
+    if listen.port() != 0 {
+        return Ok(listen);
+    }
+    let failed = |source| CliError::Listen {
+        address: listen,
+        source,
+    };
+    let probe = std::net::TcpListener::bind(listen).map_err(failed)?;
+    probe.local_addr().map_err(failed)
+}
+
 struct DemoWeb {
     base: String,
     tls: bool,

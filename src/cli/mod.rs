@@ -190,6 +190,12 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot listen on {address} (choose another with --listen)")]
+    Listen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A watch channel that turns true on SIGINT or SIGTERM.
