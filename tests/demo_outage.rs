@@ -113,12 +113,7 @@ fn the_demo_prints_when_each_outage_starts() {
         full_log.contains("demo: outage scheduled") && full_log.contains(" INFO "),
         "{full_log}"
     );
-    assert_eq!(
-        demo.terminate(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        demo.log()
-    );
+    stops_cleanly(&mut demo);
 }
 
 /// `--log-file -` (a container, whose output is the log): the full log on stderr.
@@ -145,12 +140,7 @@ fn the_demo_logs_in_full_on_stderr_with_log_file_dash() {
     });
     assert!(full.is_some(), "{}", demo.log());
     assert!(!dir.path().join("demo.log").exists());
-    assert_eq!(
-        demo.terminate(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        demo.log()
-    );
+    stops_cleanly(&mut demo);
 }
 
 /// `--listen 127.0.0.1:0`: the system picks the port, and the demo names the one its
@@ -200,12 +190,7 @@ fn a_port_picked_by_the_system_is_the_one_the_demo_names() {
         summary.contains(&format!("open http://{address}/ ")),
         "{summary}"
     );
-    assert_eq!(
-        demo.terminate(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        demo.log()
-    );
+    stops_cleanly(&mut demo);
 }
 
 /// An address the demo cannot listen on is named, with the flag to change, before
@@ -225,4 +210,14 @@ fn an_address_the_demo_cannot_listen_on_is_named() {
         "{stderr}"
     );
     assert!(out.stdout.is_empty(), "started anyway");
+}
+
+/// SIGTERM ends the demo with status 0 within 20 s.
+fn stops_cleanly(demo: &mut Proc) {
+    assert_eq!(
+        demo.terminate(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        demo.log()
+    );
 }
