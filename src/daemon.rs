@@ -163,15 +163,16 @@ pub async fn run(
     let drain = config.api.timeout.min(Duration::from_secs(10)) + Duration::from_secs(1);
     // The scheduler stops on a signal of its own, sent at shutdown or after a failure.
     let (stop_scheduler, scheduler_stopping) = watch::channel(false);
-    // A task of its own; its group commits are written on the blocking pool.
-    let scheduler = tokio::spawn(scheduler.run(
+    // A thread and runtime of its own; its group commits are written on a blocking
+    // thread.
+    let scheduler = scheduler.spawn(
         client,
         config.api.max_in_flight as usize,
         config.api.max_requests_per_second,
         orders_rx,
         scheduler_stopping,
         drain,
-    ));
+    );
     let mut running = Running {
         status,
         server,

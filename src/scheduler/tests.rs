@@ -223,6 +223,67 @@ async fn a_worker_that_dies_stops_the_scheduler_with_an_error() {
     assert!(source.is_some_and(|e| e.is_panic()));
 }
 
+/// Answers "no record" and notes the runtime each query ran on: whether a
+/// current-thread one, and its thread.
+#[derive(Default)]
+struct NotingRuntime(std::sync::Mutex<Vec<(bool, std::thread::ThreadId)>>);
+
+impl RecordSource for NotingRuntime {
+    async fn query(&self, _app_id: &str, _order_id: &str) -> Query {
+        let current_thread = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::CurrentThread;
+        self.0
+            .lock()
+            .unwrap()
+            .push((current_thread, std::thread::current().id()));
+        no_record()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_scheduler_queries_on_a_thread_and_runtime_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let metrics = Arc::new(Metrics::new(&cfg.app_ids()));
+    let clock = ManualClock::at(T0 + 10_000);
+    let scheduler = Scheduler::with_clock(&cfg, store, metrics, Arc::new(Status::new()), clock);
+    let source = Arc::new(NotingRuntime::default());
+    let (intake_tx, intake) = mpsc::unbounded_channel();
+    let (stop, shutdown) = watch::channel(false);
+    let run = scheduler.spawn(
+        source.clone(),
+        4,
+        1000,
+        intake,
+        shutdown,
+        Duration::from_secs(1),
+    );
+    intake_tx
+        .send(["a", "b", "c", "d", "e", "f"].map(order).to_vec())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while source.0.lock().unwrap().len() < 6 {
+        assert!(Instant::now() < deadline, "the orders were not queried");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(true).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the scheduler stops when asked");
+    assert!(matches!(ended, Ok(Ok(()))), "{ended:?}");
+    let queried = source.0.lock().unwrap().clone();
+    let test_thread = std::thread::current().id();
+    for (current_thread, thread) in &queried {
+        assert!(current_thread, "a current-thread runtime");
+        assert_eq!(
+            *thread, queried[0].1,
+            "every query on the scheduler's one thread"
+        );
+        assert_ne!(*thread, test_thread);
+    }
+}
+
 fn no_record() -> Query {
     Query {
         outcome: QueryOutcome::NoRecord,

@@ -75,14 +75,15 @@ impl Core {
     /// count it again. A failed commit keeps the whole batch for the next try (the
     /// store logs and reports the failure, once per distinct error).
     ///
-    /// Synchronous (tests, shutdown); the loop writes off its thread with
-    /// [`Core::begin_commit`] and [`Core::end_commit`].
+    /// Synchronous, on the calling thread (tests, shutdown, the retry after a failed
+    /// write); the loop writes off its thread with [`Core::begin_commit`] and
+    /// [`Core::end_commit`].
     pub fn commit(&mut self, changes: Changes, now_ms: i64) {
         debug_assert!(self.committing.is_none(), "one write at a time, in order");
         self.unsaved.merge(changes);
         if let Some(batch) = self.begin_commit(now_ms) {
             let store = self.store.clone();
-            let result = tokio::task::block_in_place(|| batch.write(&store));
+            let result = batch.write(&store);
             self.end_commit(batch, result);
         }
     }
@@ -183,17 +184,15 @@ impl Core {
         }
     }
 
-    /// Housekeeping: retries changes a failed commit left, or, with none waiting,
-    /// lets the store reopen itself after a failure so that the spool resumes.
-    pub fn retry_unsaved(&mut self, now_ms: i64) {
-        if self.committing.is_some() {
-            // The loop's write in progress retries with it.
-        } else if !self.unsaved.is_empty() {
-            self.commit(Changes::default(), now_ms);
-        } else if !self.store.is_healthy() {
-            let store = self.store.clone();
+    /// Housekeeping: with nothing staged or being written, lets the store reopen
+    /// itself after a failure so that the spool resumes. Staged changes, and those a
+    /// failed commit left, are the loop's group commit's to write (a second after a
+    /// failure): a write here would hold the scheduler's thread, and its queries, for
+    /// the length of a transaction.
+    pub fn recover_store(&self) {
+        if self.committing.is_none() && self.unsaved.is_empty() && !self.store.is_healthy() {
             // Failures are logged and reported by the store.
-            let _ = tokio::task::block_in_place(|| store.recover());
+            let _ = self.store.recover();
         }
     }
 }
