@@ -129,12 +129,12 @@ impl<C: Clock> Scheduler<C> {
     /// [`Scheduler::run`] on a runtime of its own: one thread (from the blocking pool)
     /// for the loop, its queries and their connections. They hand each answer on
     /// without waking another runtime thread or moving tasks between threads: the
-    /// footprint bench measured 12–15 % less CPU per poll than on the daemon's
-    /// multi-thread runtime, at the same or a higher rate. One thread is plenty: it
-    /// sustains tens of thousands of polls a second, far above what a provider allows.
-    /// Group commits still go to a blocking thread, and the HTTP server (and its
-    /// `/metrics` renders) keep the daemon's runtime, so a scrape never shares the
-    /// scheduler's thread.
+    /// footprint bench measured about 15 % less CPU per poll than on the daemon's
+    /// multi-thread runtime (ten alternating runs), at the same rate or a little
+    /// higher. One thread is plenty: it sustains tens of thousands of polls a
+    /// second, far above what a provider allows. Group commits still go to a
+    /// blocking thread, and the HTTP server (and its `/metrics` renders) keep the
+    /// daemon's runtime, so a scrape never shares the scheduler's thread.
     pub fn spawn<R: RecordSource>(
         self,
         source: Arc<R>,

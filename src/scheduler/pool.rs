@@ -3,8 +3,8 @@
 //! queries at once, whatever the number of pending orders.
 //!
 //! A task per query (not long-lived workers sharing a job channel): no hand-off
-//! through a shared receiver, so queries start and finish on whichever runtime
-//! thread is free, and the loop collects answers from the [`JoinSet`] directly.
+//! through a shared receiver; the tasks run on the scheduler's own runtime (see
+//! `Scheduler::spawn`), and the loop collects answers from the [`JoinSet`] directly.
 
 use std::future::Future;
 use std::num::NonZeroU32;
