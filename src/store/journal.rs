@@ -316,6 +316,29 @@ mod tests {
     }
 
     #[test]
+    fn updates_of_one_order_in_one_commit_apply_in_the_order_they_came() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let answered = |at_ms: i64, queries: u32| Update {
+            app_id: "app".into(),
+            issued_ms: 1_000,
+            answer: Some((at_ms, journal::Answer::NoRecord)),
+            queries,
+            ..Update::default()
+        };
+        let (b1, a1, b2) = (answered(2_000, 1), answered(2_500, 1), answered(3_000, 2));
+        // Interleaved with another order's.
+        store
+            .apply(&[], &[], &[("b", &b1), ("a", &a1), ("b", &b2)], 3_000)
+            .unwrap();
+        let b = store.journal_get("b").unwrap().unwrap();
+        let times: Vec<i64> = b.timeline.iter().map(|e| e.at_ms).collect();
+        assert!(times.is_sorted(), "{times:?}");
+        assert_eq!(b.queries, 2, "the later update last");
+        assert_eq!(store.journal_get("a").unwrap().unwrap().queries, 1);
+    }
+
+    #[test]
     fn a_disabled_journal_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
