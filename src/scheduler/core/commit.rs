@@ -75,9 +75,8 @@ impl Core {
     /// count it again. A failed commit keeps the whole batch for the next try (the
     /// store logs and reports the failure, once per distinct error).
     ///
-    /// Synchronous, on the calling thread (tests, shutdown, the retry after a failed
-    /// write); the loop writes off its thread with [`Core::begin_commit`] and
-    /// [`Core::end_commit`].
+    /// Synchronous, on the calling thread (tests, and the drain at shutdown); the loop
+    /// writes off its thread with [`Core::begin_commit`] and [`Core::end_commit`].
     pub fn commit(&mut self, changes: Changes, now_ms: i64) {
         debug_assert!(self.committing.is_none(), "one write at a time, in order");
         self.unsaved.merge(changes);
