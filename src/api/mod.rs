@@ -1,6 +1,7 @@
 //! The ITNIO client: signs record and balance queries exactly like the provider's
 //! samples and classifies every answer into what the scheduler must do next.
 
+mod connections;
 mod transport;
 pub mod wire;
 

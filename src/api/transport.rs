@@ -1,9 +1,10 @@
 //! How a signed record query travels, and its answer read whole (up to the body limit).
 //!
-//! Directly, hyper-util's pooled HTTP/1 client (TLS by rustls with the webpki roots, as
-//! reqwest's `rustls-tls` does): the footprint bench measured reqwest alone at about
-//! 0.54 of a raw hyper client's rate against the same server, hyper-util's pooled client
-//! at 0.76, and the HTTP stack was most of the daemon's CPU per poll. Through reqwest
+//! Directly, hyper's HTTP/1 connections lent from a stack of idle ones
+//! ([`Connections`]; TLS by rustls with the webpki roots, as reqwest's `rustls-tls`
+//! does): the footprint bench measured reqwest alone at about 0.54 of a raw hyper
+//! client's rate against the same server, hyper-util's pooled client at 0.76, and the
+//! HTTP stack was most of the daemon's CPU per poll. Through reqwest
 //! when the environment names a proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, either
 //! case): reqwest honours those and `NO_PROXY`, the direct client does not.
 
@@ -11,11 +12,11 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
-use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, DATE, RETRY_AFTER, USER_AGENT};
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, DATE, HOST, RETRY_AFTER, USER_AGENT};
 use hyper::{Method, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 
+use super::connections::Connections;
 use super::ApiError;
 use crate::config::ApiSettings;
 
@@ -45,25 +46,55 @@ pub(super) enum Failure {
 
 #[derive(Debug)]
 pub(super) enum Transport {
-    Direct {
-        client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
-    },
-    Proxied {
-        client: reqwest::Client,
-    },
+    Direct { connections: Connections },
+    Proxied { client: reqwest::Client },
 }
 
 /// An endpoint's URL, parsed once for the transport that sends to it.
 #[derive(Debug, Clone)]
 pub(super) enum Target {
-    Direct(hyper::Uri),
+    Direct(DirectTarget),
     Proxied(reqwest::Url),
+}
+
+/// An endpoint as the direct transport sends to it: where to connect, and the
+/// request's origin-form URI and `Host` header.
+#[derive(Debug, Clone)]
+pub(super) struct DirectTarget {
+    uri: hyper::Uri,
+    path: hyper::Uri,
+    host: HeaderValue,
+}
+
+impl DirectTarget {
+    fn new(uri: hyper::Uri) -> Result<DirectTarget, String> {
+        let host = uri.host().ok_or("no host")?;
+        let default_port = match uri.scheme_str() {
+            Some("https") => 443,
+            _ => 80,
+        };
+        // The port only when it is not the scheme's own, as browsers and curl send it.
+        let host = match uri.port_u16() {
+            Some(port) if port != default_port => format!("{host}:{port}"),
+            _ => host.to_string(),
+        };
+        let path = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse::<hyper::Uri>()
+            .map_err(|e| e.to_string())?;
+        Ok(DirectTarget {
+            host: HeaderValue::from_str(&host).map_err(|e| e.to_string())?,
+            uri,
+            path,
+        })
+    }
 }
 
 impl Target {
     pub fn url(&self) -> String {
         match self {
-            Target::Direct(uri) => uri.to_string(),
+            Target::Direct(target) => target.uri.to_string(),
             Target::Proxied(url) => url.to_string(),
         }
     }
@@ -121,11 +152,8 @@ impl Transport {
             .enable_http1()
             .wrap_connector(http);
         // No redirects are followed: a 3xx is an answer like any other.
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(idle)
-            .pool_max_idle_per_host(api.max_in_flight as usize)
-            .build(https);
-        Ok(Transport::Direct { client })
+        let connections = Connections::new(https, api.max_in_flight as usize, idle);
+        Ok(Transport::Direct { connections })
     }
 
     /// `url` parsed for this transport: an http(s) URL with a host.
@@ -143,7 +171,7 @@ impl Transport {
                 if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
                     return Err(bad_url("not an http:// or https:// URL with a host".into()));
                 }
-                Ok(Target::Direct(uri))
+                DirectTarget::new(uri).map(Target::Direct).map_err(bad_url)
             }
         }
     }
@@ -159,20 +187,18 @@ impl Transport {
         limit: u64,
     ) -> Result<Answer, Failure> {
         match (self, target) {
-            (Transport::Direct { client }, Target::Direct(uri)) => {
+            (Transport::Direct { connections }, Target::Direct(target)) => {
                 // Set in place: the builder moves its parts through every call.
                 let mut request = hyper::Request::new(Full::new(Bytes::from(body)));
                 *request.method_mut() = method;
-                *request.uri_mut() = uri.clone();
+                *request.uri_mut() = target.path.clone();
                 *request.headers_mut() = headers;
-                request
-                    .headers_mut()
-                    .insert(USER_AGENT, HeaderValue::from_static(AGENT));
-                let response = client
-                    .request(request)
-                    .await
-                    .map_err(|e| Failure::Connect(super::error_chain(&e)))?;
+                let sent = request.headers_mut();
+                sent.insert(HOST, target.host.clone());
+                sent.insert(USER_AGENT, HeaderValue::from_static(AGENT));
+                let (response, lent) = connections.send(&target.uri, request).await?;
                 let (head, mut incoming) = response.into_parts();
+                // A body left unread closes its connection (dropped with `lent`).
                 refuse_declared_length(&head.headers, limit)?;
                 let mut bytes = Vec::new();
                 while let Some(frame) = incoming.frame().await {
@@ -181,6 +207,7 @@ impl Transport {
                         append(&mut bytes, &data, limit)?;
                     }
                 }
+                connections.give_back(lent);
                 Ok(answer(head.status, &head.headers, bytes))
             }
             (Transport::Proxied { client }, Target::Proxied(url)) => {
