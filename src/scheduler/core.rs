@@ -30,7 +30,7 @@ use self::commit::Committing;
 pub(super) use self::commit::{Batch, Changes};
 
 pub(super) struct Core {
-    apps: Vec<Arc<str>>,
+    apps: Arc<[Arc<str>]>,
     /// Per app, in the order of `apps`.
     limits: Vec<Limits>,
     /// How records are read (zone, believable values).
@@ -106,7 +106,7 @@ impl Core {
             metrics,
             status,
         } = outputs;
-        let apps: Vec<Arc<str>> = config
+        let apps: Arc<[Arc<str>]> = config
             .apps
             .iter()
             .map(|a| Arc::from(a.id.as_str()))

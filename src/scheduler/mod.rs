@@ -292,6 +292,7 @@ impl<C: Clock> Scheduler<C> {
         let batch = self.core.begin_commit(self.clock.now_ms())?;
         let store = self.core.store();
         Some(tokio::task::spawn_blocking(move || {
+            let mut batch = batch;
             let result = batch.write(&store);
             Written { batch, result }
         }))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::Core;
 use crate::journal;
+use crate::metrics::Metrics;
 use crate::outcome::{self, Fact, Outcome};
 use crate::scheduler::queue::Entry;
 use crate::store::{PendingState, Store, StoreError};
@@ -82,6 +83,7 @@ impl Core {
         self.unsaved.merge(changes);
         if let Some(batch) = self.begin_commit(now_ms) {
             let store = self.store.clone();
+            let mut batch = batch;
             let result = batch.write(&store);
             self.end_commit(batch, result);
         }
@@ -125,60 +127,29 @@ impl Core {
             changes,
             states,
             now_ms,
+            counting: Counting {
+                metrics: self.metrics.clone(),
+                apps: self.apps.clone(),
+            },
+            finalized_per_app: Vec::new(),
         })
     }
 
-    /// After a batch's write: counts what it saved, or keeps it (before anything staged
-    /// since) for the next try.
+    /// After a batch's write: the pending gauges of what it saved (its metrics were
+    /// counted by [`Batch::write`]), or keeps it (before anything staged since) for the
+    /// next try.
     pub fn end_commit(&mut self, batch: Batch, result: Result<(), StoreError>) {
         self.committing = None;
-        let changes = batch.changes;
         if let Err(e) = result {
+            let changes = batch.changes;
             tracing::debug!(error = %crate::error::Chain(&e), updated = changes.updated.len(), finalized = changes.finalized.len(), "order progress not saved; kept pending and retried");
             let newer = std::mem::replace(&mut self.unsaved, changes);
             self.unsaved.merge(newer);
             return;
         }
-        self.count_facts(changes.facts);
-        for (order_id, outcome, entry) in changes.finalized {
-            self.count_finalized(&order_id, outcome, &entry);
-        }
-    }
-
-    fn count_finalized(&mut self, order_id: &str, outcome: Outcome, entry: &Entry) {
-        let samples = outcome::samples(outcome, entry.last());
-        let app = self.apps[entry.app as usize].clone();
-        if samples.attempts_dropped > 0 {
-            tracing::warn!(order_id = %order_id, app_id = %app, dropped = samples.attempts_dropped, "the order's record has more attempts than tracking.max_attempts_per_order; only the earliest are counted");
-        }
-        self.metrics.record_order(&app, &samples, entry.polls);
-        self.count_pending(entry.app, -1);
-        let latency_seconds = samples.attempts.iter().find_map(|a| a.latency_seconds);
-        let cost_usd: f64 = samples.attempts.iter().map(|a| a.cost_usd).sum();
-        tracing::info!(
-            order_id = %order_id,
-            app_id = %app,
-            outcome = outcome.as_str(),
-            channel = samples.channel,
-            country = samples.country,
-            operator = samples.operator_name,
-            mcc = samples.network.map(|n| n.0),
-            mnc = samples.network.map(|n| n.1),
-            latency_seconds,
-            cost_usd,
-            attempts = samples.attempts.len(),
-            queries = entry.polls,
-            "order finalized"
-        );
-    }
-
-    /// Counts committed facts; the per-order debug line lets a test check that no fact
-    /// is counted twice across restarts.
-    fn count_facts(&self, facts: Vec<(u16, Arc<str>, Fact)>) {
-        for (app, order_id, fact) in &facts {
-            self.metrics.record_fact(&self.apps[*app as usize], fact);
-            if tracing::enabled!(tracing::Level::DEBUG) {
-                tracing::debug!(order_id = %order_id, fact = fact.describe(), "early signal counted");
+        for (app, finalized) in batch.finalized_per_app.iter().enumerate() {
+            if *finalized > 0 {
+                self.count_pending(app as u16, -finalized);
             }
         }
     }
@@ -202,11 +173,37 @@ pub(in crate::scheduler) struct Batch {
     /// The pending states of `changes.updated` when the batch was taken.
     states: Vec<(Arc<str>, PendingState)>,
     now_ms: i64,
+    counting: Counting,
+    /// Orders the write finalized, per app index (for the loop's pending gauges).
+    finalized_per_app: Vec<i64>,
+}
+
+/// Where a saved batch's orders and facts are counted.
+struct Counting {
+    metrics: Arc<Metrics>,
+    apps: Arc<[Arc<str>]>,
 }
 
 impl Batch {
-    /// The transaction (blocking).
-    pub fn write(&self, store: &Store) -> Result<(), StoreError> {
+    /// Writes the batch in one transaction, then counts what it saved: the finalized
+    /// orders' metrics and log lines, and the facts (blocking; on the writing thread,
+    /// so that counting a thousand finalized orders does not hold the loop's queries).
+    /// A failed write counts nothing and keeps the batch whole for the next try.
+    pub fn write(&mut self, store: &Store) -> Result<(), StoreError> {
+        self.save(store)?;
+        let facts = std::mem::take(&mut self.changes.facts);
+        self.counting.count_facts(&facts);
+        self.finalized_per_app = vec![0; self.counting.apps.len()];
+        for (order_id, outcome, entry) in std::mem::take(&mut self.changes.finalized) {
+            self.counting.count_finalized(&order_id, outcome, &entry);
+            self.finalized_per_app[entry.app as usize] += 1;
+        }
+        // Dropped here rather than on the loop's thread.
+        self.changes.journal = Vec::new();
+        Ok(())
+    }
+
+    fn save(&self, store: &Store) -> Result<(), StoreError> {
         let updates: Vec<(&str, &PendingState)> =
             self.states.iter().map(|(id, s)| (&**id, s)).collect();
         let finalized: Vec<&str> = self
@@ -229,4 +226,43 @@ impl Batch {
 pub(super) struct Committing {
     pub(super) finalized: usize,
     pub(super) oldest_issued_ms: Option<i64>,
+}
+
+impl Counting {
+    fn count_finalized(&self, order_id: &str, outcome: Outcome, entry: &Entry) {
+        let samples = outcome::samples(outcome, entry.last());
+        let app = self.apps[entry.app as usize].clone();
+        if samples.attempts_dropped > 0 {
+            tracing::warn!(order_id = %order_id, app_id = %app, dropped = samples.attempts_dropped, "the order's record has more attempts than tracking.max_attempts_per_order; only the earliest are counted");
+        }
+        self.metrics.record_order(&app, &samples, entry.polls);
+        let latency_seconds = samples.attempts.iter().find_map(|a| a.latency_seconds);
+        let cost_usd: f64 = samples.attempts.iter().map(|a| a.cost_usd).sum();
+        tracing::info!(
+            order_id = %order_id,
+            app_id = %app,
+            outcome = outcome.as_str(),
+            channel = samples.channel,
+            country = samples.country,
+            operator = samples.operator_name,
+            mcc = samples.network.map(|n| n.0),
+            mnc = samples.network.map(|n| n.1),
+            latency_seconds,
+            cost_usd,
+            attempts = samples.attempts.len(),
+            queries = entry.polls,
+            "order finalized"
+        );
+    }
+
+    /// Counts committed facts; the per-order debug line lets a test check that no fact
+    /// is counted twice across restarts.
+    fn count_facts(&self, facts: &[(u16, Arc<str>, Fact)]) {
+        for (app, order_id, fact) in facts {
+            self.metrics.record_fact(&self.apps[*app as usize], fact);
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                tracing::debug!(order_id = %order_id, fact = fact.describe(), "early signal counted");
+            }
+        }
+    }
 }
