@@ -436,21 +436,25 @@ fn push_event(entry: &mut Entry, event: Event) {
 }
 
 /// The time index's row of an entry of `entry_bytes` encoded bytes.
-pub fn index_row(entry: &Entry, entry_bytes: usize, operator_label: Option<String>) -> IndexRow {
+pub fn index_row<'a>(
+    entry: &'a Entry,
+    entry_bytes: usize,
+    operator_label: Option<&'a str>,
+) -> IndexRow<&'a str> {
     let count = |r: AttemptResult| {
         let n = entry.attempts.iter().filter(|a| a.result == r).count();
         u8::try_from(n).unwrap_or(u8::MAX)
     };
     IndexRow {
-        app_id: entry.app_id.clone(),
+        app_id: &entry.app_id,
         state: entry.state,
         outcome: entry.outcome,
-        country: entry.country.clone(),
-        channel: entry.channel.clone(),
+        country: entry.country.as_deref(),
+        channel: entry.channel.as_deref(),
         mcc: entry.mcc,
         mnc: entry.mnc,
         operator_label,
-        operator: entry.operator.clone(),
+        operator: entry.operator.as_deref(),
         latency_ms: entry
             .attempts
             .iter()

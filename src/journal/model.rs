@@ -161,20 +161,21 @@ pub enum Change {
 }
 
 /// The time index's value: what lists and breakdowns filter and add up, so that they
-/// never decode an [`Entry`].
+/// never decode an [`Entry`]. Its strings are borrowed from the entry when it is written
+/// (`IndexRow<&str>`, the same encoding) and owned when it is read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IndexRow {
-    pub app_id: String,
+pub struct IndexRow<S = String> {
+    pub app_id: S,
     pub state: State,
     pub outcome: Option<Outcome>,
-    pub country: Option<String>,
-    pub channel: Option<String>,
+    pub country: Option<S>,
+    pub channel: Option<S>,
     pub mcc: Option<u16>,
     pub mnc: Option<u16>,
     /// The operator's label form (`geo::operator_label`), `None` when unknown.
-    pub operator_label: Option<String>,
+    pub operator_label: Option<S>,
     /// The operator's name as in the table.
-    pub operator: Option<String>,
+    pub operator: Option<S>,
     /// Delivery latency of the first delivered attempt.
     pub latency_ms: Option<i64>,
     pub cost_usd: f64,
@@ -198,12 +199,12 @@ pub enum DecodeError {
 
 /// Encodes a journal value behind the version byte.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut bytes = vec![VERSION];
+    // Room for a typical entry at once: grown byte by byte it was most of the
+    // journal's encoding time.
+    let mut bytes = Vec::with_capacity(512);
+    bytes.push(VERSION);
     // Plain structs of strings, numbers and enums always serialize.
-    if let Ok(body) = postcard::to_stdvec(value) {
-        bytes.extend_from_slice(&body);
-    }
-    bytes
+    postcard::to_extend(value, bytes).unwrap_or_else(|_| vec![VERSION])
 }
 
 pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {

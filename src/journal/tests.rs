@@ -213,10 +213,24 @@ fn a_scripted_order_tells_what_the_provider_said_and_why() {
     );
     assert_eq!(e.verification_latency_ms, Some(44_000));
     // The index row adds up what lists and breakdowns need.
-    let row = index_row(&e, 300, Some("airtel".into()));
+    let row = index_row(&e, 300, Some("airtel"));
     assert_eq!((row.attempts_delivered, row.attempts_failed), (1, 1));
     assert!((row.cost_usd - 0.06).abs() < 1e-9, "{}", row.cost_usd);
     assert_eq!(row.finalized_ms, Some(t(70)));
+    // Written with the entry's strings borrowed, read back owned: the same bytes.
+    let stored: IndexRow = crate::journal::decode(&crate::journal::encode(&row)).unwrap();
+    assert_eq!(
+        crate::journal::encode(&stored),
+        crate::journal::encode(&row)
+    );
+    assert_eq!(
+        (
+            stored.app_id.as_str(),
+            stored.country.as_deref(),
+            stored.operator_label.as_deref()
+        ),
+        (row.app_id, row.country, Some("airtel"))
+    );
 }
 
 #[test]

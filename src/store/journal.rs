@@ -7,6 +7,8 @@
 //! and an order not queried yet is read from its pending state instead
 //! (`Store::journal_get`).
 
+use std::collections::HashMap;
+
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::StoreError;
@@ -37,6 +39,8 @@ pub(crate) struct Writer<'txn> {
     by_issue: redb::Table<'txn, (i64, &'static str), &'static [u8]>,
     meta: redb::Table<'txn, &'static str, u64>,
     totals: Totals,
+    /// Operator names' label forms: a transaction's thousand updates name a few.
+    labels: HashMap<String, String>,
 }
 
 impl<'txn> Writer<'txn> {
@@ -46,6 +50,7 @@ impl<'txn> Writer<'txn> {
             by_issue: txn.open_table(JOURNAL_BY_ISSUE)?,
             meta: txn.open_table(JOURNAL_META)?,
             totals: Totals::default(),
+            labels: HashMap::new(),
         })
     }
 
@@ -78,7 +83,13 @@ impl<'txn> Writer<'txn> {
         old_bytes: usize,
     ) -> Result<(), StoreError> {
         let bytes = journal::encode(entry);
-        let label = entry.operator.as_deref().map(crate::geo::operator_label);
+        let label = entry.operator.as_deref().map(|name| {
+            if !self.labels.contains_key(name) {
+                self.labels
+                    .insert(name.to_string(), crate::geo::operator_label(name));
+            }
+            self.labels[name].as_str()
+        });
         let row = journal::encode(&journal::index_row(entry, bytes.len(), label));
         let old_row = self
             .by_issue
