@@ -109,7 +109,8 @@ pub fn snapshot(
         .map(|a| attempt_detail(record, a, zone, operators))
         .collect();
     let network = attempts.iter().find(|a| a.mcc.is_some() && a.mnc.is_some());
-    let samples = outcome::samples(Outcome::Verified, Some(obs));
+    // The order's labels as its metrics will have them, without their samples.
+    let (country, channel) = (outcome::country_of(obs), outcome::order_channel(obs));
     let verification_latency_ms = match (obs.attempts.first(), obs.verified_ms) {
         (Some(first), Some(verified)) => first
             .submit_ms
@@ -123,18 +124,14 @@ pub fn snapshot(
         .and_then(|v| v.ori_receiver.as_deref())
         .and_then(|n| super::mask_receiver(n, crate::geo::calling_code_of_number(n)));
     Snapshot {
-        country: Some(samples.country)
-            .filter(|c| *c != UNKNOWN)
-            .map(str::to_string),
-        channel: Some(samples.channel)
-            .filter(|c| *c != "none")
-            .map(str::to_string),
+        country: Some(country).filter(|c| *c != UNKNOWN).map(str::to_string),
+        channel: Some(channel).filter(|c| *c != "none").map(str::to_string),
         mcc: network.and_then(|a| a.mcc),
         mnc: network.and_then(|a| a.mnc),
         operator: network.and_then(|a| a.operator.clone()),
         receiver,
         attempts,
-        fallbacks: samples.fallbacks,
+        fallbacks: outcome::fallbacks(obs),
         verified_ms: obs.verified_ms,
         verification_latency_ms,
         matched: obs.matched.map(|m| m.0),

@@ -16,7 +16,10 @@ pub use observe::{
     VALIDATED_FIELDS,
 };
 pub use rules::{after, decide, Limits, PollPurpose, Sighting, Step, Tracking};
-pub use samples::{order_network, samples, AttemptSample, OrderSamples, UNKNOWN};
+pub use samples::{
+    country_of, fallbacks, order_channel, order_network, samples, AttemptSample, OrderSamples,
+    UNKNOWN,
+};
 pub use signals::{next_expected, reveal, Counted, Expecting, Fact, NextExpected};
 
 /// A delivery channel, as used in labels.

@@ -1,6 +1,6 @@
 //! The metric samples of a finalized order.
 
-use super::{AttemptResult, Channel, Observation, Outcome};
+use super::{Attempt, AttemptResult, Channel, Observation, Outcome};
 use crate::api::wire::InvalidValues;
 use crate::geo;
 
@@ -80,26 +80,11 @@ fn operator_label(operator: Option<geo::Operator>) -> &'static str {
 /// The place of each attempt of `obs`, in order. A call has no network of its own: it
 /// takes the order's SMS/SNA network, else the receiver's country by calling code.
 pub fn attempt_places(obs: &Observation) -> Vec<Place> {
-    let network = obs
-        .attempts
-        .iter()
-        .filter(|a| a.channel != Channel::Call)
-        .find_map(|a| a.mcc.filter(|m| geo::is_known_mcc(*m)).map(|m| (m, a.mnc)));
+    let network = sms_network(obs);
     obs.attempts
         .iter()
         .map(|a| {
-            // A call's MNC and operator are those of the network its country came from.
-            let (country, mcc, mnc) = match a.channel {
-                Channel::Call => match network {
-                    Some((mcc, mnc)) => (geo::country_of_network(mcc, mnc), Some(mcc), mnc),
-                    None => (obs.receiver_country, None, None),
-                },
-                _ => (
-                    a.mcc.and_then(|m| geo::country_of_network(m, a.mnc)),
-                    a.mcc,
-                    a.mnc,
-                ),
-            };
+            let (country, mcc, mnc) = attempt_network(obs, a, network);
             let row = table_network(mcc, mnc);
             Place {
                 country: country.unwrap_or(UNKNOWN),
@@ -108,6 +93,58 @@ pub fn attempt_places(obs: &Observation) -> Vec<Place> {
                 operator: row.and_then(|n| n.operator),
             }
         })
+        .collect()
+}
+
+/// The order's SMS/SNA network with a known MCC, which its calls take.
+fn sms_network(obs: &Observation) -> Option<(u16, Option<u16>)> {
+    obs.attempts
+        .iter()
+        .filter(|a| a.channel != Channel::Call)
+        .find_map(|a| a.mcc.filter(|m| geo::is_known_mcc(*m)).map(|m| (m, a.mnc)))
+}
+
+/// An attempt's country, MCC and MNC (`network`: [`sms_network`]).
+fn attempt_network(
+    obs: &Observation,
+    a: &Attempt,
+    network: Option<(u16, Option<u16>)>,
+) -> (Option<&'static str>, Option<u16>, Option<u16>) {
+    match a.channel {
+        // A call's MNC and operator are those of the network its country came from.
+        Channel::Call => match network {
+            Some((mcc, mnc)) => (geo::country_of_network(mcc, mnc), Some(mcc), mnc),
+            None => (obs.receiver_country, None, None),
+        },
+        _ => (
+            a.mcc.and_then(|m| geo::country_of_network(m, a.mnc)),
+            a.mcc,
+            a.mnc,
+        ),
+    }
+}
+
+/// The order's country as [`order_country`] has it, without the attempts' places (the
+/// journal's view of every changed record needs only this).
+pub fn country_of(obs: &Observation) -> &'static str {
+    obs.attempts
+        .first()
+        .map(|a| {
+            attempt_network(obs, a, sms_network(obs))
+                .0
+                .unwrap_or(UNKNOWN)
+        })
+        .or(obs.receiver_country)
+        .unwrap_or(UNKNOWN)
+}
+
+/// The channel changes from one attempt to the next (label pairs of the fallback
+/// counter).
+pub fn fallbacks(obs: &Observation) -> Vec<(Channel, Channel)> {
+    obs.attempts
+        .windows(2)
+        .filter(|pair| pair[0].channel != pair[1].channel)
+        .map(|pair| (pair[0].channel, pair[1].channel))
         .collect()
 }
 
@@ -169,12 +206,7 @@ pub fn samples(outcome: Outcome, obs: Option<&Observation>) -> OrderSamples {
             segments: a.segments,
         })
         .collect();
-    let fallbacks = obs
-        .attempts
-        .windows(2)
-        .filter(|pair| pair[0].channel != pair[1].channel)
-        .map(|pair| (pair[0].channel, pair[1].channel))
-        .collect();
+    let fallbacks = fallbacks(obs);
     let channel = order_channel(obs);
     let country = order_country(obs, &places);
     let network = order_network(obs);
@@ -203,8 +235,8 @@ pub fn samples(outcome: Outcome, obs: Option<&Observation>) -> OrderSamples {
 
 #[cfg(test)]
 mod tests {
+    use super::super::observe;
     use super::super::test_support::{attempt, obs, read_for, reading};
-    use super::super::{observe, Attempt};
     use super::*;
     use crate::api::wire::decode_reply;
     use AttemptResult::{Delivered, Failed};
@@ -244,6 +276,52 @@ mod tests {
         assert_eq!(s.attempts[1].result, Failed);
         assert_eq!(s.attempts[1].latency_seconds, None);
         assert_eq!(s.verification_latency_seconds, Some(2.0));
+    }
+
+    /// The journal's shortcut gives the metrics' country and fallbacks, whatever the
+    /// attempts' channels and networks.
+    #[test]
+    fn the_journals_country_is_the_metrics_country() {
+        let india = geo::country_of_number("918563214120");
+        let cases = [
+            (vec![], None),
+            (vec![], india),
+            (vec![attempt(Call, 0, Delivered)], india),
+            (vec![attempt(Call, 0, Delivered)], None),
+            (vec![with_network(attempt(Sms, 0, Failed), 404, 10)], india),
+            (
+                vec![
+                    attempt(Call, 0, Failed),
+                    with_network(attempt(Sms, 1, Delivered), 262, 1),
+                ],
+                india,
+            ),
+            (
+                vec![
+                    with_network(attempt(Sna, 0, Failed), 999, 99),
+                    attempt(Call, 1, Delivered),
+                ],
+                None,
+            ),
+            (
+                vec![
+                    with_network(attempt(Sms, 0, Failed), 460, 0),
+                    attempt(Call, 1, Failed),
+                    attempt(Sms, 2, Delivered),
+                ],
+                None,
+            ),
+        ];
+        for (attempts, receiver_country) in cases {
+            let mut o = obs(Some(-1), attempts);
+            o.receiver_country = receiver_country;
+            let s = samples(Outcome::Unverified, Some(&o));
+            assert_eq!(
+                (country_of(&o), fallbacks(&o)),
+                (s.country, s.fallbacks),
+                "{o:?}"
+            );
+        }
     }
 
     #[test]
