@@ -214,10 +214,10 @@ impl ApiClient {
         // rebuilt below either way.
         let mut signed = self.signed.lock().unwrap_or_else(|e| e.into_inner());
         match signed.as_ref() {
-            Some(s) if s.sent.timestamp_secs == now => (s.headers.clone(), s.sent.clone()),
+            Some(s) if s.sent.timestamp_secs == now => (with_room(&s.headers), s.sent.clone()),
             _ => {
                 let fresh = self.sign_headers(now);
-                let copy = (fresh.headers.clone(), fresh.sent.clone());
+                let copy = (with_room(&fresh.headers), fresh.sent.clone());
                 *signed = Some(fresh);
                 copy
             }
@@ -645,6 +645,17 @@ fn transport_failure(failure: &transport::Failure) -> (QueryOutcome, String, boo
     )
 }
 
+/// A copy of one second's signed headers with room for the two the transport adds
+/// (`Host`, `User-Agent`): a clone is exactly full, and those inserts then grew it
+/// twice on every query.
+fn with_room(headers: &HeaderMap) -> HeaderMap {
+    let mut copy = HeaderMap::with_capacity(headers.len() + 2);
+    for (name, value) in headers {
+        copy.append(name.clone(), value.clone());
+    }
+    copy
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -752,6 +763,19 @@ mod tests {
             timezone: chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
             max_response_bytes: 4096,
         }
+    }
+
+    #[test]
+    fn a_query_gets_the_signed_headers_with_room_for_the_transports_own() {
+        let c = client("http://127.0.0.1:9".into());
+        let (mut headers, _) = c.headers();
+        let (cached, _) = c.headers();
+        assert_eq!(headers, cached);
+        assert!(headers["Sign"].is_sensitive());
+        let room = headers.capacity();
+        headers.insert(hyper::header::HOST, HeaderValue::from_static("example.com"));
+        headers.insert(hyper::header::USER_AGENT, HeaderValue::from_static("agent"));
+        assert_eq!(headers.capacity(), room, "grown after the copy");
     }
 
     #[tokio::test]
