@@ -311,6 +311,12 @@ impl Store {
         self.db.is_healthy()
     }
 
+    /// Marks the database failed, as a failed write does (tests of the recovery paths).
+    #[cfg(test)]
+    pub(crate) fn fail_as_a_write_would(&self) {
+        self.db.fail_as_a_write_would();
+    }
+
     /// After a failure, reopens and verifies the database if its backoff has passed;
     /// for when no write is waiting to be retried (an idle scheduler).
     pub fn recover(&self) -> Result<(), StoreError> {

@@ -48,6 +48,8 @@ pub(super) struct Core {
     journal_bounds: JournalBounds,
     /// An eviction runs (one at a time, off the scheduler).
     evicting: Arc<std::sync::atomic::AtomicBool>,
+    /// A store reopen after a failure is under way on the blocking pool.
+    recovering: Arc<std::sync::atomic::AtomicBool>,
     /// Shutting down: answers still update state, but no order is finalized, because
     /// metrics counted now would never be scraped; the next run finalizes them.
     draining: bool,
@@ -129,6 +131,7 @@ impl Core {
                 max_bytes: config.journal.max_bytes,
             },
             evicting: Arc::default(),
+            recovering: Arc::default(),
             overdue_rule: OverdueRule {
                 delivery_fallback: config.tracking.overdue_delivery_after,
                 verification_fallback: config.tracking.overdue_verification_after,

@@ -284,6 +284,44 @@ async fn a_spawned_scheduler_queries_on_a_thread_and_runtime_of_its_own() {
     }
 }
 
+/// With nothing staged nor being written, only housekeeping reopens a failed store
+/// (so that the spool resumes): on the blocking pool, the loop going on meanwhile.
+#[tokio::test]
+async fn an_idle_scheduler_reopens_a_failed_store_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let metrics = Arc::new(Metrics::new(&cfg.app_ids()));
+    let clock = ManualClock::at(T0 + 10_000);
+    let scheduler =
+        Scheduler::with_clock(&cfg, store.clone(), metrics, Arc::new(Status::new()), clock);
+    store.fail_as_a_write_would();
+    assert!(!store.is_healthy());
+    let (_intake_tx, intake) = mpsc::unbounded_channel();
+    let (stop, shutdown) = watch::channel(false);
+    let run = scheduler.spawn(
+        Arc::new(NotingRuntime::default()),
+        4,
+        1000,
+        intake,
+        shutdown,
+        Duration::from_secs(1),
+    );
+    // The first reopen is due half a second after the failure, and housekeeping ticks
+    // every second: reopened at the second tick. The journal's eviction, whose write
+    // would reopen it too, first runs at the fifth.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !store.is_healthy() {
+        assert!(Instant::now() < deadline, "the store was not reopened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the scheduler stops when asked");
+    assert!(matches!(ended, Ok(Ok(()))), "{ended:?}");
+}
+
 fn no_record() -> Query {
     Query {
         outcome: QueryOutcome::NoRecord,

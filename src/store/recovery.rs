@@ -133,6 +133,15 @@ impl Db {
         Ok(db.begin_write()?)
     }
 
+    /// Marks the database failed, as a failed write does (tests of the recovery paths).
+    #[cfg(test)]
+    pub(super) fn fail_as_a_write_would(&self) {
+        self.failed(
+            StoreOp::Commit,
+            &StoreError::Db(redb::Error::DatabaseAlreadyOpen),
+        );
+    }
+
     pub(super) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
     }

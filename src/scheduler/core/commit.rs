@@ -3,6 +3,7 @@
 //! [`Core::end_commit`]), and counted in the metrics only once saved, so that a restart
 //! cannot count an order twice.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::Core;
@@ -155,14 +156,23 @@ impl Core {
     }
 
     /// Housekeeping: with nothing staged or being written, lets the store reopen
-    /// itself after a failure so that the spool resumes. Staged changes, and those a
-    /// failed commit left, are the loop's group commit's to write (a second after a
-    /// failure): a write here would hold the scheduler's thread, and its queries, for
-    /// the length of a transaction.
+    /// itself after a failure so that the spool resumes, on the blocking pool (a reopen
+    /// verifies the file: at a million orders, long enough to hold every query of the
+    /// scheduler's thread). Staged changes, and those a failed commit left, are the
+    /// loop's group commit's to write (a second after a failure).
     pub fn recover_store(&self) {
-        if self.committing.is_none() && self.unsaved.is_empty() && !self.store.is_healthy() {
-            // Failures are logged and reported by the store.
-            let _ = self.store.recover();
+        if self.committing.is_none()
+            && self.unsaved.is_empty()
+            && !self.store.is_healthy()
+            && !self.recovering.swap(true, Ordering::AcqRel)
+        {
+            let store = self.store.clone();
+            let recovering = self.recovering.clone();
+            tokio::task::spawn_blocking(move || {
+                // Failures are logged and reported by the store.
+                let _ = store.recover();
+                recovering.store(false, Ordering::Release);
+            });
         }
     }
 }
