@@ -240,26 +240,55 @@ impl RecordSource for NotingRuntime {
     }
 }
 
+/// A scheduler over a fresh store in `dir`, spawned as the daemon spawns it, with the
+/// sender of its intake and of its shutdown.
+struct Spawned {
+    store: Arc<Store>,
+    intake: mpsc::UnboundedSender<Vec<SpoolOrder>>,
+    stop: watch::Sender<bool>,
+    run: tokio::task::JoinHandle<Result<(), SchedulerError>>,
+}
+
+impl Spawned {
+    fn start(
+        dir: &std::path::Path,
+        source: Arc<NotingRuntime>,
+        before: impl FnOnce(&Store),
+    ) -> Spawned {
+        let cfg = config(dir);
+        let store = Arc::new(Store::open(dir).unwrap());
+        before(&store);
+        let metrics = Arc::new(Metrics::new(&cfg.app_ids()));
+        let clock = ManualClock::at(T0 + 10_000);
+        let scheduler =
+            Scheduler::with_clock(&cfg, store.clone(), metrics, Arc::new(Status::new()), clock);
+        let (intake, intake_rx) = mpsc::unbounded_channel();
+        let (stop, shutdown) = watch::channel(false);
+        let run = scheduler.spawn(source, 4, 1000, intake_rx, shutdown, Duration::from_secs(1));
+        Spawned {
+            store,
+            intake,
+            stop,
+            run,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(10), self.run)
+            .await
+            .expect("the scheduler stops when asked");
+        assert!(matches!(ended, Ok(Ok(()))), "{ended:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spawned_scheduler_queries_on_a_thread_and_runtime_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
-    let store = Arc::new(Store::open(dir.path()).unwrap());
-    let metrics = Arc::new(Metrics::new(&cfg.app_ids()));
-    let clock = ManualClock::at(T0 + 10_000);
-    let scheduler = Scheduler::with_clock(&cfg, store, metrics, Arc::new(Status::new()), clock);
     let source = Arc::new(NotingRuntime::default());
-    let (intake_tx, intake) = mpsc::unbounded_channel();
-    let (stop, shutdown) = watch::channel(false);
-    let run = scheduler.spawn(
-        source.clone(),
-        4,
-        1000,
-        intake,
-        shutdown,
-        Duration::from_secs(1),
-    );
-    intake_tx
+    let spawned = Spawned::start(dir.path(), source.clone(), |_| {});
+    spawned
+        .intake
         .send(["a", "b", "c", "d", "e", "f"].map(order).to_vec())
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -267,11 +296,7 @@ async fn a_spawned_scheduler_queries_on_a_thread_and_runtime_of_its_own() {
         assert!(Instant::now() < deadline, "the orders were not queried");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    stop.send(true).unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .expect("the scheduler stops when asked");
-    assert!(matches!(ended, Ok(Ok(()))), "{ended:?}");
+    spawned.stop().await;
     let queried = source.0.lock().unwrap().clone();
     let test_thread = std::thread::current().id();
     for (current_thread, thread) in &queried {
@@ -289,37 +314,17 @@ async fn a_spawned_scheduler_queries_on_a_thread_and_runtime_of_its_own() {
 #[tokio::test]
 async fn an_idle_scheduler_reopens_a_failed_store_by_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
-    let store = Arc::new(Store::open(dir.path()).unwrap());
-    let metrics = Arc::new(Metrics::new(&cfg.app_ids()));
-    let clock = ManualClock::at(T0 + 10_000);
-    let scheduler =
-        Scheduler::with_clock(&cfg, store.clone(), metrics, Arc::new(Status::new()), clock);
-    store.fail_as_a_write_would();
-    assert!(!store.is_healthy());
-    let (_intake_tx, intake) = mpsc::unbounded_channel();
-    let (stop, shutdown) = watch::channel(false);
-    let run = scheduler.spawn(
-        Arc::new(NotingRuntime::default()),
-        4,
-        1000,
-        intake,
-        shutdown,
-        Duration::from_secs(1),
-    );
+    let spawned = Spawned::start(dir.path(), Arc::default(), Store::fail_as_a_write_would);
+    assert!(!spawned.store.is_healthy());
     // The first reopen is due half a second after the failure, and housekeeping ticks
     // every second: reopened at the second tick. The journal's eviction, whose write
     // would reopen it too, first runs at the fifth.
     let deadline = Instant::now() + Duration::from_secs(3);
-    while !store.is_healthy() {
+    while !spawned.store.is_healthy() {
         assert!(Instant::now() < deadline, "the store was not reopened");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop.send(true).unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .expect("the scheduler stops when asked");
-    assert!(matches!(ended, Ok(Ok(()))), "{ended:?}");
+    spawned.stop().await;
 }
 
 fn no_record() -> Query {
