@@ -3,10 +3,11 @@
 //!
 //! Why not hyper-util's pooled client: its per-request work (the pool's map and locks,
 //! the request's URI rewritten, extensions, a pooled wrapper) cost the footprint bench
-//! about a quarter of the raw hyper connection's rate. One provider host and at most
-//! `api.max_in_flight` connections need only a stack of idle senders.
+//! about a quarter of the raw hyper connection's rate. One or two provider hosts (the
+//! record endpoint's, `account.balance_url`'s) and at most `api.max_in_flight`
+//! connections need only a stack of idle senders, each marked with its origin.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
@@ -21,7 +22,7 @@ use super::transport::Failure;
 
 type Sender = SendRequest<Full<Bytes>>;
 
-/// Idle connections to one provider, most recently used on top.
+/// Idle connections to the provider, most recently used on top.
 #[derive(Debug)]
 pub(super) struct Connections {
     connector: HttpsConnector<HttpConnector>,
@@ -36,13 +37,23 @@ pub(super) struct Connections {
 #[derive(Debug)]
 struct Idle {
     sender: Sender,
+    /// Where it goes: `scheme://host:port` ([`origin`]).
+    origin: Arc<str>,
     since: Instant,
+}
+
+/// A URL's origin (`scheme://authority`): a connection serves requests to its own only.
+pub(super) fn origin(uri: &Uri) -> Arc<str> {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    Arc::from(format!("{scheme}://{authority}"))
 }
 
 /// A connection lent to one request; [`Connections::give_back`] returns it once its
 /// answer was read whole, otherwise it closes when dropped.
 pub(super) struct Lent {
     sender: Sender,
+    origin: Arc<str>,
     /// Taken from the idle stack (it may have closed meanwhile), not new.
     reused: bool,
 }
@@ -68,9 +79,10 @@ impl Connections {
     pub(super) async fn send(
         &self,
         uri: &Uri,
+        origin: &Arc<str>,
         request: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Lent), Failure> {
-        let mut lent = self.take(uri).await?;
+        let mut lent = self.take(uri, origin).await?;
         let mut request = request;
         loop {
             match lent.sender.ready().await {
@@ -90,6 +102,7 @@ impl Connections {
             // of 1.7 KiB, copied whole at each spawn.
             lent = Lent {
                 sender: Box::pin(self.connect(uri)).await?,
+                origin: origin.clone(),
                 reused: false,
             };
         }
@@ -104,13 +117,15 @@ impl Connections {
         if idle.len() < self.max_idle {
             idle.push(Idle {
                 sender: lent.sender,
+                origin: lent.origin,
                 since: Instant::now(),
             });
         }
     }
 
-    /// The most recently used idle connection still open and not too old, or a new one.
-    async fn take(&self, uri: &Uri) -> Result<Lent, Failure> {
+    /// The most recently used idle connection to `origin` still open and not too old,
+    /// or a new one.
+    async fn take(&self, uri: &Uri, origin: &Arc<str>) -> Result<Lent, Failure> {
         let now = Instant::now();
         {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -120,10 +135,13 @@ impl Connections {
                 .take_while(|c| now.duration_since(c.since) > self.idle_timeout)
                 .count();
             idle.drain(..expired);
-            while let Some(c) = idle.pop() {
+            // The top one nearly always (one origin, or the record endpoint's).
+            while let Some(at) = idle.iter().rposition(|c| c.origin == *origin) {
+                let c = idle.remove(at);
                 if !c.sender.is_closed() {
                     return Ok(Lent {
                         sender: c.sender,
+                        origin: c.origin,
                         reused: true,
                     });
                 }
@@ -131,6 +149,7 @@ impl Connections {
         }
         Ok(Lent {
             sender: Box::pin(self.connect(uri)).await?,
+            origin: origin.clone(),
             reused: false,
         })
     }
@@ -346,6 +365,28 @@ mod tests {
         assert_eq!(seen.requests.lock().unwrap().len(), 12);
     }
 
+    /// `account.balance_url` may name another host than the record endpoint: each
+    /// request goes over a connection to its own.
+    #[tokio::test]
+    async fn a_connection_serves_its_own_origin_only() {
+        let (first_url, first) = server(Serve::KeepAlive).await;
+        let (second_url, second) = server(Serve::KeepAlive).await;
+        let transport = transport();
+        let targets = [
+            transport.target(&first_url).unwrap(),
+            transport.target(&second_url).unwrap(),
+        ];
+        for _ in 0..3 {
+            for target in &targets {
+                assert_eq!(send(&transport, target).await.unwrap(), b"{}");
+            }
+        }
+        for seen in [first, second] {
+            assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+            assert_eq!(seen.requests.lock().unwrap().len(), 3);
+        }
+    }
+
     #[tokio::test]
     async fn a_connection_the_server_closed_is_not_reused() {
         let (url, seen) = server(Serve::CloseAfterEach).await;
@@ -384,6 +425,7 @@ mod tests {
             .build();
         let connections = super::Connections::new(https, 4, std::time::Duration::from_millis(100));
         let uri: hyper::Uri = url.parse().unwrap();
+        let origin = super::origin(&uri);
         let request = || {
             let mut r = hyper::Request::new(http_body_util::Full::new(hyper::body::Bytes::new()));
             *r.uri_mut() = "/".parse().unwrap();
@@ -393,7 +435,7 @@ mod tests {
         };
         for pause_ms in [0, 10, 300] {
             tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
-            let (response, lent) = connections.send(&uri, request()).await.unwrap();
+            let (response, lent) = connections.send(&uri, &origin, request()).await.unwrap();
             let _ = http_body_util::BodyExt::collect(response.into_body())
                 .await
                 .unwrap();

@@ -62,6 +62,8 @@ pub(super) enum Target {
 #[derive(Debug, Clone)]
 pub(super) struct DirectTarget {
     uri: hyper::Uri,
+    /// `scheme://authority`: which idle connections can carry its requests.
+    origin: std::sync::Arc<str>,
     path: hyper::Uri,
     host: HeaderValue,
 }
@@ -85,6 +87,7 @@ impl DirectTarget {
             .map_err(|e| e.to_string())?;
         Ok(DirectTarget {
             host: HeaderValue::from_str(&host).map_err(|e| e.to_string())?,
+            origin: super::connections::origin(&uri),
             uri,
             path,
         })
@@ -196,7 +199,9 @@ impl Transport {
                 let sent = request.headers_mut();
                 sent.insert(HOST, target.host.clone());
                 sent.insert(USER_AGENT, HeaderValue::from_static(AGENT));
-                let (response, lent) = connections.send(&target.uri, request).await?;
+                let (response, lent) = connections
+                    .send(&target.uri, &target.origin, request)
+                    .await?;
                 let (head, mut incoming) = response.into_parts();
                 // A body left unread closes its connection (dropped with `lent`).
                 refuse_declared_length(&head.headers, limit)?;
