@@ -180,7 +180,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
     use super::super::transport::{Target, Transport};
     use crate::config::{ApiSettings, Secret};
@@ -206,7 +206,7 @@ mod tests {
     }
 
     /// Reads one request (head and `content-length` body); `None` at end of stream.
-    async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<String> {
+    async fn read_request(socket: &mut (impl AsyncRead + Unpin)) -> Option<String> {
         let mut data = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
@@ -363,6 +363,83 @@ mod tests {
         let connections = seen.connections.load(Ordering::SeqCst);
         assert!((1..=4).contains(&connections), "{connections}");
         assert_eq!(seen.requests.lock().unwrap().len(), 12);
+    }
+
+    /// https: the connector's TLS (rustls, the server's certificate checked against the
+    /// roots it is given), then requests in turn over the one TLS connection.
+    #[tokio::test]
+    async fn https_connections_are_kept_alive_too() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let private = rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server_tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], private.into())
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Seen::default());
+        let stats = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                stats.connections.fetch_add(1, Ordering::SeqCst);
+                let (acceptor, stats) = (acceptor.clone(), stats.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    while let Some(head) = read_request(&mut tls).await {
+                        stats.requests.lock().unwrap().push((String::new(), head));
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                        if tls.write_all(answer).await.is_err() || tls.flush().await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let client_tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(client_tls)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        let connections = super::Connections::new(https, 4, std::time::Duration::from_secs(90));
+        let uri: hyper::Uri = format!("https://localhost:{port}/otp").parse().unwrap();
+        let origin = super::origin(&uri);
+        for _ in 0..3 {
+            let mut request =
+                hyper::Request::new(http_body_util::Full::new(hyper::body::Bytes::new()));
+            *request.uri_mut() = "/otp".parse().unwrap();
+            request.headers_mut().insert(
+                hyper::header::HOST,
+                format!("localhost:{port}").parse().unwrap(),
+            );
+            let (response, lent) = connections.send(&uri, &origin, request).await.unwrap();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            assert_eq!(&body[..], b"{}");
+            connections.give_back(lent);
+        }
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+        assert_eq!(seen.requests.lock().unwrap().len(), 3);
     }
 
     /// `account.balance_url` may name another host than the record endpoint: each
