@@ -369,20 +369,7 @@ mod tests {
     /// roots it is given), then requests in turn over the one TLS connection.
     #[tokio::test]
     async fn https_connections_are_kept_alive_too() {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let private = rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server_tls = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone()], private.into())
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
+        let (cert, acceptor) = super::super::self_signed_tls();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Seen::default());
@@ -406,7 +393,8 @@ mod tests {
             }
         });
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert.der().clone()).unwrap();
+        roots.add(cert).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let client_tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()

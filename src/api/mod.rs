@@ -656,6 +656,30 @@ fn with_room(headers: &HeaderMap) -> HeaderMap {
     copy
 }
 
+/// A TLS acceptor for `localhost` with a certificate of its own (tests of https): the
+/// certificate, to trust it or not, and the acceptor.
+#[cfg(test)]
+fn self_signed_tls() -> (
+    rustls_pki_types::CertificateDer<'static>,
+    tokio_rustls::TlsAcceptor,
+) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let private = rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], private.into())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    (cert.der().clone(), acceptor)
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -1036,20 +1060,7 @@ mod tests {
     /// (`connect_error`, naming the certificate), never taken for an answer.
     #[tokio::test]
     async fn https_checks_the_servers_certificate() {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let private = rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone()], private.into())
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (_, acceptor) = self_signed_tls();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
